@@ -1,0 +1,344 @@
+package cellspec
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	units "github.com/docker/go-units"
+	"gopkg.in/yaml.v3"
+)
+
+// The keys accepted at each level of a cell file. They are also the source
+// of "did you mean" hints.
+var (
+	cellKeys      = []string{"cell", "gateway", "uses", "services"}
+	gatewayKeys   = []string{"port", "balance", "routes"}
+	routeKeys     = []string{"path", "service", "strip_prefix", "timeout", "retries"}
+	serviceKeys   = []string{"build", "image", "port", "command", "entrypoint", "env", "replicas", "restart", "health", "autoscale", "resources", "volumes", "depends_on"}
+	buildKeys     = []string{"context", "dockerfile", "args", "target", "go"}
+	healthKeys    = []string{"http", "tcp", "exec", "interval", "timeout", "retries", "start_period"}
+	autoscaleKeys = []string{"min", "max", "inflight", "rps", "cpu", "scale_down_after"}
+	resourceKeys  = []string{"cpus", "memory"}
+)
+
+// rawCell is a cell as written, before defaults: optional values are
+// pointers so that "absent" and "zero" differ.
+type rawCell struct {
+	cell     *Cell
+	retries  map[int]bool // routes whose retries were written
+	replicas map[string]bool
+	hsRetry  map[string]bool
+	asMin    map[string]bool
+}
+
+// decodeCell decodes the root node of a cell file into a Cell. dir is the
+// directory relative paths are resolved against.
+func (d *decoder) decodeCell(root *yaml.Node, dir string) *rawCell {
+	c := &Cell{Source: "cell", Services: map[string]*Service{}}
+	rc := &rawCell{cell: c, retries: map[int]bool{}, replicas: map[string]bool{}, hsRetry: map[string]bool{}, asMin: map[string]bool{}}
+	d.mark("", root)
+	hasCell := false
+	d.fields(root, "", cellKeys, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "cell":
+			hasCell = true
+			c.Name = d.str(v, key)
+			d.pos[key] = d.at(v)
+		case "gateway":
+			d.decodeGateway(v, rc)
+		case "uses":
+			c.Uses = d.strings(v, key)
+		case "services":
+			d.entries(v, key, func(name string, _, sv *yaml.Node) {
+				c.Services[name] = d.decodeService(sv, "services."+name, name, dir, rc)
+			})
+		}
+	})
+	if root.Kind == yaml.MappingNode {
+		if !hasCell {
+			d.errorf(root, "cell", "every cell file starts with `cell: <name>`", "missing required key \"cell\"")
+		}
+		if _, ok := d.pos["gateway"]; !ok {
+			d.errorf(root, "gateway", "add `gateway: {port: 8080}`", "missing required key \"gateway\"")
+		}
+	}
+	return rc
+}
+
+func (d *decoder) decodeGateway(n *yaml.Node, rc *rawCell) {
+	g := &rc.cell.Gateway
+	hasPort := false
+	d.fields(n, "gateway", gatewayKeys, func(key string, _, v *yaml.Node) {
+		p := "gateway." + key
+		switch key {
+		case "port":
+			hasPort = true
+			g.Port, _ = d.integer(v, p)
+			d.pos[p] = d.at(v)
+		case "balance":
+			g.Balance = d.str(v, p)
+			d.pos[p] = d.at(v)
+		case "routes":
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v, p, "", "must be a list of routes, not %s", kindName(v))
+				return
+			}
+			for i, rn := range v.Content {
+				rp := fmt.Sprintf("gateway.routes[%d]", i)
+				d.mark(rp, rn)
+				g.Routes = append(g.Routes, d.decodeRoute(rn, rp, i, rc))
+			}
+		}
+	})
+	if n.Kind == yaml.MappingNode && !hasPort {
+		d.errorf(n, "gateway.port", "the host port of the cell's entrance, for example 8080", "missing required key \"port\"")
+	}
+}
+
+func (d *decoder) decodeRoute(n *yaml.Node, path string, i int, rc *rawCell) Route {
+	var r Route
+	d.fields(n, path, routeKeys, func(key string, _, v *yaml.Node) {
+		p := join(path, key)
+		d.pos[p] = d.at(v)
+		switch key {
+		case "path":
+			r.Path = d.str(v, p)
+		case "service":
+			r.Service = d.str(v, p)
+		case "strip_prefix":
+			r.StripPrefix = d.boolean(v, p)
+		case "timeout":
+			r.Timeout, _ = d.duration(v, p)
+		case "retries":
+			if n, ok := d.integer(v, p); ok {
+				r.Retries = n
+				rc.retries[i] = true
+			}
+		}
+	})
+	return r
+}
+
+func (d *decoder) decodeService(n *yaml.Node, path, name, dir string, rc *rawCell) *Service {
+	s := &Service{Name: name}
+	d.fields(n, path, serviceKeys, func(key string, _, v *yaml.Node) {
+		p := join(path, key)
+		d.pos[p] = d.at(v)
+		switch key {
+		case "build":
+			s.Build = d.decodeBuild(v, p, dir)
+		case "image":
+			s.Image = d.str(v, p)
+		case "port":
+			s.Port, _ = d.integer(v, p)
+		case "command":
+			s.Command = d.command(v, p)
+		case "entrypoint":
+			s.Entrypoint = d.command(v, p)
+		case "env":
+			s.Env = d.stringMap(v, p)
+		case "replicas":
+			if r, ok := d.integer(v, p); ok {
+				s.Replicas = r
+				rc.replicas[name] = true
+			}
+		case "restart":
+			s.Restart = d.str(v, p)
+		case "health":
+			s.Health = d.decodeHealth(v, p, name, rc)
+		case "autoscale":
+			s.Autoscale = d.decodeAutoscale(v, p, name, rc)
+		case "resources":
+			s.Resources = d.decodeResources(v, p)
+		case "volumes":
+			s.Volumes = d.decodeVolumes(v, p, dir)
+		case "depends_on":
+			s.DependsOn = d.strings(v, p)
+		}
+	})
+	return s
+}
+
+func (d *decoder) decodeBuild(n *yaml.Node, path, dir string) *Build {
+	b := &Build{}
+	if n.Kind == yaml.ScalarNode {
+		if ctx := d.str(n, path); ctx != "" {
+			b.Context = absPath(dir, ctx)
+		} else {
+			d.errorf(n, path, "", "must not be empty")
+		}
+		return b
+	}
+	d.fields(n, path, buildKeys, func(key string, _, v *yaml.Node) {
+		p := join(path, key)
+		d.pos[p] = d.at(v)
+		switch key {
+		case "context":
+			b.Context = absPath(dir, d.str(v, p))
+		case "dockerfile":
+			b.Dockerfile = d.str(v, p)
+		case "args":
+			b.Args = d.stringMap(v, p)
+		case "target":
+			b.Target = d.str(v, p)
+		case "go":
+			b.Go = absPath(dir, d.str(v, p))
+		}
+	})
+	return b
+}
+
+func (d *decoder) decodeHealth(n *yaml.Node, path, svc string, rc *rawCell) *Health {
+	h := &Health{}
+	d.fields(n, path, healthKeys, func(key string, _, v *yaml.Node) {
+		p := join(path, key)
+		d.pos[p] = d.at(v)
+		switch key {
+		case "http":
+			h.HTTP = d.str(v, p)
+		case "tcp":
+			h.TCP = d.boolean(v, p)
+		case "exec":
+			h.Exec = d.command(v, p)
+		case "interval":
+			h.Interval, _ = d.duration(v, p)
+		case "timeout":
+			h.Timeout, _ = d.duration(v, p)
+		case "retries":
+			if r, ok := d.integer(v, p); ok {
+				h.Retries = r
+				rc.hsRetry[svc] = true
+			}
+		case "start_period":
+			h.StartPeriod = d.startPeriod(v, p)
+		}
+	})
+	return h
+}
+
+// startPeriod is a duration that may be zero.
+func (d *decoder) startPeriod(v *yaml.Node, p string) Duration {
+	if v.Kind == yaml.ScalarNode && (v.Value == "0" || v.Value == "0s") {
+		return 0
+	}
+	sp, _ := d.duration(v, p)
+	return sp
+}
+
+func (d *decoder) decodeAutoscale(n *yaml.Node, path, svc string, rc *rawCell) *Autoscale {
+	a := &Autoscale{}
+	d.fields(n, path, autoscaleKeys, func(key string, _, v *yaml.Node) {
+		p := join(path, key)
+		d.pos[p] = d.at(v)
+		switch key {
+		case "min":
+			if m, ok := d.integer(v, p); ok {
+				a.Min = m
+				rc.asMin[svc] = true
+			}
+		case "max":
+			a.Max, _ = d.integer(v, p)
+		case "inflight":
+			a.Inflight, _ = d.number(v, p)
+		case "rps":
+			a.RPS, _ = d.number(v, p)
+		case "cpu":
+			a.CPU, _ = d.number(v, p)
+		case "scale_down_after":
+			a.ScaleDownAfter, _ = d.duration(v, p)
+		}
+	})
+	return a
+}
+
+func (d *decoder) decodeResources(n *yaml.Node, path string) Resources {
+	var r Resources
+	d.fields(n, path, resourceKeys, func(key string, _, v *yaml.Node) {
+		p := join(path, key)
+		d.pos[p] = d.at(v)
+		switch key {
+		case "cpus":
+			if f, ok := d.number(v, p); ok {
+				if f <= 0 {
+					d.errorf(v, p, "a fraction of cores, for example 0.5", "must be positive, not %s", v.Value)
+				}
+				r.CPUs = f
+			}
+		case "memory":
+			s, ok := d.scalar(v, p, "a size")
+			if !ok {
+				return
+			}
+			b, err := units.RAMInBytes(s)
+			if err != nil || b <= 0 {
+				d.errorf(v, p, "for example 256M or 1G", "invalid memory size %q", s)
+				return
+			}
+			r.Memory = b
+		}
+	})
+	return r
+}
+
+// decodeVolumes parses "name:/path[:ro]" (a named volume) and
+// "./host:/path[:ro]" (a bind mount, relative to the spec's directory).
+func (d *decoder) decodeVolumes(n *yaml.Node, path, dir string) []Volume {
+	var out []Volume
+	for i, s := range d.strings(n, path) {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		v, err := parseVolume(s, dir)
+		if err != nil {
+			d.errorf(n.Content[i], p, "write name:/path, ./dir:/path or /abs:/path, with :ro or :rw", "invalid volume %q: %v", s, err)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func parseVolume(s, dir string) (Volume, error) {
+	parts := strings.Split(s, ":")
+	var v Volume
+	switch len(parts) {
+	case 2, 3:
+		v.Source, v.Target = parts[0], parts[1]
+		if len(parts) == 3 {
+			switch parts[2] {
+			case "ro":
+				v.ReadOnly = true
+			case "rw":
+			default:
+				return v, fmt.Errorf("unknown mode %q", parts[2])
+			}
+		}
+	default:
+		return v, fmt.Errorf("want source:target[:mode]")
+	}
+	if v.Source == "" {
+		return v, fmt.Errorf("empty source")
+	}
+	if !strings.HasPrefix(v.Target, "/") {
+		return v, fmt.Errorf("target %q is not an absolute path", v.Target)
+	}
+	if strings.HasPrefix(v.Source, ".") || strings.HasPrefix(v.Source, "/") || strings.HasPrefix(v.Source, "~") {
+		v.Type = VolumeBind
+		v.Source = absPath(dir, v.Source)
+		return v, nil
+	}
+	v.Type = VolumeNamed
+	if !isDNSLabel(strings.ReplaceAll(strings.ReplaceAll(v.Source, "_", "-"), ".", "-")) {
+		return v, fmt.Errorf("volume name %q must be letters, digits, '-', '_' or '.'", v.Source)
+	}
+	return v, nil
+}
+
+func absPath(dir, p string) string {
+	if p == "" {
+		return ""
+	}
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
+}

@@ -1,0 +1,45 @@
+package cellspec
+
+// suggest returns a "did you mean" hint naming the known word closest to
+// word, or "" when none is close enough to be a likely typo.
+func suggest(word string, known []string) string {
+	best, bestDist := "", len(word)/2+2
+	for _, k := range known {
+		if d := editDistance(word, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return "did you mean " + quote(best) + "?"
+}
+
+func quote(s string) string { return "\"" + s + "\"" }
+
+// editDistance is the Levenshtein distance between a and b, counting an
+// adjacent transposition as one edit.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev2 := make([]int, len(rb)+1)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(rb)]
+}

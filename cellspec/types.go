@@ -1,0 +1,219 @@
+package cellspec
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Project is a set of cells started together. It is the normalized form that
+// every other package consumes: defaults are filled, paths are absolute and
+// cells are sorted by name.
+type Project struct {
+	// Name is the project name: lower-case DNS label.
+	Name string `json:"name"`
+	// Dir is the absolute directory the project was loaded from.
+	Dir string `json:"dir"`
+	// Cells holds every cell of the project, sorted by name.
+	Cells []*Cell `json:"cells"`
+	// Warnings are non-fatal findings (for example compose keys orchestro
+	// does not honour). They never stop a project from starting.
+	Warnings []Warning `json:"warnings,omitempty"`
+}
+
+// Cell returns the cell with the given name, or nil.
+func (p *Project) Cell(name string) *Cell {
+	for _, c := range p.Cells {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Cell is a group of services behind one gateway.
+type Cell struct {
+	Name string `json:"cell"`
+	// File is the absolute path of the file the cell was loaded from.
+	File string `json:"file"`
+	// Source is "cell" or "compose".
+	Source   string              `json:"source"`
+	Gateway  Gateway             `json:"gateway"`
+	Uses     []string            `json:"uses"`
+	Services map[string]*Service `json:"services"`
+
+	// pos maps a field path ("services.orders.port") to where it was
+	// written, so validation can point at the offending line.
+	pos positions
+}
+
+// ServiceNames returns the names of the cell's services in sorted order.
+func (c *Cell) ServiceNames() []string {
+	names := make([]string, 0, len(c.Services))
+	for n := range c.Services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Gateway configures the cell's single entrance.
+type Gateway struct {
+	Port    int     `json:"port"`
+	Balance string  `json:"balance"`
+	Routes  []Route `json:"routes"`
+}
+
+// Balance policies.
+const (
+	BalanceRoundRobin   = "round_robin"
+	BalanceLeastRequest = "least_request"
+)
+
+// Route maps a path prefix to a service.
+type Route struct {
+	Path        string   `json:"path"`
+	Service     string   `json:"service"`
+	StripPrefix bool     `json:"strip_prefix"`
+	Timeout     Duration `json:"timeout"`
+	Retries     int      `json:"retries"`
+}
+
+// Service is one replicated program of a cell.
+type Service struct {
+	Name       string            `json:"name"`
+	Build      *Build            `json:"build,omitempty"`
+	Image      string            `json:"image,omitempty"`
+	Port       int               `json:"port,omitempty"`
+	Command    []string          `json:"command,omitempty"`
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Replicas   int               `json:"replicas"`
+	Restart    string            `json:"restart"`
+	Health     *Health           `json:"health,omitempty"`
+	Autoscale  *Autoscale        `json:"autoscale,omitempty"`
+	Resources  Resources         `json:"resources"`
+	Volumes    []Volume          `json:"volumes,omitempty"`
+	DependsOn  []string          `json:"depends_on,omitempty"`
+}
+
+// Restart policies.
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// Build describes how a service image is made. Exactly one of Context and Go
+// is set.
+type Build struct {
+	// Context is the absolute Dockerfile context directory.
+	Context    string            `json:"context,omitempty"`
+	Dockerfile string            `json:"dockerfile,omitempty"`
+	Args       map[string]string `json:"args,omitempty"`
+	Target     string            `json:"target,omitempty"`
+	// Go is the absolute directory of a Go main package compiled (CGO off)
+	// into a FROM scratch image.
+	Go string `json:"go,omitempty"`
+}
+
+// Health is a service's active health check. Exactly one of HTTP, TCP and
+// Exec is set.
+type Health struct {
+	HTTP        string   `json:"http,omitempty"`
+	TCP         bool     `json:"tcp,omitempty"`
+	Exec        []string `json:"exec,omitempty"`
+	Interval    Duration `json:"interval"`
+	Timeout     Duration `json:"timeout"`
+	Retries     int      `json:"retries"`
+	StartPeriod Duration `json:"start_period"`
+}
+
+// Kind names the check type: "http", "tcp" or "exec".
+func (h *Health) Kind() string {
+	switch {
+	case h.HTTP != "":
+		return "http"
+	case h.TCP:
+		return "tcp"
+	case len(h.Exec) > 0:
+		return "exec"
+	}
+	return ""
+}
+
+// Autoscale bounds and targets the local autoscaler.
+type Autoscale struct {
+	Min            int      `json:"min"`
+	Max            int      `json:"max"`
+	Inflight       float64  `json:"inflight,omitempty"`
+	RPS            float64  `json:"rps,omitempty"`
+	CPU            float64  `json:"cpu,omitempty"`
+	ScaleDownAfter Duration `json:"scale_down_after"`
+}
+
+// Resources limits a replica.
+type Resources struct {
+	// CPUs is a fraction of cores; 0 means unlimited.
+	CPUs float64 `json:"cpus,omitempty"`
+	// Memory is the limit in bytes; 0 means unlimited.
+	Memory int64 `json:"memory,omitempty"`
+}
+
+// Volume is a mount into a replica.
+type Volume struct {
+	// Type is "volume" (a named, project-scoped volume) or "bind".
+	Type string `json:"type"`
+	// Source is the volume name or the absolute host path.
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// Volume types.
+const (
+	VolumeNamed = "volume"
+	VolumeBind  = "bind"
+)
+
+// Warning is a non-fatal finding with its position.
+type Warning struct {
+	Pos     Position `json:"pos"`
+	Path    string   `json:"path,omitempty"`
+	Message string   `json:"message"`
+}
+
+func (w Warning) String() string {
+	return formatProblem(w.Pos, w.Path, w.Message, "")
+}
+
+// Duration is a time.Duration written as a Go duration string ("2s").
+type Duration time.Duration
+
+// D returns the standard library duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string: %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }

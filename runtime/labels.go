@@ -1,0 +1,60 @@
+package runtime
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Labels carried by every object orchestro creates. State lives in Docker:
+// any process rebuilds the whole picture from label-filtered queries.
+const (
+	LabelProject    = "io.orchestro.project"
+	LabelCell       = "io.orchestro.cell"
+	LabelService    = "io.orchestro.service"
+	LabelReplica    = "io.orchestro.replica"
+	LabelRole       = "io.orchestro.role"
+	LabelConfigHash = "io.orchestro.config-hash"
+	// LabelManaged marks images orchestro built, so tests and `down
+	// --rmi` can find them.
+	LabelManaged = "io.orchestro.managed"
+)
+
+// Roles of the containers orchestro runs.
+const (
+	RoleGateway = "gateway"
+	RoleReplica = "replica"
+)
+
+// NetworkName is the network of one cell: its gateway and its replicas.
+func NetworkName(project, cell string) string { return project + "_" + cell }
+
+// MeshNetworkName is the network every gateway of a project joins.
+func MeshNetworkName(project string) string { return project + "_mesh" }
+
+// GatewayName is the container name of a cell's gateway.
+func GatewayName(project, cell string) string { return project + "-" + cell + "-gateway" }
+
+// ReplicaName is the container name of replica n of a service.
+func ReplicaName(project, cell, service string, n int) string {
+	return fmt.Sprintf("%s-%s-%s-%d", project, cell, service, n)
+}
+
+// VolumeName is the project-scoped name of a named volume.
+func VolumeName(project, volume string) string { return project + "_" + volume }
+
+// ProjectLabels returns the labels shared by every object of a project.
+func ProjectLabels(project string) map[string]string {
+	return map[string]string{LabelProject: project}
+}
+
+// ReplicaLabels returns the labels of replica n of a service.
+func ReplicaLabels(project, cell, service string, n int, hash string) map[string]string {
+	return map[string]string{
+		LabelProject:    project,
+		LabelCell:       cell,
+		LabelService:    service,
+		LabelReplica:    strconv.Itoa(n),
+		LabelRole:       RoleReplica,
+		LabelConfigHash: hash,
+	}
+}
