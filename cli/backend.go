@@ -1,0 +1,32 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/api"
+)
+
+// Backend is everything the command line asks of the runtime. It is
+// declared here, where it is consumed, so commands are tested against a
+// fake and the cli package never imports a Docker package.
+type Backend interface {
+	// Up builds images, creates networks and gateways, and hands each
+	// gateway its cell spec. It returns once the gateways accepted it; with
+	// opts.Wait it returns once every replica is healthy and routable.
+	Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions) error
+	// Down removes the project's gateways, then replicas, then networks
+	// (and volumes with opts.Volumes). It is idempotent.
+	Down(ctx context.Context, project string, opts api.DownOptions) error
+	// Status asks every gateway of the project for its cell's status.
+	Status(ctx context.Context, project string) (*api.ProjectStatus, error)
+	// Scale sets the replica count of a service through its gateway.
+	Scale(ctx context.Context, project, cell, service string, replicas int) error
+	// Restart asks a gateway for a rolling restart of one or every service.
+	Restart(ctx context.Context, project, cell, service string) error
+	// Logs writes replica (and gateway) log lines to sink until ctx ends or,
+	// without opts.Follow, until the logs are exhausted.
+	Logs(ctx context.Context, project string, opts api.LogOptions, sink func(api.LogLine)) error
+	// Events writes the controller events of every gateway to sink.
+	Events(ctx context.Context, project string, follow bool, sink func(api.Event)) error
+}

@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/api"
+)
+
+// Gateway states of api.CellStatus.
+const (
+	gatewayRunning = "running"
+	gatewayDown    = "down"
+)
+
+// normalizeStatus returns a copy of st with cells, services and replicas
+// sorted and every list non-nil, so text and JSON output are stable and an
+// empty list prints as [] rather than null.
+func normalizeStatus(st *api.ProjectStatus, project string) *api.ProjectStatus {
+	out := &api.ProjectStatus{Project: project, Cells: []api.CellStatus{}}
+	if st == nil {
+		return out
+	}
+	if st.Project != "" {
+		out.Project = st.Project
+	}
+	for _, c := range st.Cells {
+		services := make([]api.ServiceStatus, 0, len(c.Services))
+		for _, s := range c.Services {
+			s.Replicas = slices.Clone(s.Replicas)
+			if s.Replicas == nil {
+				s.Replicas = []api.ReplicaStatus{}
+			}
+			slices.SortStableFunc(s.Replicas, func(a, b api.ReplicaStatus) int {
+				return cmp.Or(cmp.Compare(a.Replica, b.Replica), cmp.Compare(a.Name, b.Name))
+			})
+			services = append(services, s)
+		}
+		slices.SortStableFunc(services, func(a, b api.ServiceStatus) int { return cmp.Compare(a.Service, b.Service) })
+		c.Services = services
+		out.Cells = append(out.Cells, c)
+	}
+	slices.SortStableFunc(out.Cells, func(a, b api.CellStatus) int { return cmp.Compare(a.Cell, b.Cell) })
+	return out
+}
+
+// writeStatusJSON prints the status as indented JSON: the api.ProjectStatus
+// shape, documented in the README and only ever extended.
+func writeStatusJSON(w io.Writer, st *api.ProjectStatus) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	// Messages such as "inflight > target" stay readable.
+	enc.SetEscapeHTML(false)
+	return enc.Encode(st)
+}
+
+// statusTable renders `ps` tables. Its column of health words is coloured
+// on a terminal; see healthCell for how alignment survives the colour codes.
+type statusTable struct {
+	pal  Palette
+	spec *cellspec.Project // nil when the spec is missing or invalid
+}
+
+// writeServices prints one row per service.
+func (t statusTable) writeServices(w io.Writer, st *api.ProjectStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintf(tw, "CELL\tSERVICE\tIMAGE\tREADY\t%s\tURL\n", t.healthCell("HEALTH", ""))
+	for _, c := range st.Cells {
+		if len(c.Services) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t%s\n", c.Cell, t.healthCell(gatewayHealth(c), gatewayHealth(c)), dash(c.URL))
+			continue
+		}
+		for _, s := range c.Services {
+			health := s.Health
+			if c.Gateway == gatewayDown {
+				health = "gateway down"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", c.Cell, s.Service, dash(s.Image), s.Ready, s.Desired,
+				t.healthCell(dash(health), health), dash(t.serviceURL(c, s.Service)))
+		}
+	}
+	return tw.Flush()
+}
+
+// writeReplicas prints one row per replica.
+func (t statusTable) writeReplicas(w io.Writer, st *api.ProjectStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintf(tw, "CELL\tSERVICE\tREPLICA\tSTATE\t%s\tADDRESS\tINFLIGHT\tREQ/S\n", t.healthCell("HEALTH", ""))
+	for _, c := range st.Cells {
+		if len(c.Services) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t-\t-\t-\n", c.Cell, t.healthCell(gatewayHealth(c), gatewayHealth(c)))
+			continue
+		}
+		for _, s := range c.Services {
+			if len(s.Replicas) == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\t-\t-\t-\n", c.Cell, s.Service, t.healthCell(dash(s.Health), s.Health))
+				continue
+			}
+			for _, r := range s.Replicas {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", c.Cell, s.Service, r.Replica, dash(r.State),
+					t.healthCell(dash(r.Health), r.Health), dash(r.Address), r.InFlight, strconv.FormatFloat(r.RPS, 'f', 1, 64))
+			}
+		}
+	}
+	return tw.Flush()
+}
+
+// gatewayHealth is the health shown for a cell whose gateway reported no
+// services: "gateway down" or "gateway starting".
+func gatewayHealth(c api.CellStatus) string {
+	return "gateway " + cmp.Or(c.Gateway, gatewayDown)
+}
+
+// healthCell colours a health word. tabwriter counts the bytes of colour
+// codes as width, so every cell of the column, the header included, gets
+// codes of the same length (a two-digit SGR code, 39 being the default
+// colour): the column then lines up as if it had no colour at all.
+func (t statusTable) healthCell(text, health string) string {
+	if !t.pal.on {
+		return text
+	}
+	code := "39"
+	switch health {
+	case "healthy":
+		code = "32"
+	case "starting", "draining", "gateway starting":
+		code = "33"
+	case "unhealthy", "crashloop", "ejected", "exited", "gateway down":
+		code = "31"
+	case "stopped", "none":
+		code = "90"
+	}
+	return t.pal.wrap(code, text)
+}
+
+// serviceURL is where a service answers on the host: the cell's gateway URL
+// plus the path of the service's first route when the spec is known, else
+// the gateway URL alone.
+func (t statusTable) serviceURL(c api.CellStatus, service string) string {
+	if c.URL == "" || t.spec == nil {
+		return c.URL
+	}
+	cell := t.spec.Cell(c.Cell)
+	if cell == nil {
+		return c.URL
+	}
+	for _, r := range cell.Gateway.Routes {
+		if r.Service == service {
+			return strings.TrimSuffix(c.URL, "/") + r.Path
+		}
+	}
+	return c.URL
+}
+
+// dash stands in for an empty cell, which would otherwise shift a
+// whitespace-separated row for scripts that split on blanks.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

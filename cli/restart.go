@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// RestartOptions are the inputs of `restart`.
+type RestartOptions struct {
+	IO     *IOStreams
+	Target serviceRef
+	global *globalOptions
+	f      *Factory
+}
+
+func newRestartCmd(f *Factory, g *globalOptions, runF func(context.Context, *RestartOptions) error) *cobra.Command {
+	opts := &RestartOptions{IO: f.IO, global: g, f: f}
+	return &cobra.Command{
+		Use:   "restart CELL[/SERVICE]",
+		Short: "Restart a service, or every service of a cell, one replica at a time",
+		Long: `Restart a service, or every service of a cell, one replica at a time: a
+new replica becomes healthy and joins the rotation before an old one is
+drained and removed, so no request fails.`,
+		Example: `  orchestro restart shop/orders
+  orchestro restart shop`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("restart takes one CELL or CELL/SERVICE argument, got %d", len(args))
+			}
+			ref, err := parseServiceRef(args[0])
+			if err != nil {
+				return usagef("restart %q: %v: write CELL or CELL/SERVICE", args[0], err)
+			}
+			opts.Target = ref
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runRestart(cmd.Context(), opts)
+		},
+	}
+}
+
+func runRestart(ctx context.Context, opts *RestartOptions) error {
+	ref, err := resolveProject(opts.f, opts.global)
+	if err != nil {
+		return err
+	}
+	if err := opts.Target.check(ref.Spec, false); err != nil {
+		return err
+	}
+	be, err := opts.f.Backend(ctx)
+	if err != nil {
+		return err
+	}
+	t := opts.Target
+	if err := be.Restart(ctx, ref.Name, t.Cell, t.Service); err != nil {
+		return fmt.Errorf("restart %s: %w", t, err)
+	}
+	if t.Service == "" {
+		fmt.Fprintf(opts.IO.ErrOut, "restarted every service of %s\n", t.Cell)
+	} else {
+		fmt.Fprintf(opts.IO.ErrOut, "restarted %s\n", t)
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+// Package api holds the data shapes shared by a cell gateway's admin API,
+// the orchestro command line and the dashboard: status, events, scale and
+// restart requests. It has no behaviour and no Docker dependency, so the
+// command line can depend on it without reaching the engine.
+//
+// The JSON shapes are a contract: `orchestro ps --json` and `orchestro
+// events --json` print them. Fields are only ever added.
+package api
+
+import (
+	"errors"
+	"time"
+)
+
+// Admin API paths, served by every gateway on its admin port.
+const (
+	PathStatus  = "/v1/status"
+	PathEvents  = "/v1/events"  // GET; ?follow=1 streams NDJSON
+	PathScale   = "/v1/scale"   // POST ScaleRequest; needs the token
+	PathRestart = "/v1/restart" // POST RestartRequest; needs the token
+	PathSpec    = "/v1/spec"    // PUT a new cell spec; needs the token
+	PathStop    = "/v1/stop"    // POST: drain and remove every replica; needs the token
+	PathMetrics = "/metrics"
+	PathHealth  = "/healthz"
+
+	// TokenHeader carries the project token: "Authorization: Bearer <token>".
+	TokenHeader = "Authorization"
+)
+
+// Errors the command line branches on.
+var (
+	// ErrWaitTimeout means `up --wait` gave up before every replica was
+	// healthy (exit code 3).
+	ErrWaitTimeout = errors.New("timed out waiting for the project to be healthy")
+	// ErrUnhealthy means a service failed while waiting (exit code 3).
+	ErrUnhealthy = errors.New("service is unhealthy")
+	// ErrNotRunning means the project has no gateway running.
+	ErrNotRunning = errors.New("project is not running")
+)
+
+// ProjectStatus is the state of every cell of a project.
+type ProjectStatus struct {
+	Project string       `json:"project"`
+	Cells   []CellStatus `json:"cells"`
+}
+
+// CellStatus is what one gateway reports about its cell.
+type CellStatus struct {
+	Cell string `json:"cell"`
+	// Gateway is "running", "down" (no gateway answering) or "starting".
+	Gateway string `json:"gateway"`
+	// URL is the cell's entrance on the host, for example
+	// http://127.0.0.1:8081.
+	URL string `json:"url"`
+	// SpecHash identifies the cell spec the gateway runs.
+	SpecHash string          `json:"spec_hash,omitempty"`
+	Services []ServiceStatus `json:"services"`
+	// Error explains why the gateway could not be asked (when down).
+	Error string `json:"error,omitempty"`
+}
+
+// ServiceStatus is the state of one service.
+type ServiceStatus struct {
+	Service string `json:"service"`
+	Image   string `json:"image"`
+	// Desired is the replica count the controller is converging to; Ready
+	// counts replicas that are running, healthy and in rotation.
+	Desired int `json:"desired"`
+	Ready   int `json:"ready"`
+	// Health sums up the replicas: "healthy", "starting", "unhealthy",
+	// "crashloop" or "stopped" (desired 0).
+	Health    string           `json:"health"`
+	Autoscale *AutoscaleStatus `json:"autoscale,omitempty"`
+	// InFlight and RPS are totals over the service's replicas.
+	InFlight int64           `json:"inflight"`
+	RPS      float64         `json:"rps"`
+	Requests uint64          `json:"requests"`
+	Replicas []ReplicaStatus `json:"replicas"`
+}
+
+// AutoscaleStatus shows the autoscaler's bounds and last decision.
+type AutoscaleStatus struct {
+	Min          int       `json:"min"`
+	Max          int       `json:"max"`
+	Targets      []Target  `json:"targets"`
+	LastDecision string    `json:"last_decision,omitempty"`
+	LastChange   time.Time `json:"last_change,omitzero"`
+}
+
+// Target is one autoscaling metric against its target, per replica.
+type Target struct {
+	Metric string  `json:"metric"` // inflight | rps | cpu
+	Value  float64 `json:"value"`
+	Target float64 `json:"target"`
+}
+
+// ReplicaStatus is the state of one replica.
+type ReplicaStatus struct {
+	Name        string `json:"name"`
+	ContainerID string `json:"container_id"`
+	Replica     int    `json:"replica"`
+	// State is the container state: created, running, exited, …
+	State string `json:"state"`
+	// Health is none, starting, healthy, unhealthy, ejected, draining or
+	// crashloop.
+	Health   string    `json:"health"`
+	Address  string    `json:"address"`
+	InFlight int64     `json:"inflight"`
+	RPS      float64   `json:"rps"`
+	Requests uint64    `json:"requests"`
+	Restarts int       `json:"restarts"`
+	Started  time.Time `json:"started,omitzero"`
+	// ConfigHash identifies the service config the replica runs.
+	ConfigHash string `json:"config_hash"`
+}
+
+// Event is one controller event.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Cell    string    `json:"cell"`
+	Service string    `json:"service,omitempty"`
+	Replica string    `json:"replica,omitempty"`
+	// Type is one of the Event* constants.
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	// From and To are set for "scaled".
+	From int `json:"from,omitempty"`
+	To   int `json:"to,omitempty"`
+}
+
+// Event types.
+const (
+	EventStarted   = "started"
+	EventHealthy   = "healthy"
+	EventUnhealthy = "unhealthy"
+	EventEjected   = "ejected"
+	EventReplaced  = "replaced"
+	EventDrained   = "drained"
+	EventRemoved   = "removed"
+	EventExited    = "exited"
+	EventCrashloop = "crashloop"
+	EventScaled    = "scaled"
+	EventUpdated   = "updated"
+	EventError     = "error"
+)
+
+// ScaleRequest sets the replica count of a service.
+type ScaleRequest struct {
+	Service  string `json:"service"`
+	Replicas int    `json:"replicas"`
+}
+
+// RestartRequest asks for a rolling restart of one service, or of every
+// service when Service is empty.
+type RestartRequest struct {
+	Service string `json:"service,omitempty"`
+}
+
+// Error is the body of every non-2xx admin API answer.
+type Error struct {
+	Error string `json:"error"`
+}

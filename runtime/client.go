@@ -1,0 +1,296 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/orchestro/orchestro/runtime/admin"
+	"github.com/orchestro/orchestro/runtime/api"
+)
+
+// Client is the command line's side of the runtime: it builds images,
+// creates networks and gateway containers, and talks to the gateways'
+// admin APIs. It never changes a replica directly, except that Down
+// removes what the gateways left behind.
+type Client struct {
+	eng Engine
+	hc  *http.Client
+	now func() time.Time
+}
+
+// NewClient connects to the Docker engine named by the environment. When no
+// engine answers the error is one line naming the address tried.
+func NewClient(ctx context.Context) (*Client, error) {
+	eng, err := NewDockerEngine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return NewClientWithEngine(eng), nil
+}
+
+// NewClientWithEngine returns a client over an existing engine (tests pass
+// a fake).
+func NewClientWithEngine(eng Engine) *Client {
+	return &Client{eng: eng, hc: &http.Client{}, now: time.Now}
+}
+
+// Engine returns the engine the client uses.
+func (c *Client) Engine() Engine { return c.eng }
+
+// gateway is a gateway container of a project, as found by label.
+type gateway struct {
+	id       string
+	cell     string
+	state    string
+	hash     string
+	token    string
+	adminURL string
+	port     int
+}
+
+// gateways lists the project's gateway containers with their admin
+// endpoints.
+func (c *Client) gateways(ctx context.Context, project string) ([]gateway, error) {
+	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelProject+"="+project),
+		filters.Arg("label", LabelRole+"="+RoleGateway),
+	)})
+	if err != nil {
+		return nil, fmt.Errorf("list gateways of project %s: %w", project, err)
+	}
+	var out []gateway
+	for _, s := range list {
+		g := gateway{id: s.ID, cell: s.Labels[LabelCell], state: s.State, hash: s.Labels[LabelConfigHash]}
+		ins, err := c.eng.ContainerInspect(ctx, s.ID)
+		if err != nil {
+			continue
+		}
+		for _, e := range ins.Config.Env {
+			if v, ok := strings.CutPrefix(e, EnvToken+"="); ok {
+				g.token = v
+			}
+		}
+		if ins.NetworkSettings != nil {
+			for port, bindings := range ins.NetworkSettings.Ports {
+				if len(bindings) == 0 {
+					continue
+				}
+				if isAdminPort(ins.Config.Labels, port) {
+					g.adminURL = "http://127.0.0.1:" + bindings[0].HostPort
+				} else {
+					g.port = port.Int()
+				}
+			}
+		}
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].cell < out[j].cell })
+	return out, nil
+}
+
+// LabelAdminPort marks, on a gateway container, the container port of its
+// admin API.
+const LabelAdminPort = "io.orchestro.admin-port"
+
+func isAdminPort(labels map[string]string, p nat.Port) bool {
+	return labels[LabelAdminPort] == p.Port()
+}
+
+func (c *Client) admin(g gateway) *admin.Client {
+	return admin.NewClient(g.adminURL, g.token, c.hc)
+}
+
+// findGateway returns the running gateway of one cell.
+func (c *Client) findGateway(ctx context.Context, project, cell string) (gateway, error) {
+	gws, err := c.gateways(ctx, project)
+	if err != nil {
+		return gateway{}, err
+	}
+	var cells []string
+	for _, g := range gws {
+		if g.cell == cell {
+			if g.state != "running" || g.adminURL == "" {
+				return gateway{}, fmt.Errorf("the gateway of cell %s is %s; run `orchestro up`", cell, g.state)
+			}
+			return g, nil
+		}
+		cells = append(cells, g.cell)
+	}
+	if len(gws) == 0 {
+		return gateway{}, fmt.Errorf("%w: project %s has no gateway; run `orchestro up`", api.ErrNotRunning, project)
+	}
+	return gateway{}, fmt.Errorf("project %s has no cell %q (cells: %s)", project, cell, strings.Join(cells, ", "))
+}
+
+// Status asks every gateway of the project for its cell's status. A gateway
+// that does not answer shows as down, with its replicas as the engine
+// sees them.
+func (c *Client) Status(ctx context.Context, project string) (*api.ProjectStatus, error) {
+	gws, err := c.gateways(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	st := &api.ProjectStatus{Project: project, Cells: make([]api.CellStatus, len(gws))}
+	var wg sync.WaitGroup
+	for i, g := range gws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st.Cells[i] = c.cellStatus(ctx, project, g)
+		}()
+	}
+	wg.Wait()
+	return st, nil
+}
+
+func (c *Client) cellStatus(ctx context.Context, project string, g gateway) api.CellStatus {
+	if g.state == "running" && g.adminURL != "" {
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		cs, err := c.admin(g).Status(sctx)
+		if err == nil {
+			return cs
+		}
+		return c.downStatus(ctx, project, g, err.Error())
+	}
+	return c.downStatus(ctx, project, g, "gateway container is "+g.state)
+}
+
+// downStatus describes a cell whose gateway does not answer, from the
+// engine's view of its replicas.
+func (c *Client) downStatus(ctx context.Context, project string, g gateway, why string) api.CellStatus {
+	cs := api.CellStatus{Cell: g.cell, Gateway: "down", Error: why, Services: []api.ServiceStatus{}}
+	if g.port > 0 {
+		cs.URL = fmt.Sprintf("http://127.0.0.1:%d", g.port)
+	}
+	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelProject+"="+project),
+		filters.Arg("label", LabelCell+"="+g.cell),
+		filters.Arg("label", LabelRole+"="+RoleReplica),
+	)})
+	if err != nil {
+		return cs
+	}
+	bySvc := map[string]*api.ServiceStatus{}
+	var names []string
+	for _, s := range list {
+		svc := s.Labels[LabelService]
+		ss := bySvc[svc]
+		if ss == nil {
+			ss = &api.ServiceStatus{Service: svc, Image: s.Image, Health: "unknown", Replicas: []api.ReplicaStatus{}}
+			bySvc[svc] = ss
+			names = append(names, svc)
+		}
+		ss.Replicas = append(ss.Replicas, api.ReplicaStatus{Name: strings.TrimPrefix(firstName(s.Names), "/"), ContainerID: s.ID, State: s.State, Health: "unknown", ConfigHash: s.Labels[LabelConfigHash]})
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		cs.Services = append(cs.Services, *bySvc[n])
+	}
+	return cs
+}
+
+func firstName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
+}
+
+// Scale sets the replica count of a service through its gateway.
+func (c *Client) Scale(ctx context.Context, project, cell, service string, replicas int) error {
+	g, err := c.findGateway(ctx, project, cell)
+	if err != nil {
+		return err
+	}
+	return c.admin(g).Scale(ctx, service, replicas)
+}
+
+// Restart asks a gateway for a rolling restart of a service, or of all.
+func (c *Client) Restart(ctx context.Context, project, cell, service string) error {
+	g, err := c.findGateway(ctx, project, cell)
+	if err != nil {
+		return err
+	}
+	return c.admin(g).Restart(ctx, service)
+}
+
+// Events writes the events of every gateway of the project to sink. With
+// follow it keeps streaming, reconnecting to gateways that restart, until
+// ctx ends.
+func (c *Client) Events(ctx context.Context, project string, follow bool, sink func(api.Event)) error {
+	gws, err := c.gateways(ctx, project)
+	if err != nil {
+		return err
+	}
+	if len(gws) == 0 {
+		return fmt.Errorf("%w: project %s has no gateway", api.ErrNotRunning, project)
+	}
+	var mu sync.Mutex
+	emit := func(e api.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		sink(e)
+	}
+	if !follow {
+		var all []api.Event
+		for _, g := range gws {
+			if g.adminURL == "" || g.state != "running" {
+				continue
+			}
+			if err := c.admin(g).Events(ctx, false, func(e api.Event) { all = append(all, e) }); err != nil {
+				return err
+			}
+		}
+		sort.SliceStable(all, func(i, j int) bool { return all[i].Time.Before(all[j].Time) })
+		for _, e := range all {
+			sink(e)
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	for _, g := range gws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.followEvents(ctx, project, g, emit)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// followEvents streams one gateway's events, reconnecting after a gateway
+// restart. Events already seen (same time and message) are skipped when
+// the backlog is replayed.
+func (c *Client) followEvents(ctx context.Context, project string, g gateway, emit func(api.Event)) {
+	var last time.Time
+	for ctx.Err() == nil {
+		if g.adminURL != "" {
+			_ = c.admin(g).Events(ctx, true, func(e api.Event) {
+				if !e.Time.After(last) {
+					return
+				}
+				last = e.Time
+				emit(e)
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		if ng, err := c.findGateway(ctx, project, g.cell); err == nil {
+			g = ng
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/orchestro/orchestro/runtime/api"
+)
+
+// Down removes the project: each gateway first drains and removes its
+// replicas, then the gateways go (so nothing recreates replicas), then any
+// replica left behind, then the networks, and with opts.Volumes the
+// volumes. Everything is found by label, so Down also cleans up after an
+// `up` that was killed half-way. It is idempotent.
+func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions) error {
+	progress := opts.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	start := c.now()
+	gws, err := c.gateways(ctx, project)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	done := make(chan error, len(gws))
+	for _, g := range gws {
+		go func() { done <- c.removeCell(ctx, project, g, timeout) }()
+	}
+	for range gws {
+		if err := <-done; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n, err := c.removeContainers(ctx, filters.NewArgs(filters.Arg("label", LabelProject+"="+project)))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	removed := len(gws) + n
+	nets, err := c.eng.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelProject+"="+project))})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list networks: %w", err))
+	}
+	for _, nw := range nets {
+		if err := c.eng.NetworkRemove(ctx, nw.ID); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", nw.Name, err))
+			continue
+		}
+		fmt.Fprintf(progress, "removed network %s\n", nw.Name)
+	}
+	if opts.Volumes {
+		vols, err := c.eng.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelProject+"="+project))})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list volumes: %w", err))
+		}
+		for _, v := range vols.Volumes {
+			if err := c.eng.VolumeRemove(ctx, v.Name, true); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+				continue
+			}
+			fmt.Fprintf(progress, "removed volume %s\n", v.Name)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if removed == 0 && len(nets) == 0 {
+		fmt.Fprintf(progress, "project %s has nothing to remove\n", project)
+		return nil
+	}
+	fmt.Fprintf(progress, "project %s removed in %s\n", project, c.now().Sub(start).Round(time.Millisecond))
+	return nil
+}
+
+// removeCell asks a gateway to drain and remove its replicas, then removes
+// the gateway and whatever replicas are left.
+func (c *Client) removeCell(ctx context.Context, project string, g gateway, timeout time.Duration) error {
+	if g.state == "running" && g.adminURL != "" && g.token != "" {
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		// A gateway that cannot drain in time is no reason to keep the
+		// project: the forced removal below takes over.
+		_ = c.admin(g).Stop(sctx)
+		cancel()
+	}
+	if err := c.eng.ContainerRemove(ctx, g.id, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove gateway %s: %w", GatewayName(project, g.cell), err)
+	}
+	_, err := c.removeContainers(ctx, filters.NewArgs(
+		filters.Arg("label", LabelProject+"="+project),
+		filters.Arg("label", LabelCell+"="+g.cell),
+	))
+	return err
+}
+
+// removeContainers force-removes every container matching f and returns
+// how many it removed.
+func (c *Client) removeContainers(ctx context.Context, f filters.Args) (int, error) {
+	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return 0, fmt.Errorf("list containers: %w", err)
+	}
+	var errs []error
+	n := 0
+	for _, s := range list {
+		if err := c.eng.ContainerRemove(ctx, s.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", firstName(s.Names), err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}

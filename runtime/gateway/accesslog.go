@@ -1,0 +1,66 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/orchestro/orchestro/runtime/proxy"
+)
+
+// accessLogger writes one JSON line per request. It is called from the
+// proxy's record goroutine, never on a request's path, and encodes by hand
+// into a reused buffer so logging costs no allocation per line.
+type accessLogger struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	buf []byte
+}
+
+func newAccessLogger(w io.Writer) *accessLogger {
+	if w == nil {
+		w = io.Discard
+	}
+	return &accessLogger{w: bufio.NewWriterSize(w, 64<<10), buf: make([]byte, 0, 512)}
+}
+
+// log encodes one record and flushes: the log reader sees lines at once.
+func (l *accessLogger) log(r *proxy.RequestRecord) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buf[:0]
+	b = append(b, `{"time":"`...)
+	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","request_id":`...)
+	b = strconv.AppendQuote(b, r.RequestID)
+	b = append(b, `,"trace_id":`...)
+	b = strconv.AppendQuote(b, r.TraceID)
+	b = append(b, `,"method":`...)
+	b = strconv.AppendQuote(b, r.Method)
+	b = append(b, `,"path":`...)
+	b = strconv.AppendQuote(b, r.Path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, r.Bytes, 10)
+	b = append(b, `,"duration_ms":`...)
+	b = strconv.AppendFloat(b, float64(r.Duration.Microseconds())/1000, 'f', 3, 64)
+	b = append(b, `,"service":`...)
+	b = strconv.AppendQuote(b, r.Service)
+	b = append(b, `,"replica":`...)
+	b = strconv.AppendQuote(b, r.Replica)
+	b = append(b, `,"upstream":`...)
+	b = strconv.AppendQuote(b, r.Upstream)
+	b = append(b, `,"tries":`...)
+	b = strconv.AppendInt(b, int64(r.Tries), 10)
+	if r.Error != "" {
+		b = append(b, `,"error":`...)
+		b = strconv.AppendQuote(b, r.Error)
+	}
+	b = append(b, "}\n"...)
+	l.buf = b
+	_, _ = l.w.Write(b)
+	_ = l.w.Flush()
+}

@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/errdefs"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orchestro/orchestro/runtime"
+	"github.com/orchestro/orchestro/runtime/admin"
+	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/proxy"
+)
+
+// StatePath is where a gateway keeps its overrides, inside its own
+// container: the state survives a restart of the container and goes with
+// it on `down`.
+const StatePath = "/var/lib/orchestro/state.json"
+
+// Main runs a gateway: the `orchestro gateway` command inside a gateway
+// container. Its configuration comes from the environment the runtime set
+// on the container (ORCHESTRO_SPEC, ORCHESTRO_TOKEN).
+func Main(ctx context.Context, args []string) error {
+	raw := os.Getenv(runtime.EnvSpec)
+	if raw == "" {
+		return fmt.Errorf("gateway: %s is not set; this command runs inside a gateway container", runtime.EnvSpec)
+	}
+	var spec runtime.GatewaySpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		return fmt.Errorf("gateway: decode %s: %w", runtime.EnvSpec, err)
+	}
+	if spec.Cell == nil {
+		return fmt.Errorf("gateway: %s holds no cell", runtime.EnvSpec)
+	}
+	eng, err := runtime.NewDockerEngine(ctx)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	defer eng.Close()
+	return Run(ctx, Config{
+		Engine:    eng,
+		Spec:      &spec,
+		Token:     os.Getenv(runtime.EnvToken),
+		StatePath: StatePath,
+		AccessLog: os.Stdout,
+		Log:       slog.New(slog.NewJSONHandler(os.Stderr, nil)),
+	})
+}
+
+// Config is what a gateway runs with.
+type Config struct {
+	Engine    runtime.Engine
+	Spec      *runtime.GatewaySpec
+	Token     string
+	StatePath string
+	// AccessLog receives one JSON line per request.
+	AccessLog io.Writer
+	Log       *slog.Logger
+	// ListenHost is the address listeners bind ("" for all interfaces).
+	ListenHost string
+}
+
+// Run serves a cell until ctx ends: the data port, the egress ports of the
+// cells it uses, the admin API, and the controller. It never removes
+// replicas on its way out: a restarted gateway adopts them.
+func Run(ctx context.Context, cfg Config) error {
+	spec := cfg.Spec
+	bus := admin.NewEventBus(0)
+	logEnc := newAccessLogger(cfg.AccessLog)
+	px, err := proxy.New(spec.Cell, proxy.Options{
+		OnRequest: logEnc.log,
+		OnEject: func(up *proxy.Upstream, reason string, until time.Time) {
+			bus.Publish(api.Event{Time: time.Now(), Cell: spec.Cell.Name, Service: up.Service,
+				Replica: runtime.ReplicaName(spec.Project, spec.Cell.Name, up.Service, up.Replica), Type: api.EventEjected,
+				Message: fmt.Sprintf("%s-%d ejected until %s: %s", up.Service, up.Replica, until.Format(time.TimeOnly), reason)})
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	ctrl := NewController(cfg.Engine, spec, px, bus, cfg.StatePath)
+	srvAdmin, err := admin.NewServer(admin.ServerConfig{Cell: ctrl, Events: bus, Token: cfg.Token, Metrics: newMetricsHandler(ctrl, px), Logger: cfg.Log})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	serve := func(name string, port int, h http.Handler) error {
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(port)))
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", name, err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			<-ctx.Done()
+			bus.Close()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("%s server: %w", name, err)
+			}
+			return nil
+		})
+		return nil
+	}
+	if err := serve("admin", spec.AdminPort, srvAdmin); err != nil {
+		return err
+	}
+	if err := serve("data", spec.Cell.Gateway.Port, px); err != nil {
+		return err
+	}
+	for _, peer := range spec.Cell.Uses {
+		addr := spec.Peers[peer]
+		if addr == "" {
+			continue
+		}
+		_, portStr, _ := net.SplitHostPort(addr)
+		port, _ := strconv.Atoi(portStr)
+		fwd := proxy.NewForward(peer, []*proxy.Upstream{{ID: peer, Service: peer, Addr: addr}}, proxy.Options{OnRequest: logEnc.log})
+		g.Go(func() error { return fwd.Run(ctx) })
+		if err := serve("egress "+peer, port, fwd); err != nil {
+			return err
+		}
+	}
+	g.Go(func() error { return px.Run(ctx) })
+	g.Go(func() error { return ctrl.Run(ctx) })
+	cfg.Log.Info("gateway started", "project", spec.Project, "cell", spec.Cell.Name, "port", spec.Cell.Gateway.Port, "admin_port", spec.AdminPort)
+	return g.Wait()
+}
+
+// execer runs exec health checks through the engine.
+type execer struct{ eng runtime.Engine }
+
+// Exec runs cmd in the container and returns its exit code and output.
+func (e execer) Exec(ctx context.Context, containerID string, cmd []string) (int, string, error) {
+	created, err := e.eng.ContainerExecCreate(ctx, containerID, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return 0, "", fmt.Errorf("exec create: %w", err)
+	}
+	if err := e.eng.ContainerExecStart(ctx, created.ID, container.ExecStartOptions{}); err != nil {
+		return 0, "", fmt.Errorf("exec start: %w", err)
+	}
+	for {
+		ins, err := e.eng.ContainerExecInspect(ctx, created.ID)
+		if err != nil {
+			return 0, "", fmt.Errorf("exec inspect: %w", err)
+		}
+		if !ins.Running {
+			return ins.ExitCode, "", nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func isNotFound(err error) bool { return errdefs.IsNotFound(err) }
+
+func eventsOptions(f filters.Args) events.ListOptions { return events.ListOptions{Filters: f} }

@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/orchestro/orchestro/runtime"
+	"github.com/orchestro/orchestro/runtime/admin"
+	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/health"
+)
+
+// Status reports the cell: services, desired and ready replicas, and per
+// replica its state, health, address and traffic.
+func (c *Controller) Status() api.CellStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	cell := c.spec.Cell
+	st := api.CellStatus{
+		Cell:     cell.Name,
+		Gateway:  "running",
+		URL:      fmt.Sprintf("http://127.0.0.1:%d", cell.Gateway.Port),
+		SpecHash: c.spec.Hash(),
+	}
+	desired := map[string]DesiredService{}
+	for _, d := range c.desired() {
+		desired[d.Name] = d
+	}
+	bySvc := map[string][]*replica{}
+	for _, r := range c.replicas {
+		bySvc[r.service] = append(bySvc[r.service], r)
+	}
+	for _, name := range cell.ServiceNames() {
+		s := cell.Services[name]
+		d := desired[name]
+		ss := api.ServiceStatus{Service: name, Image: c.spec.Images[name].Ref, Desired: d.Replicas, Replicas: []api.ReplicaStatus{}}
+		if ss.Image == "" {
+			ss.Image = s.Image
+		}
+		reps := bySvc[name]
+		sort.Slice(reps, func(i, j int) bool { return reps[i].n < reps[j].n })
+		starting, unhealthy := 0, 0
+		for _, r := range reps {
+			c.sampleRate(r, now)
+			rs := api.ReplicaStatus{
+				Name: r.name, ContainerID: r.id, Replica: r.n, State: r.state,
+				Health: replicaHealth(r, now), Address: r.addr, Started: r.started,
+				ConfigHash: r.hash, RPS: r.rps,
+			}
+			if r.up != nil {
+				rs.InFlight = r.up.Inflight()
+				rs.Requests = r.up.Served()
+			}
+			if r.state == "running" && r.hash == d.Hash && r.health.Ready() && !r.removing {
+				ss.Ready++
+			}
+			switch rs.Health {
+			case "starting":
+				starting++
+			case "unhealthy", "ejected":
+				unhealthy++
+			}
+			ss.InFlight += rs.InFlight
+			ss.Requests += rs.Requests
+			ss.RPS += rs.RPS
+			ss.Replicas = append(ss.Replicas, rs)
+		}
+		switch cs := c.crash[name]; {
+		case d.Replicas == 0 && len(reps) == 0:
+			ss.Health = "stopped"
+		case cs.Crashes >= 3 && cs.NotBefore.After(now):
+			ss.Health = "crashloop"
+		case unhealthy > 0 && ss.Ready < d.Replicas:
+			ss.Health = "unhealthy"
+		case ss.Ready < d.Replicas || starting > 0:
+			ss.Health = "starting"
+		default:
+			ss.Health = "healthy"
+		}
+		if a := s.Autoscale; a != nil {
+			ss.Autoscale = &api.AutoscaleStatus{Min: a.Min, Max: a.Max, Targets: []api.Target{}}
+		}
+		st.Services = append(st.Services, ss)
+	}
+	return st
+}
+
+// sampleRate updates a replica's request rate from its served counter;
+// c.mu must be held.
+func (c *Controller) sampleRate(r *replica, now time.Time) {
+	if r.up == nil {
+		return
+	}
+	served := r.up.Served()
+	if r.lastSample.IsZero() {
+		r.lastServed, r.lastSample = served, now
+		return
+	}
+	dt := now.Sub(r.lastSample).Seconds()
+	if dt < 0.5 {
+		return
+	}
+	inst := float64(served-r.lastServed) / dt
+	r.rps = 0.5*r.rps + 0.5*inst
+	r.lastServed, r.lastSample = served, now
+}
+
+func replicaHealth(r *replica, now time.Time) string {
+	switch {
+	case r.removing:
+		return "draining"
+	case r.state != "running":
+		return r.state
+	case r.up != nil && r.up.EjectedUntil().After(now):
+		return "ejected"
+	case !r.probed:
+		return string(health.StateStarting)
+	}
+	return string(r.health)
+}
+
+// Scale sets the replica count of a service. Within autoscale bounds the
+// autoscaler carries on from the new count.
+func (c *Controller) Scale(ctx context.Context, service string, replicas int) error {
+	c.mu.Lock()
+	s := c.spec.Cell.Services[service]
+	if s == nil {
+		c.mu.Unlock()
+		return admin.NotFound(fmt.Errorf("cell %s has no service %q", c.spec.Cell.Name, service))
+	}
+	if replicas < 0 {
+		c.mu.Unlock()
+		return admin.BadRequest(fmt.Errorf("replicas must be 0 or more, not %d", replicas))
+	}
+	if a := s.Autoscale; a != nil && (replicas < a.Min || replicas > a.Max) {
+		c.mu.Unlock()
+		return admin.BadRequest(fmt.Errorf("replicas %d is outside the autoscale bounds %d-%d of %s/%s", replicas, a.Min, a.Max, c.spec.Cell.Name, service))
+	}
+	from := s.Replicas
+	if o, ok := c.overrides[service]; ok {
+		from = o
+	}
+	c.overrides[service] = replicas
+	c.saveState()
+	c.mu.Unlock()
+	if from != replicas {
+		c.emit(api.Event{Service: service, Type: api.EventScaled, From: from, To: replicas,
+			Message: fmt.Sprintf("%s scaled %d → %d: requested", service, from, replicas)})
+	}
+	c.Kick()
+	return nil
+}
+
+// Restart asks for a rolling restart of one service, or of all of them.
+func (c *Controller) Restart(ctx context.Context, service string) error {
+	c.mu.Lock()
+	names := c.spec.Cell.ServiceNames()
+	if service != "" {
+		if c.spec.Cell.Services[service] == nil {
+			c.mu.Unlock()
+			return admin.NotFound(fmt.Errorf("cell %s has no service %q", c.spec.Cell.Name, service))
+		}
+		names = []string{service}
+	}
+	// Container creation times have a one-second resolution; a restart
+	// covers every replica created up to now.
+	at := c.now().Add(time.Second)
+	for _, n := range names {
+		c.restartBefore[n] = at
+	}
+	c.saveState()
+	c.mu.Unlock()
+	for _, n := range names {
+		c.emit(api.Event{Service: n, Type: api.EventUpdated, Message: n + ": rolling restart requested"})
+	}
+	c.Kick()
+	return nil
+}
+
+// UpdateSpec replaces the cell spec. Services whose config changed roll;
+// manual scale overrides are dropped (the file is the truth again), except
+// for autoscaled services, whose count is kept within the new bounds.
+func (c *Controller) UpdateSpec(ctx context.Context, raw []byte) error {
+	var spec runtime.GatewaySpec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return admin.BadRequest(fmt.Errorf("decode spec: %w", err))
+	}
+	c.mu.Lock()
+	if spec.Cell == nil || spec.Cell.Name != c.spec.Cell.Name || spec.Project != c.spec.Project {
+		c.mu.Unlock()
+		return admin.BadRequest(fmt.Errorf("spec is for another cell"))
+	}
+	if spec.Hash() == c.spec.Hash() {
+		c.mu.Unlock()
+		return nil
+	}
+	for name, n := range c.overrides {
+		s := spec.Cell.Services[name]
+		if s == nil || s.Autoscale == nil {
+			delete(c.overrides, name)
+			continue
+		}
+		c.overrides[name] = max(s.Autoscale.Min, min(n, s.Autoscale.Max))
+	}
+	c.spec = &spec
+	c.saveState()
+	c.mu.Unlock()
+	c.emit(api.Event{Type: api.EventUpdated, Message: "cell spec updated"})
+	c.Kick()
+	return nil
+}
+
+// Stop drains and removes every replica and returns when they are gone or
+// ctx ends. The controller creates nothing afterwards.
+func (c *Controller) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	c.Kick()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		n := len(c.replicas)
+		c.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stop cell %s: %d replicas left: %w", c.spec.Cell.Name, n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/orchestro/orchestro/cellspec"
+)
+
+// hostCABundle is where Debian-family systems (and most others, through
+// compatibility links) keep the CA certificates; Go programs in a scratch
+// image find them there too.
+const hostCABundle = "/etc/ssl/certs/ca-certificates.crt"
+
+// BuildGo compiles the Go main package in b.Go with the local go toolchain
+// (CGO off, for the engine's linux architecture) and builds a FROM scratch
+// image holding only the binary, as /app with ENTRYPOINT ["/app"], and the
+// host's CA certificates when the host has them. It returns the image tag,
+// repo:<content hash>. The hash covers the binary, the CA bundle, the
+// Dockerfile and the labels, so an unchanged program is not built again.
+func BuildGo(ctx context.Context, eng Engine, b *cellspec.Build, repo string, labels map[string]string, progress io.Writer) (string, error) {
+	progress = orDiscard(progress)
+	if b == nil || b.Go == "" {
+		return "", fmt.Errorf("build image %s: no go package given", repo)
+	}
+	goos, goarch, err := EnginePlatform(ctx, eng)
+	if err != nil {
+		return "", fmt.Errorf("build image %s: %w", repo, err)
+	}
+	if goos != "linux" {
+		return "", fmt.Errorf("build image %s: the engine runs %s containers, go images need linux", repo, goos)
+	}
+
+	dir, err := os.MkdirTemp("", "orchestro-go-")
+	if err != nil {
+		return "", fmt.Errorf("build image %s: %w", repo, err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "app")
+	if err := compileGo(ctx, b.Go, bin, goarch, progress); err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return "", fmt.Errorf("build image %s: read compiled binary: %w", repo, err)
+	}
+	ca, err := os.ReadFile(hostCABundle)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("build image %s: read CA certificates: %w", repo, err)
+	}
+	files := goImageFiles(data, ca)
+	tag := repo + ":" + contentHash(files, labels)
+	if err := buildFilesIfMissing(ctx, eng, tag, files, labels, progress); err != nil {
+		return "", err
+	}
+	return tag, nil
+}
+
+// goImageFiles is the build context of a Go image: a FROM scratch Dockerfile,
+// the binary and, when not empty, the CA bundle.
+func goImageFiles(binary, caBundle []byte) []contextFile {
+	df := "FROM scratch\nCOPY app /app\n"
+	files := []contextFile{{name: "app", mode: 0o755, data: binary}}
+	if len(caBundle) > 0 {
+		df += "COPY ca-certificates.crt " + hostCABundle + "\n"
+		files = append(files, contextFile{name: "ca-certificates.crt", mode: 0o644, data: caBundle})
+	}
+	df += "ENTRYPOINT [\"/app\"]\n"
+	return append([]contextFile{{name: "Dockerfile", mode: 0o644, data: []byte(df)}}, files...)
+}
+
+// compileGo builds the main package in dir as a static linux binary for
+// goarch. The compiler's output goes to progress and, on failure, into the
+// error.
+func compileGo(ctx context.Context, dir, out, goarch string, progress io.Writer) error {
+	fmt.Fprintf(progress, "compiling %s for linux/%s\n", dir, goarch)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	var output bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&output, progress)
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Run(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return fmt.Errorf("compile go package %s: the go toolchain is needed and was not found: %w", dir, err)
+		}
+		msg := strings.TrimSpace(output.String())
+		if msg == "" {
+			return fmt.Errorf("compile go package %s for linux/%s: %w", dir, goarch, err)
+		}
+		return fmt.Errorf("compile go package %s for linux/%s: %w\n%s", dir, goarch, err, lastLines(msg, 20))
+	}
+	return nil
+}
+
+// lastLines keeps the end of long tool output.
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,188 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/orchestro/orchestro/runtime/api"
+)
+
+// Logs writes the log lines of the project's replicas (and, for service
+// "gateway", the gateways' access logs) to sink. Without opts.Follow the
+// lines of every container are merged in time order; with it, lines are
+// written as they come, and replicas that start later are picked up.
+func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, sink func(api.LogLine)) error {
+	f := filters.NewArgs(filters.Arg("label", LabelProject+"="+project))
+	if opts.Cell != "" {
+		f.Add("label", LabelCell+"="+opts.Cell)
+	}
+	switch opts.Service {
+	case "":
+	case RoleGateway:
+		f.Add("label", LabelRole+"="+RoleGateway)
+	default:
+		f.Add("label", LabelService+"="+opts.Service)
+	}
+	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("list containers of project %s: %w", project, err)
+	}
+	lo := container.LogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: opts.Follow, Tail: "all"}
+	if opts.Tail >= 0 {
+		lo.Tail = strconv.Itoa(opts.Tail)
+	}
+	if !opts.Since.IsZero() {
+		lo.Since = strconv.FormatInt(opts.Since.Unix(), 10)
+	}
+	if !opts.Follow {
+		var lines []api.LogLine
+		for _, s := range list {
+			meta := logMeta(s)
+			err := c.containerLogs(ctx, s.ID, lo, func(t time.Time, stderr bool, text string) {
+				l := meta
+				l.Time, l.Stderr, l.Text = t, stderr, text
+				lines = append(lines, l)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		sort.SliceStable(lines, func(i, j int) bool { return lines[i].Time.Before(lines[j].Time) })
+		for _, l := range lines {
+			sink(l)
+		}
+		return nil
+	}
+
+	var mu sync.Mutex
+	emit := func(l api.LogLine) {
+		mu.Lock()
+		defer mu.Unlock()
+		sink(l)
+	}
+	var wg sync.WaitGroup
+	following := map[string]bool{}
+	follow := func(s container.Summary, o container.LogsOptions) {
+		following[s.ID] = true
+		meta := logMeta(s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.containerLogs(ctx, s.ID, o, func(t time.Time, stderr bool, text string) {
+				l := meta
+				l.Time, l.Stderr, l.Text = t, stderr, text
+				emit(l)
+			})
+		}()
+	}
+	for _, s := range list {
+		follow(s, lo)
+	}
+	// Replicas come and go (scaling, healing): look for new ones.
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-t.C:
+		}
+		list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		if err != nil {
+			continue
+		}
+		for _, s := range list {
+			if !following[s.ID] {
+				o := lo
+				o.Tail = "all"
+				follow(s, o)
+			}
+		}
+	}
+}
+
+func logMeta(s container.Summary) api.LogLine {
+	n, _ := strconv.Atoi(s.Labels[LabelReplica])
+	svc := s.Labels[LabelService]
+	if s.Labels[LabelRole] == RoleGateway {
+		svc = RoleGateway
+	}
+	return api.LogLine{Cell: s.Labels[LabelCell], Service: svc, Replica: n}
+}
+
+// containerLogs streams one container's log lines to fn until the stream
+// ends. Lines carry the engine's timestamps.
+func (c *Client) containerLogs(ctx context.Context, id string, o container.LogsOptions, fn func(t time.Time, stderr bool, text string)) error {
+	o.Timestamps = true
+	rc, err := c.eng.ContainerLogs(ctx, id, o)
+	if err != nil {
+		return fmt.Errorf("logs of container %s: %w", shortID(id), err)
+	}
+	defer rc.Close()
+	out := &lineWriter{fn: func(l string) { t, text := splitTimestamp(l); fn(t, false, text) }}
+	errw := &lineWriter{fn: func(l string) { t, text := splitTimestamp(l); fn(t, true, text) }}
+	_, err = stdcopy.StdCopy(out, errw, rc)
+	out.flush()
+	errw.flush()
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("logs of container %s: %w", shortID(id), err)
+	}
+	return nil
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// splitTimestamp separates the RFC 3339 timestamp the engine puts before
+// each line.
+func splitTimestamp(l string) (time.Time, string) {
+	ts, text, ok := strings.Cut(l, " ")
+	if !ok {
+		return time.Time{}, l
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return time.Time{}, l
+	}
+	return t, text
+}
+
+// lineWriter calls fn with each complete line written to it.
+type lineWriter struct {
+	buf bytes.Buffer
+	fn  func(string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	for {
+		i := bytes.IndexByte(w.buf.Bytes(), '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := strings.TrimSuffix(string(w.buf.Next(i + 1)[:i]), "\r")
+		w.fn(line)
+	}
+}
+
+func (w *lineWriter) flush() {
+	if w.buf.Len() > 0 {
+		w.fn(w.buf.String())
+		w.buf.Reset()
+	}
+}

@@ -1,0 +1,59 @@
+// Package proxy is the data plane of a cell gateway: an HTTP reverse proxy
+// with an embedded load balancer over the cell's replicas.
+//
+// It holds no Docker code. A controller tells it which replicas exist
+// (SetUpstreams) and what state they are in (SetHealthy, SetDraining,
+// Drain); the proxy routes each request by longest path prefix to a
+// service, picks an available replica with the cell's balance policy (a
+// Selector) and forwards the request over pooled keep-alive connections.
+//
+// # Hot path
+//
+// The replicas of a service are an immutable snapshot swapped atomically
+// on change, and routes are compiled once, so a request takes no lock.
+// Replica state (health, ejection, draining, in-flight and served counts)
+// lives in atomic fields of Upstream. Request IDs come from a random prefix
+// and a counter, trace IDs from the runtime's fast random source, and copy
+// buffers from pools.
+//
+// # Retries
+//
+// A try that cannot connect, or whose connection breaks before any answer,
+// is retried on another replica for any method: the replica cannot have
+// acted on it. An idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, or
+// any request with an Idempotency-Key header) that gets 502, 503 or 504 or
+// times out is retried too, up to the route's retries. Bodies of up to
+// MaxRetryBody bytes are buffered so they can be sent again; larger ones
+// are streamed, and retried only when a connection could not be made
+// before any of the body was read. The route's timeout bounds each try up
+// to the response headers; the response body is then bounded only by the
+// client, so long downloads, event streams and upgraded connections are
+// not cut off.
+//
+// # Passive health
+//
+// As in Envoy's outlier detection, a replica whose connection fails, or
+// that answers 5xx (or times out) several times in a row, is ejected for a
+// backoff that doubles with each ejection of a streak, up to a cap (see
+// Outlier). A successful answer resets the consecutive count; a successful
+// active health check after a failed one ends the ejection.
+//
+// # Headers
+//
+// The proxy sends X-Request-ID (generating one when absent), a W3C
+// traceparent (continuing a valid incoming trace with this hop's span ID,
+// or starting a sampled one), X-Forwarded-For, -Proto and -Host, and drops
+// hop-by-hop headers both ways. Responses of unknown length and event
+// streams are flushed after every write; Upgrade requests (WebSocket) are
+// proxied by hijacking the client connection. Hijacked connections are not
+// tracked by http.Server.Shutdown: they end when either side closes.
+//
+// # Records
+//
+// Each request yields a RequestRecord, handed to Options.OnRequest by the
+// goroutine of Run; a full queue drops records rather than delay requests.
+//
+// NewForward builds the same machinery for egress: every request on a
+// listener goes to a fixed set of addresses, such as another cell's
+// gateway.
+package proxy

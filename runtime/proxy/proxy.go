@@ -1,0 +1,648 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/orchestro/orchestro/cellspec"
+)
+
+// ErrUnknownUpstream is returned for an upstream ID the proxy does not know.
+var ErrUnknownUpstream = errors.New("unknown replica")
+
+// DefaultDialTimeout bounds connecting to a replica with the default
+// transport.
+const DefaultDialTimeout = 3 * time.Second
+
+// Options configures a Proxy. The zero value is usable.
+type Options struct {
+	// Now is the clock for ejections and records; nil means time.Now.
+	Now func() time.Time
+	// Logf reports notable events such as ejections; nil discards them.
+	Logf func(format string, args ...any)
+	// OnRequest receives a record of every request, from the goroutine of
+	// Run; records are queued and dropped (and counted) when the queue is
+	// full, so a slow sink never delays a request. The record is only valid
+	// during the call. Nil disables records.
+	OnRequest func(*RequestRecord)
+	// RecordBuffer is the record queue's length; 0 means
+	// DefaultRecordBuffer.
+	RecordBuffer int
+	// OnEject is called when passive health checking ejects a replica, on
+	// the goroutine of the request that tipped it over: it must not block.
+	OnEject func(up *Upstream, reason string, until time.Time)
+	// Outlier tunes passive health checking; zero fields take defaults.
+	Outlier Outlier
+	// Transport sends requests to replicas; nil means a tuned
+	// http.Transport. Upgrade requests need a transport that returns an
+	// io.ReadWriteCloser body for 101 answers, as http.Transport does.
+	Transport http.RoundTripper
+	// DialTimeout bounds connecting with the default transport; 0 means
+	// DefaultDialTimeout.
+	DialTimeout time.Duration
+}
+
+// Proxy is a cell gateway's data plane: an http.Handler that routes each
+// request by path to a service, picks an available replica with the
+// cell's balance policy and forwards the request, retrying on other
+// replicas when that is safe.
+//
+// The set of replicas is pushed by a controller with SetUpstreams and kept
+// in copy-on-write snapshots, so the request path reads it with one atomic
+// load and takes no lock.
+type Proxy struct {
+	cell      string
+	forward   bool
+	router    *Router
+	routeList string
+	pools     []*servicePool // indexed like router.services
+	opts      Options
+	now       func() time.Time
+	transport http.RoundTripper
+	copyBufs  *BufferPool
+	bodies    bodyPools
+	ids       *idGen
+	records   chan RequestRecord
+	dropped   atomic.Uint64
+
+	// mu serializes control-plane changes; requests never take it.
+	mu     sync.Mutex
+	policy string
+	byName map[string]*servicePool
+	byID   map[string]*Upstream
+}
+
+// servicePool is one service's replicas and its selector.
+type servicePool struct {
+	name string
+	sel  Selector
+	ups  atomic.Pointer[[]*Upstream] // immutable once stored
+}
+
+func (sp *servicePool) load() []*Upstream { return *sp.ups.Load() }
+
+// New returns the ingress proxy of a cell. Its routes come from the cell's
+// gateway; a cell without routes gets the documented default of /<service>
+// for every service with a port. It returns an error for an unknown balance
+// policy.
+func New(cell *cellspec.Cell, opts Options) (*Proxy, error) {
+	routes := cell.Gateway.Routes
+	if len(routes) == 0 {
+		routes = defaultRoutes(cell)
+	}
+	p, err := newProxy(cell.Name, NewRouter(routes), cell.Gateway.Balance, opts)
+	if err != nil {
+		return nil, fmt.Errorf("gateway of cell %s: %w", cell.Name, err)
+	}
+	p.mu.Lock()
+	for _, name := range cell.ServiceNames() {
+		p.poolLocked(name)
+	}
+	p.mu.Unlock()
+	return p, nil
+}
+
+// NewForward returns an egress proxy that forwards every request, whatever
+// its path, to upstreams (typically the gateway of the cell called name),
+// with the same balancing, retries, passive health checks and records as
+// the ingress proxy. Tries use DefaultTimeout and DefaultRetries. The
+// upstreams can be replaced later with SetUpstreams(name, ...).
+func NewForward(name string, upstreams []*Upstream, opts Options) *Proxy {
+	router := NewRouter([]cellspec.Route{{Path: "/", Service: name, Retries: DefaultRetries}})
+	p, err := newProxy(name, router, cellspec.BalanceRoundRobin, opts)
+	if err != nil {
+		panic(err) // unreachable: the policy is a known one
+	}
+	p.forward = true
+	p.SetUpstreams(name, upstreams)
+	return p
+}
+
+func newProxy(cell string, router *Router, policy string, opts Options) (*Proxy, error) {
+	if _, err := NewSelector(policy, nil); err != nil {
+		return nil, err
+	}
+	opts.Outlier = opts.Outlier.withDefaults()
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	transport := opts.Transport
+	if transport == nil {
+		transport = newTransport(opts.DialTimeout)
+	}
+	p := &Proxy{
+		cell:      cell,
+		router:    router,
+		routeList: router.describe(),
+		opts:      opts,
+		now:       opts.Now,
+		transport: transport,
+		copyBufs:  NewBufferPool(32 << 10),
+		bodies:    newBodyPools(),
+		ids:       newIDGen(),
+		policy:    policy,
+		byName:    map[string]*servicePool{},
+		byID:      map[string]*Upstream{},
+	}
+	if opts.OnRequest != nil {
+		n := opts.RecordBuffer
+		if n <= 0 {
+			n = DefaultRecordBuffer
+		}
+		p.records = make(chan RequestRecord, n)
+	}
+	p.mu.Lock()
+	for _, svc := range router.services {
+		p.pools = append(p.pools, p.poolLocked(svc))
+	}
+	p.mu.Unlock()
+	return p, nil
+}
+
+// newTransport keeps many idle connections per replica, because a gateway
+// talks to few hosts at high rates, and leaves bodies as they are: the
+// client negotiates compression with the replica.
+func newTransport(dialTimeout time.Duration) *http.Transport {
+	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext:           d.DialContext,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ReadBufferSize:        32 << 10,
+		WriteBufferSize:       32 << 10,
+	}
+}
+
+func defaultRoutes(cell *cellspec.Cell) []cellspec.Route {
+	var routes []cellspec.Route
+	for _, name := range cell.ServiceNames() {
+		if s := cell.Services[name]; s != nil && s.Port > 0 {
+			routes = append(routes, cellspec.Route{
+				Path:    "/" + name,
+				Service: name,
+				Timeout: cellspec.Duration(DefaultTimeout),
+				Retries: DefaultRetries,
+			})
+		}
+	}
+	return routes
+}
+
+// poolLocked returns the pool of a service, creating an empty one. p.mu
+// must be held.
+func (p *Proxy) poolLocked(service string) *servicePool {
+	if sp := p.byName[service]; sp != nil {
+		return sp
+	}
+	sel, _ := NewSelector(p.policy, p.now) // the policy was checked in newProxy
+	sp := &servicePool{name: service, sel: sel}
+	empty := []*Upstream{}
+	sp.ups.Store(&empty)
+	p.byName[service] = sp
+	return sp
+}
+
+// Router returns the proxy's routes.
+func (p *Proxy) Router() *Router { return p.router }
+
+// SetUpstreams replaces the replicas of a service in one step; requests
+// already under way finish on the replica they started on.
+//
+// An Upstream whose ID and Addr match one already in the service's set is
+// not taken: the existing one stays, with its counters and its health,
+// ejection and draining state, so a controller can rebuild the whole list on
+// every reconcile without resetting anything. To change state use
+// SetHealthy, SetDraining and Drain. An ID with a new Addr is a new
+// replica and starts fresh. Nil entries and repeated IDs are ignored.
+func (p *Proxy) SetUpstreams(service string, ups []*Upstream) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sp := p.poolLocked(service)
+	old := sp.load()
+	next := make([]*Upstream, 0, len(ups))
+	for _, u := range ups {
+		if u == nil || slices.ContainsFunc(next, func(n *Upstream) bool { return n.ID == u.ID }) {
+			continue
+		}
+		if i := slices.IndexFunc(old, func(o *Upstream) bool { return o.ID == u.ID && o.Addr == u.Addr }); i >= 0 {
+			u = old[i]
+		}
+		next = append(next, u)
+	}
+	sp.ups.Store(&next)
+	p.byID = map[string]*Upstream{}
+	for _, pool := range p.byName {
+		for _, u := range pool.load() {
+			p.byID[u.ID] = u
+		}
+	}
+}
+
+// Upstreams returns the current replicas of a service, in the order they
+// were set. The slice is a copy; the Upstreams are the live ones.
+func (p *Proxy) Upstreams(service string) []*Upstream {
+	p.mu.Lock()
+	sp := p.byName[service]
+	p.mu.Unlock()
+	if sp == nil {
+		return nil
+	}
+	return slices.Clone(sp.load())
+}
+
+func (p *Proxy) upstream(id string) *Upstream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byID[id]
+}
+
+// SetHealthy records an active health check result for the replica with
+// the given ID (see Upstream.SetHealthy). It reports whether the replica is
+// known.
+func (p *Proxy) SetHealthy(id string, healthy bool) bool {
+	u := p.upstream(id)
+	if u == nil {
+		return false
+	}
+	u.SetHealthy(healthy)
+	return true
+}
+
+// SetDraining takes a replica out of rotation for good: it receives no new
+// requests, while those in flight finish. It reports whether the replica is
+// known.
+func (p *Proxy) SetDraining(id string) bool {
+	u := p.upstream(id)
+	if u == nil {
+		return false
+	}
+	u.draining.Store(true)
+	return true
+}
+
+// Drain takes a replica out of rotation and waits until it has no request
+// in flight or ctx ends. Long-lived requests (streams, upgraded
+// connections) count until they end, so callers bound the wait with ctx.
+func (p *Proxy) Drain(ctx context.Context, id string) error {
+	u := p.upstream(id)
+	if u == nil {
+		return fmt.Errorf("drain replica %s: %w", id, ErrUnknownUpstream)
+	}
+	u.draining.Store(true)
+	return u.waitIdle(ctx)
+}
+
+// CloseIdleConnections closes idle connections to replicas, when the
+// transport supports it.
+func (p *Proxy) CloseIdleConnections() {
+	if t, ok := p.transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+}
+
+// failKind classifies a try that got no usable response.
+type failKind uint8
+
+const (
+	failNone    failKind = iota
+	failConnect          // no connection could be made
+	failBroken           // the connection broke before a response arrived
+	failTimeout          // no response headers within the route's timeout
+	failClient           // the client went away, or its body failed
+)
+
+// attempt is the outcome of one try.
+type attempt struct {
+	up     *Upstream
+	resp   *http.Response
+	err    error
+	fail   failKind
+	cancel context.CancelFunc
+	rd     *bodyReader
+}
+
+// retryable reports whether the request may be tried again on another
+// replica. A request that never reached a replica, or whose connection
+// broke before any answer, is retried whatever its method (the replica
+// cannot have answered, and the body can be sent again); one that got a
+// 502, 503 or 504 or timed out only when it is idempotent.
+func (a *attempt) retryable(idempotent bool, body *requestBody) bool {
+	switch a.fail {
+	case failConnect:
+		return body.canReplay(a.rd, true)
+	case failBroken:
+		return body.canReplay(a.rd, false)
+	case failTimeout:
+		return idempotent && body.canReplay(a.rd, false)
+	case failNone:
+		switch a.resp.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return idempotent && body.canReplay(a.rd, false)
+		}
+	}
+	return false
+}
+
+// discard gives up a try in favour of another: it reads a little of the
+// response so the connection can be reused, and releases everything.
+func (a *attempt) discard() {
+	if a.resp != nil {
+		drainBody(a.resp)
+	}
+	a.close()
+}
+
+func (a *attempt) close() {
+	a.cancel()
+	if a.rd != nil {
+		_ = a.rd.Close()
+	}
+	a.up.release()
+}
+
+// isIdempotent reports whether a request may be repeated without changing
+// its effect: by its method, or because the client sent an
+// Idempotency-Key.
+func isIdempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return len(r.Header[hdrIdempotencyKey]) > 0
+}
+
+// target is what every try of a request sends.
+type target struct {
+	path    string
+	rawPath string
+	hdr     http.Header
+	body    *requestBody
+}
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var rec RequestRecord
+	if p.records != nil {
+		rec = RequestRecord{Time: p.now(), Method: r.Method, Host: r.Host, Path: r.URL.Path, Remote: r.RemoteAddr}
+	}
+	reqID := firstValue(r.Header, hdrRequestID)
+	if reqID == "" {
+		reqID = p.ids.next()
+	}
+	tp := nextTraceparent(r.Header[hdrTraceparent])
+	rec.RequestID, rec.TraceID, rec.SpanID = reqID, traceID(tp), spanID(tp)
+
+	route, path := p.router.Match(r.URL.Path)
+	if route == nil {
+		w.Header()[hdrRequestID] = []string{reqID}
+		p.reply(w, http.StatusNotFound, fmt.Sprintf("no route for path %q in cell %q; %s", r.URL.Path, p.cell, p.routeList), &rec)
+		p.emit(&rec)
+		return
+	}
+	rec.Route, rec.Service = route.Prefix, route.Service
+
+	upgrade := ""
+	if r.ProtoMajor == 1 {
+		upgrade = upgradeType(r.Header)
+	}
+	t := target{path: path, rawPath: rawPathFor(r.URL, route), hdr: outboundHeader(r, reqID, tp, upgrade)}
+	w.Header()[hdrRequestID] = t.hdr[hdrRequestID]
+
+	body, err := p.prepareBody(r)
+	if err != nil {
+		p.replyBodyError(w, r, err, &rec)
+		p.emit(&rec)
+		return
+	}
+	if body != nil {
+		defer body.release()
+	}
+	t.body = body
+
+	sp := p.pools[route.svc]
+	ups := sp.load()
+	var triedBuf [4]*Upstream
+	tried := triedBuf[:0]
+	up := p.pick(sp, ups, &tried, r)
+	if up == nil {
+		w.Header().Set("Retry-After", "1")
+		p.reply(w, http.StatusServiceUnavailable, p.noReplicaMessage(route.Service), &rec)
+		p.emit(&rec)
+		return
+	}
+
+	idempotent := isIdempotent(r)
+	var a attempt
+	for {
+		a = p.try(r, route, up, &t)
+		rec.Tries++
+		if rec.Tries > route.Retries || !a.retryable(idempotent, body) {
+			break
+		}
+		next := p.pick(sp, ups, &tried, r)
+		if next == nil {
+			break
+		}
+		a.discard()
+		up = next
+	}
+	p.finish(w, r, &a, upgrade, &rec)
+}
+
+func (p *Proxy) noReplicaMessage(service string) string {
+	if p.forward {
+		return fmt.Sprintf("no healthy gateway of cell %q", p.cell)
+	}
+	return fmt.Sprintf("no healthy replica of service %q in cell %q", service, p.cell)
+}
+
+// pick selects an available replica not tried yet and counts the request
+// against it.
+func (p *Proxy) pick(sp *servicePool, ups []*Upstream, tried *[]*Upstream, r *http.Request) *Upstream {
+	for range len(ups) + 1 {
+		cand := ups
+		if len(*tried) > 0 {
+			cand = without(ups, *tried)
+		}
+		up := sp.sel.Select(cand, r)
+		if up == nil || slices.Contains(*tried, up) {
+			return nil
+		}
+		*tried = append(*tried, up)
+		if up.acquire() {
+			return up
+		}
+	}
+	return nil
+}
+
+// without returns the upstreams of pool not in skip. It allocates, but only
+// retries call it.
+func without(pool, skip []*Upstream) []*Upstream {
+	out := make([]*Upstream, 0, len(pool))
+	for _, u := range pool {
+		if !slices.Contains(skip, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// rawPathFor returns the encoded path to send upstream when the client's
+// path had an encoding of its own, or "" to let net/url encode it.
+func rawPathFor(u *url.URL, route *Route) string {
+	if u.RawPath == "" || !route.StripPrefix {
+		return u.RawPath
+	}
+	rest, ok := matchPrefix(route.Prefix, u.RawPath)
+	if !ok {
+		return ""
+	}
+	return rest
+}
+
+// try sends the request to one replica. The route's timeout covers the
+// try until the response headers arrive; the body that follows is bounded
+// only by the client's context, so long downloads and streams work.
+func (p *Proxy) try(r *http.Request, route *Route, up *Upstream, t *target) attempt {
+	ctx, cancel := context.WithCancel(r.Context())
+	a := attempt{up: up, cancel: cancel}
+	timer := time.AfterFunc(route.Timeout, cancel)
+
+	out := r.WithContext(ctx)
+	out.URL = &url.URL{Scheme: "http", Host: up.Addr, Path: t.path, RawPath: t.rawPath, RawQuery: r.URL.RawQuery}
+	out.Header = t.hdr
+	out.RequestURI = ""
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	out.Close = false
+	out.TransferEncoding = nil
+	out.Trailer = nil
+	out.Body, out.GetBody, out.ContentLength = nil, nil, 0
+	if t.body != nil {
+		a.rd = t.body.reader()
+		out.Body = a.rd
+		out.ContentLength = t.body.length
+		if t.body.complete() {
+			out.GetBody = t.body.getBody
+		}
+	}
+
+	resp, err := p.transport.RoundTrip(out)
+	fired := !timer.Stop()
+	if err == nil && !fired {
+		a.resp = resp
+		if resp.StatusCode >= 500 {
+			p.observeFailure(up, false)
+		} else {
+			up.succeeded()
+		}
+		return a
+	}
+	if err == nil {
+		// The timer fired as the headers arrived: the body is cut off.
+		_ = resp.Body.Close()
+	}
+	switch {
+	case r.Context().Err() != nil || t.body.clientErr() != nil:
+		a.fail = failClient
+		a.err = err
+		if cerr := t.body.clientErr(); cerr != nil {
+			a.err = cerr
+		}
+	case fired:
+		a.fail = failTimeout
+		a.err = fmt.Errorf("no response within %s", route.Timeout)
+		p.observeFailure(up, false)
+	case isDialError(err):
+		a.fail = failConnect
+		a.err = err
+		p.observeFailure(up, true)
+	default:
+		a.fail = failBroken
+		a.err = err
+		p.observeFailure(up, true)
+	}
+	return a
+}
+
+// isDialError reports whether err means no connection was made.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// observeFailure feeds a failed try to passive health checking.
+func (p *Proxy) observeFailure(up *Upstream, connect bool) {
+	reason, until, ejected := up.failed(connect, p.now(), p.opts.Outlier)
+	if !ejected {
+		return
+	}
+	p.opts.Logf("proxy %s: ejected replica %s (%s) until %s: %s", p.cell, up, up.Addr, until.Format(time.RFC3339), reason)
+	if p.opts.OnEject != nil {
+		p.opts.OnEject(up, reason, until)
+	}
+}
+
+// finish answers the client with the last try's outcome and releases it.
+func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, a *attempt, upgrade string, rec *RequestRecord) {
+	rec.Upstream, rec.Replica = a.up.Addr, a.up.String()
+	defer p.emit(rec)
+	defer a.close()
+	switch {
+	case a.resp != nil && a.resp.StatusCode == http.StatusSwitchingProtocols:
+		p.serveUpgrade(w, a.resp, upgrade, rec)
+	case a.resp != nil:
+		p.writeResponse(w, r, a, rec)
+	case a.fail == failClient:
+		p.replyBodyError(w, r, a.err, rec)
+	case a.fail == failTimeout:
+		p.reply(w, http.StatusGatewayTimeout, fmt.Sprintf("replica %s of service %q: %v", a.up, rec.Service, a.err), rec)
+	default:
+		p.reply(w, http.StatusBadGateway, fmt.Sprintf("replica %s of service %q: %v", a.up, rec.Service, a.err), rec)
+	}
+}
+
+// replyBodyError answers a request whose body could not be read: 413 when a
+// wrapping handler limited it, nothing (499 in the record) when the client
+// is gone, 400 otherwise.
+func (p *Proxy) replyBodyError(w http.ResponseWriter, r *http.Request, err error, rec *RequestRecord) {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		p.reply(w, http.StatusRequestEntityTooLarge, err.Error(), rec)
+	case r.Context().Err() != nil:
+		rec.Status = StatusClientClosed
+		if err != nil {
+			rec.Error = err.Error()
+		}
+	default:
+		p.reply(w, http.StatusBadRequest, err.Error(), rec)
+	}
+}
+
+// reply writes a plain-text answer of the proxy's own.
+func (p *Proxy) reply(w http.ResponseWriter, status int, msg string, rec *RequestRecord) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	n, _ := fmt.Fprintln(w, msg)
+	rec.Status, rec.Error, rec.Bytes = status, msg, int64(n)
+}
