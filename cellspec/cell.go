@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	units "github.com/docker/go-units"
 	"gopkg.in/yaml.v3"
@@ -43,8 +44,10 @@ func (d *decoder) decodeCell(root *yaml.Node, dir string) *rawCell {
 		switch key {
 		case "cell":
 			hasCell = true
-			c.Name = d.str(v, key)
 			d.pos[key] = d.at(v)
+			if c.Name = d.str(v, key); c.Name == "" && !d.bad[key] {
+				d.errorf(v, key, dnsHint, "cell name is empty")
+			}
 		case "gateway":
 			d.decodeGateway(v, rc)
 		case "uses":
@@ -219,8 +222,10 @@ func (d *decoder) decodeHealth(n *yaml.Node, path, svc string, rc *rawCell) *Hea
 
 // startPeriod is a duration that may be zero.
 func (d *decoder) startPeriod(v *yaml.Node, p string) Duration {
-	if v.Kind == yaml.ScalarNode && (v.Value == "0" || v.Value == "0s") {
-		return 0
+	if v.Kind == yaml.ScalarNode {
+		if z, err := time.ParseDuration(v.Value); (err == nil && z == 0) || v.Value == "0" {
+			return 0
+		}
 	}
 	sp, _ := d.duration(v, p)
 	return sp
@@ -285,11 +290,20 @@ func (d *decoder) decodeResources(n *yaml.Node, path string) Resources {
 // "./host:/path[:ro]" (a bind mount, relative to the spec's directory).
 func (d *decoder) decodeVolumes(n *yaml.Node, path, dir string) []Volume {
 	var out []Volume
-	for i, s := range d.strings(n, path) {
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, path, "", "must be a list of volumes, not %s", kindName(n))
+		return nil
+	}
+	for i, e := range n.Content {
 		p := fmt.Sprintf("%s[%d]", path, i)
+		d.mark(p, e)
+		s, ok := d.scalar(e, p, "a volume string")
+		if !ok {
+			continue
+		}
 		v, err := parseVolume(s, dir)
 		if err != nil {
-			d.errorf(n.Content[i], p, "write name:/path, ./dir:/path or /abs:/path, with :ro or :rw", "invalid volume %q: %v", s, err)
+			d.errorf(e, p, "write name:/path, ./dir:/path or /abs:/path, with :ro or :rw", "invalid volume %q: %v", s, err)
 			continue
 		}
 		out = append(out, v)

@@ -141,8 +141,7 @@ func (c *composeImport) load() *rawCell {
 	c.cpos[""] = c.d.at(root)
 
 	environ := c.environment(data)
-	var logs []string
-	logs = captureLogrus(func() {
+	logs := captureLogrus(func() {
 		c.project, err = loadComposeProject(c.absFile, c.dir, environ)
 	})
 	c.logWarnings(logs)
@@ -313,6 +312,9 @@ func (c *composeImport) environment(data []byte) map[string]string {
 	seen := map[string]bool{c.absFile: true}
 	var refs func(root *yaml.Node, dir string)
 	refs = func(root *yaml.Node, dir string) {
+		for _, k := range passThroughNames(root) {
+			names[k] = true
+		}
 		for _, f := range composeRefs(root, dir) {
 			if seen[f] {
 				continue
@@ -339,6 +341,34 @@ func (c *composeImport) environment(data []byte) map[string]string {
 		if v, ok := c.env.Lookup(k); ok {
 			out[k] = v
 		}
+	}
+	return out
+}
+
+// passThroughNames lists the variables that environment and build args
+// entries without a value take from the environment ("- DEBUG").
+func passThroughNames(root *yaml.Node) []string {
+	var out []string
+	scan := func(n *yaml.Node) {
+		switch {
+		case n == nil:
+		case n.Kind == yaml.SequenceNode:
+			for _, e := range n.Content {
+				if e.Kind == yaml.ScalarNode && !strings.Contains(e.Value, "=") {
+					out = append(out, e.Value)
+				}
+			}
+		case n.Kind == yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i+1].Tag == "!!null" {
+					out = append(out, n.Content[i].Value)
+				}
+			}
+		}
+	}
+	for _, svc := range mapValues(mapGet(root, "services")) {
+		scan(mapGet(svc, "environment"))
+		scan(mapGet(mapGet(svc, "build"), "args"))
 	}
 	return out
 }
@@ -476,15 +506,21 @@ func composeSiblings(parent string) []string {
 	return out
 }
 
-// recordPaths records where every key and list item of a compose file is.
+// recordPaths records where every key and list item of a compose file is:
+// at the value when it is a scalar, as the cell decoder does, else at the
+// key.
 func recordPaths(n *yaml.Node, path, file string, out positions) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
+			k, v := n.Content[i], n.Content[i+1]
 			p := join(path, k.Value)
-			out[p] = Position{File: file, Line: k.Line, Column: k.Column}
-			recordPaths(n.Content[i+1], p, file, out)
+			at := k
+			if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+				at = v
+			}
+			out[p] = Position{File: file, Line: at.Line, Column: at.Column}
+			recordPaths(v, p, file, out)
 		}
 	case yaml.SequenceNode:
 		for i, e := range n.Content {
@@ -1051,7 +1087,7 @@ func (c *composeImport) walkFile(root *yaml.Node, file string, seen map[string]b
 		}
 	}
 	if inc := mapGet(root, "include"); inc != nil && inc.Kind == yaml.SequenceNode {
-		dir := filepath.Dir(absPath(c.dir, file))
+		dir := filepath.Dir(c.absOf(file))
 		for _, e := range inc.Content {
 			paths := []*yaml.Node{e}
 			if e.Kind == yaml.MappingNode {
@@ -1089,6 +1125,14 @@ func (c *composeImport) displayPath(abs string) string {
 		return filepath.Join(filepath.Dir(c.file), rel)
 	}
 	return abs
+}
+
+// absOf is the inverse of displayPath.
+func (c *composeImport) absOf(display string) string {
+	if abs, err := filepath.Abs(display); err == nil {
+		return abs
+	}
+	return display
 }
 
 // otherFile parses and interpolates a file pulled in by the main one.
@@ -1423,7 +1467,7 @@ func (c *composeImport) walkExtends(v *yaml.Node, name, file string, seen map[st
 			baseFile = f.Value
 		}
 	}
-	absFile := absPath(c.dir, file)
+	absFile := c.absOf(file)
 	root := c.iroot
 	if absFile != c.absFile {
 		root = c.otherFile(absFile)

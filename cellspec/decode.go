@@ -18,10 +18,15 @@ type decoder struct {
 	probs    Problems
 	warnings []Warning
 	pos      positions
+	// bad holds the paths whose values failed to decode, so validation
+	// does not report the zero value left in their place a second time.
+	bad map[string]bool
+	// orig holds the text of scalars before interpolation.
+	orig map[*yaml.Node]string
 }
 
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, pos: positions{}}
+	return &decoder{file: file, pos: positions{}, bad: map[string]bool{}, orig: map[*yaml.Node]string{}}
 }
 
 func (d *decoder) at(n *yaml.Node) Position {
@@ -32,6 +37,10 @@ func (d *decoder) at(n *yaml.Node) Position {
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, hint, format string, args ...any) {
+	d.bad[path] = true
+	if o, ok := d.orig[n]; ok && hint == "" {
+		hint = "the value comes from " + o
+	}
 	d.probs = append(d.probs, Problem{Pos: d.at(n), Path: path, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 

@@ -105,6 +105,9 @@ func (d *decoder) interpolate(n *yaml.Node, path string, env Env) {
 					Message: fmt.Sprintf("variable %s is not set; using an empty string", name)})
 			}
 		}
+		if out != n.Value {
+			d.orig[n] = n.Value
+		}
 		n.Value = out
 	}
 }

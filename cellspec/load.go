@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -74,12 +75,16 @@ func Load(opts Options) (*Project, error) {
 	if p.Name == "" {
 		p.Name = normalizeProjectName(filepath.Base(p.Dir))
 	}
-	if !isDNSLabel(p.Name) {
-		src := "-p"
+	if !isDNSLabel(p.Name) && (p.Name != "" || len(l.probs) == 0) {
+		src, pos := "-p", Position{File: "-p"}
 		if opts.ProjectName == "" {
-			src = "project name"
+			src, pos = "project name", l.projectPos
+			if pos.File == "" {
+				pos = Position{File: p.Dir}
+				src = "project name (from the directory name)"
+			}
 		}
-		l.probs = append(l.probs, Problem{Pos: l.projectPos, Path: "project", Msg: fmt.Sprintf("invalid %s %q", src, p.Name), Hint: dnsHint})
+		l.probs = append(l.probs, Problem{Pos: pos, Path: "project", Msg: fmt.Sprintf("invalid %s %q", src, p.Name), Hint: dnsHint})
 	}
 	v := &validator{}
 	for _, rc := range l.cells {
@@ -109,6 +114,7 @@ func LoadCell(file string, data []byte, env Env) (*Cell, []Warning, error) {
 	rc := d.decodeCell(root, filepath.Dir(file))
 	rc.cell.File = file
 	rc.cell.pos = d.pos
+	rc.cell.bad = d.bad
 	applyDefaults(rc)
 	v := &validator{}
 	v.validateCell(rc.cell)
@@ -202,6 +208,7 @@ func (l *loader) add(path string, from Position, top bool) {
 		rc := d.decodeCell(root, filepath.Dir(path))
 		rc.cell.File = path
 		rc.cell.pos = d.pos
+		rc.cell.bad = d.bad
 		l.probs = append(l.probs, d.probs...)
 		l.warnings = append(l.warnings, d.warnings...)
 		l.cells = append(l.cells, rc)
@@ -256,6 +263,9 @@ func (d *decoder) parse(data []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, Problems{{Pos: Position{File: d.file, Line: 1, Column: 1}, Msg: "file is empty"}}
+		}
 		return nil, Problems{d.yamlProblem(err)}
 	}
 	var extra yaml.Node

@@ -77,12 +77,14 @@ const (
 	envEntryPattern = `^[^=]+=`
 )
 
-// trueWords and falseWords are the spellings the loader reads as booleans
-// besides the YAML booleans themselves; YAML 1.2 editors see them as strings.
-var (
-	trueWords  = []any{"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"}
-	falseWords = []any{"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"}
-)
+// boolWords returns the spellings the loader reads as v besides the YAML
+// boolean itself; YAML 1.2 editors see them as strings.
+func boolWords(v bool) []any {
+	if v {
+		return []any{"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"}
+	}
+	return []any{"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"}
+}
 
 // describe sets the title and description that editors show on hover.
 func describe(s node, title, description string) node {
@@ -127,16 +129,30 @@ func command(minItems int) node {
 	}}
 }
 
-func cellSchema() node {
-	return node{
-		"$schema":              "https://json-schema.org/draft/2020-12/schema",
-		"$id":                  SchemaID,
-		"title":                "orchestro cell",
-		"description":          "One cell: a group of services behind one cell gateway. Values may use ${VAR}, ${VAR:-default}, ${VAR-default} and ${VAR:?message}, read from the environment and the .env file beside the spec; $$ is a literal $.",
-		"type":                 "object",
-		"additionalProperties": false,
-		"required":             []string{"cell", "gateway", "services"},
-		"properties": node{
+// rootSchema is the top of the schema document: a struct, so that $schema,
+// $id and the title come first in the output.
+type rootSchema struct {
+	Schema               string   `json:"$schema"`
+	ID                   string   `json:"$id"`
+	Title                string   `json:"title"`
+	Description          string   `json:"description"`
+	Type                 string   `json:"type"`
+	Required             []string `json:"required"`
+	AdditionalProperties bool     `json:"additionalProperties"`
+	Properties           node     `json:"properties"`
+	Defs                 node     `json:"$defs"`
+}
+
+func cellSchema() rootSchema {
+	return rootSchema{
+		Schema:               "https://json-schema.org/draft/2020-12/schema",
+		ID:                   SchemaID,
+		Title:                "orchestro cell",
+		Description:          "One cell: a group of services behind one cell gateway. Values may use ${VAR}, ${VAR:-default}, ${VAR-default} and ${VAR:?message}, read from the environment and the .env file beside the spec; $$ is a literal $.",
+		Type:                 "object",
+		Required:             []string{"cell", "gateway", "services"},
+		AdditionalProperties: false,
+		Properties: node{
 			"cell": describe(orVar(ref("dnsLabel")), "Cell name",
 				"The cell's name, unique in the project: a lower-case DNS label. Other cells reach this one as http://<cell>:<gateway port>."),
 			"gateway": describe(ref("gateway"), "Cell gateway",
@@ -155,7 +171,7 @@ func cellSchema() node {
 			}, "Services",
 				"The cell's services by name (lower-case DNS labels). A cell runs at least one service."),
 		},
-		"$defs": node{
+		Defs: node{
 			"interpolation": describe(node{"type": "string", "pattern": interpolationPattern}, "Variable reference",
 				"A ${VAR} reference, checked once it is substituted from the environment or the .env file beside the spec."),
 			"dnsLabel": describe(node{"type": "string", "maxLength": 63, "pattern": dnsLabelPattern}, "DNS label",
@@ -166,7 +182,7 @@ func cellSchema() node {
 				"A positive Go duration with a unit: 500ms, 2s, 1m30s."),
 			"boolean": describe(node{"anyOf": []any{
 				node{"type": "boolean"},
-				node{"enum": append(append([]any{}, trueWords...), falseWords...)},
+				node{"enum": append(boolWords(true), boolWords(false)...)},
 				ref("interpolation"),
 			}}, "Boolean", "true or false (yes/no and on/off are read as well)."),
 			"stringMap": describe(node{"oneOf": []any{
@@ -303,7 +319,7 @@ func healthSchema() node {
 	// beside another one.
 	s["oneOf"] = []any{
 		node{"required": []string{"http"}},
-		node{"required": []string{"tcp"}, "properties": node{"tcp": node{"not": node{"enum": append([]any{false}, falseWords...)}}}},
+		node{"required": []string{"tcp"}, "properties": node{"tcp": node{"not": node{"enum": append([]any{false}, boolWords(false)...)}}}},
 		node{"required": []string{"exec"}},
 	}
 	return s

@@ -3,7 +3,15 @@ package cellspec
 // suggest returns a "did you mean" hint naming the known word closest to
 // word, or "" when none is close enough to be a likely typo.
 func suggest(word string, known []string) string {
-	best, bestDist := "", len(word)/2+2
+	if alias, ok := composeAliases[word]; ok && contains(known, alias) {
+		return "did you mean " + quote(alias) + "?"
+	}
+	for _, k := range known {
+		if len(word) >= 3 && len(k) > len(word) && k[:len(word)] == word {
+			return "did you mean " + quote(k) + "?"
+		}
+	}
+	best, bestDist := "", len(word)/3+2
 	for _, k := range known {
 		if d := editDistance(word, k); d < bestDist {
 			best, bestDist = k, d
@@ -13,6 +21,19 @@ func suggest(word string, known []string) string {
 		return ""
 	}
 	return "did you mean " + quote(best) + "?"
+}
+
+// composeAliases maps docker compose spellings to the cell file's keys, so
+// someone coming from compose is pointed at the right one.
+var composeAliases = map[string]string{
+	"environment": "env",
+	"enviroment":  "env",
+	"ports":       "port",
+	"expose":      "port",
+	"healthcheck": "health",
+	"scale":       "replicas",
+	"deploy":      "replicas",
+	"networks":    "uses",
 }
 
 func quote(s string) string { return "\"" + s + "\"" }

@@ -46,6 +46,8 @@ type Cell struct {
 	// pos maps a field path ("services.orders.port") to where it was
 	// written, so validation can point at the offending line.
 	pos positions
+	// bad holds field paths whose values failed to decode.
+	bad map[string]bool
 }
 
 // ServiceNames returns the names of the cell's services in sorted order.

@@ -12,6 +12,11 @@ type validator struct {
 }
 
 func (v *validator) add(c *Cell, path, hint, format string, args ...any) {
+	// A value that failed to decode was reported already; its zero value
+	// is not a second problem.
+	if c.bad[path] {
+		return
+	}
 	v.probs = append(v.probs, Problem{Pos: c.pos.at(path), Path: path, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 

@@ -60,8 +60,12 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		Long: `orchestro runs a microservice system described as cells on the local
 Docker engine: every service's replicas behind one gateway per cell, with
 load balancing, health checks, retries, self-healing and autoscaling.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		SilenceUsage: true,
+		// Global flags before the verb are parsed by the root, so `-f FILE`
+		// there and `logs -f` (follow) after it can coexist, as in docker
+		// compose.
+		TraverseChildren: true,
+		SilenceErrors:    true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
 			if g.NoColor {
 				f.IO.SetNoColor(true)

@@ -119,7 +119,8 @@ type Event struct {
 	Time    time.Time `json:"time"`
 	Cell    string    `json:"cell"`
 	Service string    `json:"service,omitempty"`
-	Replica string    `json:"replica,omitempty"`
+	// Replica is the replica number ("2"), when the event is about one.
+	Replica string `json:"replica,omitempty"`
 	// Type is one of the Event* constants.
 	Type    string `json:"type"`
 	Message string `json:"message"`
@@ -141,6 +142,7 @@ const (
 	EventCrashloop = "crashloop"
 	EventScaled    = "scaled"
 	EventUpdated   = "updated"
+	EventWaiting   = "waiting"
 	EventError     = "error"
 )
 

@@ -210,7 +210,6 @@ func (c *Controller) watchEngine(ctx context.Context) {
 		f := filters.NewArgs(
 			filters.Arg("type", "container"),
 			filters.Arg("label", runtime.LabelProject+"="+c.spec.Project),
-			filters.Arg("label", runtime.LabelCell+"="+c.spec.Cell.Name),
 		)
 		msgs, errs := c.eng.Events(ctx, eventsOptions(f))
 	stream:
@@ -270,6 +269,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list replicas of cell %s: %w", c.spec.Cell.Name, err)
 	}
+	c.reviveGateways(ctx)
 	c.mu.Lock()
 	c.observe(list)
 	obs := c.observedLocked()
@@ -277,6 +277,37 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.updateUpstreamsLocked()
 	c.mu.Unlock()
 	return c.execute(ctx, p)
+}
+
+// reviveGateways starts the project's other gateways that were stopped
+// without being removed. Docker disables a container's restart policy when
+// it is killed through the API (`docker kill`), so the gateways of a
+// project watch over each other: a killed gateway is back within seconds
+// and adopts its replicas. Only starting is done here; creating and
+// removing gateways stays with the command line.
+func (c *Controller) reviveGateways(ctx context.Context) {
+	c.mu.Lock()
+	stopping := c.stopping
+	c.mu.Unlock()
+	if stopping {
+		return
+	}
+	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", runtime.LabelProject+"="+c.spec.Project),
+		filters.Arg("label", runtime.LabelRole+"="+runtime.RoleGateway),
+		filters.Arg("status", "exited"),
+	)})
+	if err != nil {
+		return
+	}
+	for _, s := range list {
+		if s.Labels[runtime.LabelProject] != c.spec.Project || s.Labels[runtime.LabelCell] == c.spec.Cell.Name {
+			continue
+		}
+		if err := c.eng.ContainerStart(ctx, s.ID, container.StartOptions{}); err == nil {
+			c.emit(api.Event{Type: api.EventStarted, Message: fmt.Sprintf("restarted the gateway of cell %s (%s)", s.Labels[runtime.LabelCell], s.Status)})
+		}
+	}
 }
 
 // observe folds a container listing into the controller's records; c.mu
@@ -348,8 +379,8 @@ func (c *Controller) replicaStopped(r *replica, now time.Time) {
 	if r.removing {
 		return
 	}
-	c.emit(api.Event{Service: r.service, Replica: r.name, Type: api.EventExited,
-		Message: fmt.Sprintf("%s exited with code %d", r.name, r.exitCode)})
+	c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventExited,
+		Message: fmt.Sprintf("code %d", r.exitCode)})
 	cs := c.crash[r.service]
 	if now.Sub(cs.NotBefore) > crashWindow {
 		cs.Crashes = 0
@@ -363,7 +394,7 @@ func (c *Controller) replicaStopped(r *replica, now time.Time) {
 	c.crash[r.service] = cs
 	if cs.Crashes >= 3 {
 		c.emit(api.Event{Service: r.service, Type: api.EventCrashloop,
-			Message: fmt.Sprintf("%s crashed %d times; next replacement in %s", r.service, cs.Crashes, delay)})
+			Message: fmt.Sprintf("%d crashes; next replacement in %s", cs.Crashes, delay)})
 	}
 }
 
@@ -412,9 +443,9 @@ func (c *Controller) onHealth(res health.Result) {
 	}
 	switch tr.To {
 	case health.StateHealthy:
-		c.emit(api.Event{Service: r.service, Replica: r.name, Type: api.EventHealthy, Message: r.name + " is healthy"})
+		c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventHealthy})
 	case health.StateUnhealthy:
-		c.emit(api.Event{Service: r.service, Replica: r.name, Type: api.EventUnhealthy, Message: r.name + " is unhealthy: " + tr.Reason})
+		c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventUnhealthy, Message: tr.Reason})
 	}
 	c.Kick()
 }
@@ -472,7 +503,7 @@ func (c *Controller) execute(ctx context.Context, p Plan) error {
 			errs = append(errs, fmt.Errorf("remove replica %s/%s-%d: %w", p.Cell, op.Service, op.N, err))
 			continue
 		}
-		c.emit(api.Event{Service: op.Service, Replica: c.replicaName(op.Service, op.N), Type: api.EventRemoved, Message: c.replicaName(op.Service, op.N) + " removed: " + op.Reason})
+		c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventRemoved, Message: op.Reason})
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
@@ -513,7 +544,7 @@ func (c *Controller) reportWaits(p Plan) {
 	}
 	for svc, reason := range now {
 		if c.waits[svc] == "" {
-			c.emit(api.Event{Service: svc, Type: api.EventUpdated, Message: svc + ": " + reason})
+			c.emit(api.Event{Service: svc, Type: api.EventWaiting, Message: reason})
 		}
 	}
 	c.waits = now
@@ -540,7 +571,7 @@ func (c *Controller) create(ctx context.Context, op Op) error {
 	if err := c.eng.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
 		return fmt.Errorf("start replica %s: %w", name, err)
 	}
-	c.emit(api.Event{Service: op.Service, Replica: name, Type: api.EventStarted, Message: name + " started: " + op.Reason})
+	c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventStarted, Message: op.Reason})
 	return nil
 }
 
@@ -628,23 +659,23 @@ func (c *Controller) drain(ctx context.Context, op Op) {
 			_ = c.proxy.Drain(dctx, up.ID)
 			cancel()
 		}
-		c.emit(api.Event{Service: op.Service, Replica: r.name, Type: api.EventDrained,
-			Message: fmt.Sprintf("%s drained in %s (%s)", r.name, c.now().Sub(start).Round(time.Millisecond), op.Reason)})
+		c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventDrained,
+			Message: fmt.Sprintf("in %s (%s)", c.now().Sub(start).Round(time.Millisecond), op.Reason)})
 		// The removal must finish even when the gateway is shutting down.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace+10*time.Second)
 		defer cancel()
 		grace := int(stopGrace / time.Second)
 		if err := c.eng.ContainerStop(rctx, op.ID, container.StopOptions{Timeout: &grace}); err != nil && !isNotFound(err) {
-			c.emit(api.Event{Service: op.Service, Replica: r.name, Type: api.EventError, Message: fmt.Sprintf("stop %s: %v", r.name, err)})
+			c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventError, Message: fmt.Sprintf("stop %s: %v", r.name, err)})
 		}
 		if err := c.eng.ContainerRemove(rctx, op.ID, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
-			c.emit(api.Event{Service: op.Service, Replica: r.name, Type: api.EventError, Message: fmt.Sprintf("remove %s: %v", r.name, err)})
+			c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventError, Message: fmt.Sprintf("remove %s: %v", r.name, err)})
 		} else {
 			typ := api.EventRemoved
 			if op.Reason == "unhealthy, replaced" {
 				typ = api.EventReplaced
 			}
-			c.emit(api.Event{Service: op.Service, Replica: r.name, Type: typ, Message: r.name + " removed: " + op.Reason})
+			c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: typ, Message: op.Reason})
 		}
 		c.Kick()
 	}()

@@ -84,8 +84,8 @@ func Run(ctx context.Context, cfg Config) error {
 		OnRequest: logEnc.log,
 		OnEject: func(up *proxy.Upstream, reason string, until time.Time) {
 			bus.Publish(api.Event{Time: time.Now(), Cell: spec.Cell.Name, Service: up.Service,
-				Replica: runtime.ReplicaName(spec.Project, spec.Cell.Name, up.Service, up.Replica), Type: api.EventEjected,
-				Message: fmt.Sprintf("%s-%d ejected until %s: %s", up.Service, up.Replica, until.Format(time.TimeOnly), reason)})
+				Replica: strconv.Itoa(up.Replica), Type: api.EventEjected,
+				Message: fmt.Sprintf("until %s: %s", until.Format(time.TimeOnly), reason)})
 		},
 	})
 	if err != nil {

@@ -149,7 +149,7 @@ func (c *Controller) Scale(ctx context.Context, service string, replicas int) er
 	c.mu.Unlock()
 	if from != replicas {
 		c.emit(api.Event{Service: service, Type: api.EventScaled, From: from, To: replicas,
-			Message: fmt.Sprintf("%s scaled %d → %d: requested", service, from, replicas)})
+			Message: "requested"})
 	}
 	c.Kick()
 	return nil
@@ -175,7 +175,7 @@ func (c *Controller) Restart(ctx context.Context, service string) error {
 	c.saveState()
 	c.mu.Unlock()
 	for _, n := range names {
-		c.emit(api.Event{Service: n, Type: api.EventUpdated, Message: n + ": rolling restart requested"})
+		c.emit(api.Event{Service: n, Type: api.EventUpdated, Message: "rolling restart requested"})
 	}
 	c.Kick()
 	return nil
@@ -209,7 +209,7 @@ func (c *Controller) UpdateSpec(ctx context.Context, raw []byte) error {
 	c.spec = &spec
 	c.saveState()
 	c.mu.Unlock()
-	c.emit(api.Event{Type: api.EventUpdated, Message: "cell spec updated"})
+	c.emit(api.Event{Type: api.EventUpdated, Message: "cell spec replaced"})
 	c.Kick()
 	return nil
 }

@@ -221,12 +221,16 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
-// logRequests writes "METHOD PATH STATUS DURATION" for every request.
+// logRequests writes "METHOD PATH STATUS DURATION" for every request but
+// the gateway's health checks, which would drown everything else.
 func logRequests(logger *log.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
+		if r.URL.Path == "/healthz" && rec.status == http.StatusOK {
+			return
+		}
 		logger.Printf("%s %s %d %s", r.Method, r.URL.Path, rec.status, time.Since(start).Round(time.Microsecond))
 	})
 }
