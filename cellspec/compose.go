@@ -79,9 +79,9 @@ var composeReasons = map[string]string{
 // redirected. compose-go logs its warnings through the standard logrus
 // logger, which is process-wide state: while a compose file loads, that
 // logger writes nowhere and its entries become warnings. The mutex keeps two
-// loads of this package from restoring each other's settings; anything else
-// in the process that logs through logrus during a load is silenced for that
-// moment too, which is the price of a global logger.
+// loads of this package from restoring each other's settings. Anything else
+// in the process that logs through logrus during a load is captured too (and
+// reported as this file's warning), which is the price of a global logger.
 var composeLogMu sync.Mutex
 
 // composeImport holds the state of one compose file's conversion.
@@ -1791,10 +1791,10 @@ func routesEqual(a, b []Route) bool {
 // path: it starts with "." or "/".
 func relPath(dir, p string) string {
 	rel, err := filepath.Rel(dir, p)
-	if err != nil || !filepath.IsLocal(rel) && !strings.HasPrefix(rel, "..") {
+	switch {
+	case err != nil:
 		return p
-	}
-	if rel == "." || strings.HasPrefix(rel, "..") {
+	case rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)):
 		return filepath.ToSlash(rel)
 	}
 	return "./" + filepath.ToSlash(rel)

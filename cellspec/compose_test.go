@@ -675,6 +675,9 @@ volumes:
 
 // TestComposeLogrusQuiet checks that compose-go's logrus output never
 // reaches the terminal: it becomes warnings, and the logger is restored.
+// logrus writes to its Out, stderr by default; a buffer stands in for it.
+// The file makes compose-go log twice (an obsolete version key and an unset
+// variable), from concurrent loads.
 func TestComposeLogrusQuiet(t *testing.T) {
 	std := logrus.StandardLogger()
 	var out syncBuffer

@@ -68,7 +68,7 @@ func runDown(ctx context.Context, opts *DownOptions) error {
 	case err != nil:
 		return fmt.Errorf("down %s: %w", ref.Name, err)
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "%s project %s removed\n", pal.Green("✔"), ref.Name)
+	fmt.Fprintf(opts.IO.ErrOut, "%s project %s is down\n", pal.Green("✔"), ref.Name)
 	return nil
 }
 

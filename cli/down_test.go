@@ -24,19 +24,19 @@ func TestDown(t *testing.T) {
 			name:     "defaults",
 			args:     []string{"down"},
 			wantCall: "Down demo volumes=false timeout=10s progress=true",
-			wantErr:  "✔ project demo removed\n",
+			wantErr:  "✔ project demo is down\n",
 		},
 		{
 			name:     "volumes and timeout",
 			args:     []string{"down", "-v", "--timeout", "3s"},
 			wantCall: "Down demo volumes=true timeout=3s progress=true",
-			wantErr:  "✔ project demo removed\n",
+			wantErr:  "✔ project demo is down\n",
 		},
 		{
 			name:     "project flag",
 			args:     []string{"down", "-p", "other"},
 			wantCall: "Down other volumes=false timeout=10s progress=true",
-			wantErr:  "✔ project other removed\n",
+			wantErr:  "✔ project other is down\n",
 		},
 		{
 			name:     "nothing to remove",
@@ -52,7 +52,7 @@ func TestDown(t *testing.T) {
 			files:    map[string]string{"cell.yaml": brokenSpec},
 			args:     []string{"down"},
 			wantCall: "Down demo volumes=false timeout=10s progress=true",
-			wantErr:  "✔ project demo removed\n",
+			wantErr:  "✔ project demo is down\n",
 		},
 		{
 			name:     "runtime failure",

@@ -63,6 +63,12 @@ func TestLogs(t *testing.T) {
 			golden:   "logs_gateway.stdout",
 		},
 		{
+			name:     "file flag before the verb",
+			args:     []string{"-f", "cell.yaml", "logs", "-f"},
+			wantCall: `Logs demo cell="" service="" follow=true tail=-1 since=-`,
+			golden:   "logs.stdout",
+		},
+		{
 			name:     "file flag spelt out",
 			args:     []string{"logs", "--file", "cell.yaml", "-f"},
 			wantCall: `Logs demo cell="" service="" follow=true tail=-1 since=-`,

@@ -20,7 +20,16 @@ func testStatus() *api.ProjectStatus {
 	return &api.ProjectStatus{
 		Project: "demo",
 		Cells: []api.CellStatus{
-			{Cell: "users", Gateway: gatewayDown, Error: "dial tcp 127.0.0.1:9082: connection refused"},
+			{Cell: "billing", Gateway: "starting", Services: []api.ServiceStatus{}},
+			// As the runtime reports a cell whose gateway does not answer:
+			// the engine's view of its replicas, health unknown.
+			{
+				Cell: "users", Gateway: gatewayDown, URL: "http://127.0.0.1:8082", Error: "dial tcp 127.0.0.1:9082: connection refused",
+				Services: []api.ServiceStatus{{
+					Service: "accounts", Image: "example/accounts:1", Health: "unknown",
+					Replicas: []api.ReplicaStatus{{Name: "demo-users-accounts-1", ContainerID: "u1", State: "running", Health: "unknown"}},
+				}},
+			},
 			{
 				Cell: "shop", Gateway: gatewayRunning, URL: "http://127.0.0.1:8081", SpecHash: "3f2a",
 				Services: []api.ServiceStatus{

@@ -78,6 +78,8 @@ func (t statusTable) writeServices(w io.Writer, st *api.ProjectStatus) error {
 			continue
 		}
 		for _, s := range c.Services {
+			// What a down gateway's cell shows is the engine's view, with
+			// no health: say why rather than "unknown".
 			health := s.Health
 			if c.Gateway == gatewayDown {
 				health = "gateway down"
@@ -104,12 +106,25 @@ func (t statusTable) writeReplicas(w io.Writer, st *api.ProjectStatus) error {
 				continue
 			}
 			for _, r := range s.Replicas {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", c.Cell, s.Service, r.Replica, dash(r.State),
-					t.healthCell(dash(r.Health), r.Health), dash(r.Address), r.InFlight, strconv.FormatFloat(r.RPS, 'f', 1, 64))
+				health := r.Health
+				if c.Gateway == gatewayDown {
+					health = "gateway down"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.Cell, s.Service, replicaNumber(r), dash(r.State),
+					t.healthCell(dash(health), health), dash(r.Address), r.InFlight, strconv.FormatFloat(r.RPS, 'f', 1, 64))
 			}
 		}
 	}
 	return tw.Flush()
+}
+
+// replicaNumber shows a replica's number, or "-" when it is unknown (the
+// engine's view of a cell whose gateway is down carries no numbers).
+func replicaNumber(r api.ReplicaStatus) string {
+	if r.Replica <= 0 {
+		return "-"
+	}
+	return strconv.Itoa(r.Replica)
 }
 
 // gatewayHealth is the health shown for a cell whose gateway reported no

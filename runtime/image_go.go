@@ -82,7 +82,9 @@ func goImageFiles(binary, caBundle []byte) []contextFile {
 // error.
 func compileGo(ctx context.Context, dir, out, goarch string, progress io.Writer) error {
 	fmt.Fprintf(progress, "compiling %s for linux/%s\n", dir, goarch)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	// -trimpath and -buildvcs=false keep paths and VCS state out of the
+	// binary, so its hash, and the image tag, change only with the code.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	var output bytes.Buffer

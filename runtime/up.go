@@ -39,7 +39,7 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 		progress = io.Discard
 	}
 	start := c.now()
-	gwImage, err := GatewayImage(ctx, c.eng, opts.GatewayImage, progress)
+	gwImage, err := GatewayImage(ctx, c.eng, opts.GatewayImage, io.Discard)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspe
 	case s.Build.Go != "":
 		t := c.now()
 		fmt.Fprintf(progress, "building %s (go %s)\n", what, s.Build.Go)
-		r, err := BuildGo(ctx, c.eng, s.Build, repo, labels, progress)
+		r, err := BuildGo(ctx, c.eng, s.Build, repo, labels, io.Discard)
 		if err != nil {
 			return ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
 		}
@@ -138,7 +138,7 @@ func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspe
 		if !exists || policy == api.BuildAlways {
 			t := c.now()
 			fmt.Fprintf(progress, "building %s (%s)\n", what, s.Build.Context)
-			if err := BuildDockerfile(ctx, c.eng, s.Build, ref, labels, progress); err != nil {
+			if err := BuildDockerfile(ctx, c.eng, s.Build, ref, labels, io.Discard); err != nil {
 				return ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
 			}
 			fmt.Fprintf(progress, "built %s in %s\n", what, c.now().Sub(t).Round(time.Millisecond))

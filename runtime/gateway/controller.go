@@ -73,6 +73,8 @@ type Controller struct {
 
 	kick chan struct{}
 	wg   sync.WaitGroup // drain-and-remove goroutines
+	// onCheck, when set, sees every health check result (for metrics).
+	onCheck func(service string, replica int, ok bool)
 
 	mu            sync.Mutex
 	spec          *runtime.GatewaySpec
@@ -433,6 +435,9 @@ func (c *Controller) onHealth(res health.Result) {
 		return
 	}
 	r.health = res.State
+	if c.onCheck != nil {
+		c.onCheck(r.service, r.n, res.OK)
+	}
 	if r.up != nil {
 		r.up.SetHealthy(res.State.Ready())
 	}
@@ -475,7 +480,7 @@ func (c *Controller) updateUpstreamsLocked() {
 			continue
 		}
 		if r.up == nil {
-			r.up = &proxy.Upstream{ID: r.id, Service: r.service, Replica: r.n, Addr: r.addr}
+			r.up = &proxy.Upstream{ID: r.id, Service: r.service, Replica: r.n, Name: r.service + "-" + strconv.Itoa(r.n), Addr: r.addr}
 			r.up.SetHealthy(r.health.Ready())
 		}
 		if r.removing {

@@ -80,8 +80,13 @@ func Run(ctx context.Context, cfg Config) error {
 	spec := cfg.Spec
 	bus := admin.NewEventBus(0)
 	logEnc := newAccessLogger(cfg.AccessLog)
+	m := newMetrics(spec.Cell.Name)
+	record := func(r *proxy.RequestRecord) {
+		m.observe(r)
+		logEnc.log(r)
+	}
 	px, err := proxy.New(spec.Cell, proxy.Options{
-		OnRequest: logEnc.log,
+		OnRequest: record,
 		OnEject: func(up *proxy.Upstream, reason string, until time.Time) {
 			bus.Publish(api.Event{Time: time.Now(), Cell: spec.Cell.Name, Service: up.Service,
 				Replica: strconv.Itoa(up.Replica), Type: api.EventEjected,
@@ -92,7 +97,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	ctrl := NewController(cfg.Engine, spec, px, bus, cfg.StatePath)
-	srvAdmin, err := admin.NewServer(admin.ServerConfig{Cell: ctrl, Events: bus, Token: cfg.Token, Metrics: newMetricsHandler(ctrl, px), Logger: cfg.Log})
+	ctrl.onCheck = m.healthResult
+	srvAdmin, err := admin.NewServer(admin.ServerConfig{Cell: ctrl, Events: bus, Token: cfg.Token, Metrics: m.handler(ctrl, px), Logger: cfg.Log})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -132,7 +138,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		_, portStr, _ := net.SplitHostPort(addr)
 		port, _ := strconv.Atoi(portStr)
-		fwd := proxy.NewForward(peer, []*proxy.Upstream{{ID: peer, Service: peer, Addr: addr}}, proxy.Options{OnRequest: logEnc.log})
+		fwd := proxy.NewForward(peer, []*proxy.Upstream{{ID: peer, Service: peer, Addr: addr}}, proxy.Options{OnRequest: record})
 		g.Go(func() error { return fwd.Run(ctx) })
 		if err := serve("egress "+peer, port, fwd); err != nil {
 			return err

@@ -2,60 +2,156 @@ package gateway
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/orchestro/orchestro/runtime/health"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
 
-// newMetricsHandler serves the gateway's Prometheus metrics from a registry
-// of its own (no global state).
-func newMetricsHandler(ctrl *Controller, px *proxy.Proxy) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+// metrics is a gateway's Prometheus registry. Request metrics are fed from
+// the proxy's request records, on the record goroutine, so they cost the
+// request path nothing; gauges are read from live state at scrape time.
+type metrics struct {
+	reg      *prometheus.Registry
+	cell     string
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	retries  *prometheus.CounterVec
+	checks   *prometheus.CounterVec
+}
+
+func newMetrics(cell string) *metrics {
+	m := &metrics{
+		reg:  prometheus.NewRegistry(),
+		cell: cell,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orchestro_http_requests_total",
+			Help: "Requests the gateway answered, by route, method and status class.",
+		}, []string{"cell", "service", "route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orchestro_http_request_duration_seconds",
+			Help:    "Time from receiving a request to the end of its answer, retries included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"cell", "service", "route", "method", "code"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orchestro_http_retries_total",
+			Help: "Tries beyond the first, made on another replica.",
+		}, []string{"cell", "service", "route"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orchestro_health_checks_total",
+			Help: "Active health check results by replica.",
+		}, []string{"cell", "service", "replica", "result"}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.retries, m.checks,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
-		&replicaCollector{ctrl: ctrl},
 	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	return m
 }
 
-// replicaCollector reports replica counts from the controller's status at
-// scrape time.
-type replicaCollector struct{ ctrl *Controller }
+// handler serves the registry, with the live-state collector added.
+func (m *metrics) handler(ctrl *Controller, px *proxy.Proxy) http.Handler {
+	m.reg.MustRegister(&stateCollector{ctrl: ctrl, px: px})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// observe records one finished request.
+func (m *metrics) observe(r *proxy.RequestRecord) {
+	code := statusClass(r.Status)
+	method := methodLabel(r.Method)
+	route := r.Route
+	if route == "" {
+		route = "none"
+	}
+	m.requests.WithLabelValues(m.cell, r.Service, route, method, code).Inc()
+	m.duration.WithLabelValues(m.cell, r.Service, route, method, code).Observe(r.Duration.Seconds())
+	if r.Tries > 1 {
+		m.retries.WithLabelValues(m.cell, r.Service, route).Add(float64(r.Tries - 1))
+	}
+}
+
+// healthResult counts one active health check.
+func (m *metrics) healthResult(service string, replica int, ok bool) {
+	result := "success"
+	if !ok {
+		result = "failure"
+	}
+	m.checks.WithLabelValues(m.cell, service, strconv.Itoa(replica), result).Inc()
+}
+
+func statusClass(code int) string {
+	switch {
+	case code >= 500:
+		return "5xx"
+	case code >= 400:
+		return "4xx"
+	case code >= 300:
+		return "3xx"
+	case code >= 200:
+		return "2xx"
+	}
+	return "1xx"
+}
+
+// methodLabel bounds the method label's values: unknown methods would let
+// any client grow the metric without limit.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// stateCollector reports replica counts and per-replica traffic from the
+// controller and proxy at scrape time.
+type stateCollector struct {
+	ctrl *Controller
+	px   *proxy.Proxy
+}
 
 var (
-	descDesired = prometheus.NewDesc("orchestro_service_replicas_desired", "Replicas the controller converges to.", []string{"cell", "service"}, nil)
-	descReady   = prometheus.NewDesc("orchestro_service_replicas_ready", "Replicas running, healthy and in rotation.", []string{"cell", "service"}, nil)
-	descUnready = prometheus.NewDesc("orchestro_service_replicas_unhealthy", "Replicas failing their health check or ejected.", []string{"cell", "service"}, nil)
-	descServed  = prometheus.NewDesc("orchestro_replica_requests_total", "Requests a replica served.", []string{"cell", "service", "replica"}, nil)
-	descInfl    = prometheus.NewDesc("orchestro_replica_inflight_requests", "Requests in flight to a replica.", []string{"cell", "service", "replica"}, nil)
+	descDesired    = prometheus.NewDesc("orchestro_service_replicas_desired", "Replicas the controller converges to.", []string{"cell", "service"}, nil)
+	descReady      = prometheus.NewDesc("orchestro_service_replicas_ready", "Replicas running, healthy and in rotation.", []string{"cell", "service"}, nil)
+	descUnhealthy  = prometheus.NewDesc("orchestro_service_replicas_unhealthy", "Replicas failing their health check or ejected.", []string{"cell", "service"}, nil)
+	descInflight   = prometheus.NewDesc("orchestro_http_requests_in_flight", "Requests in flight to a service's replicas.", []string{"cell", "service"}, nil)
+	descTries      = prometheus.NewDesc("orchestro_replica_tries_total", "Tries sent to a replica.", []string{"cell", "service", "replica"}, nil)
+	descFails      = prometheus.NewDesc("orchestro_replica_failures_total", "Tries to a replica that failed (connection error or 5xx).", []string{"cell", "service", "replica"}, nil)
+	descEjections  = prometheus.NewDesc("orchestro_replica_ejections_total", "Times passive health checking ejected a replica.", []string{"cell", "service", "replica"}, nil)
+	descLogDropped = prometheus.NewDesc("orchestro_access_log_dropped_total", "Request records dropped because the log writer fell behind.", []string{"cell"}, nil)
 )
 
-func (c *replicaCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descDesired
-	ch <- descReady
-	ch <- descUnready
-	ch <- descServed
-	ch <- descInfl
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDesired, descReady, descUnhealthy, descInflight, descTries, descFails, descEjections, descLogDropped} {
+		ch <- d
+	}
 }
 
-func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.ctrl.Status()
 	for _, s := range st.Services {
 		ch <- prometheus.MustNewConstMetric(descDesired, prometheus.GaugeValue, float64(s.Desired), st.Cell, s.Service)
 		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, float64(s.Ready), st.Cell, s.Service)
 		unhealthy := 0
 		for _, r := range s.Replicas {
-			if r.Health == "unhealthy" || r.Health == "ejected" {
+			if r.Health == string(health.StateUnhealthy) || r.Health == "ejected" {
 				unhealthy++
 			}
-			ch <- prometheus.MustNewConstMetric(descServed, prometheus.CounterValue, float64(r.Requests), st.Cell, s.Service, r.Name)
-			ch <- prometheus.MustNewConstMetric(descInfl, prometheus.GaugeValue, float64(r.InFlight), st.Cell, s.Service, r.Name)
 		}
-		ch <- prometheus.MustNewConstMetric(descUnready, prometheus.GaugeValue, float64(unhealthy), st.Cell, s.Service)
+		ch <- prometheus.MustNewConstMetric(descUnhealthy, prometheus.GaugeValue, float64(unhealthy), st.Cell, s.Service)
+		ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(s.InFlight), st.Cell, s.Service)
+		for _, up := range c.px.Upstreams(s.Service) {
+			n := strconv.Itoa(up.Replica)
+			ch <- prometheus.MustNewConstMetric(descTries, prometheus.CounterValue, float64(up.Served()), st.Cell, s.Service, n)
+			ch <- prometheus.MustNewConstMetric(descFails, prometheus.CounterValue, float64(up.Fails()), st.Cell, s.Service, n)
+			ch <- prometheus.MustNewConstMetric(descEjections, prometheus.CounterValue, float64(up.Ejections()), st.Cell, s.Service, n)
+		}
 	}
+	ch <- prometheus.MustNewConstMetric(descLogDropped, prometheus.CounterValue, float64(c.px.DroppedRecords()), st.Cell)
 }

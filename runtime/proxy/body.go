@@ -156,7 +156,6 @@ func (b *requestBody) getBody() (io.ReadCloser, error) { return b.reader(), nil 
 func (b *requestBody) release() {
 	if b.refs.Add(-1) == 0 && b.pool != nil {
 		b.pool.Put(b.buf)
-		b.buf, b.data = nil, nil
 	}
 }
 

@@ -47,8 +47,13 @@ func skipRequestHeader(k string) bool {
 	return isHopByHop(k)
 }
 
-// extraHeaders is the number of fields the proxy may add to a request.
-const extraHeaders = 8
+// extraHeaders is the number of fields the proxy may add to a request;
+// commonHeaders the number it always adds. The map is sized for the common
+// case: a hint above 8 makes a small map allocate a full table.
+const (
+	extraHeaders  = 8
+	commonHeaders = 5
+)
 
 // headerBuilder adds single-value fields to a header, taking the value
 // slices from one preallocated backing array.
@@ -77,7 +82,7 @@ func outboundHeader(r *http.Request, requestID, traceparent, upgrade string) htt
 		nv += len(vv)
 	}
 	vals := make([]string, nv+extraHeaders)
-	h := make(http.Header, len(in)+extraHeaders)
+	h := make(http.Header, len(in)+commonHeaders)
 	for k, vv := range in {
 		if skipRequestHeader(k) {
 			continue

@@ -228,7 +228,7 @@ func (p *Proxy) Router() *Router { return p.router }
 // not taken: the existing one stays, with its counters and its health,
 // ejection and draining state, so a controller can rebuild the whole list on
 // every reconcile without resetting anything. To change state use
-// SetHealthy, SetDraining and Drain. An ID with a new Addr is a new
+// SetHealthy, SetDraining, Undrain and Drain. An ID with a new Addr is a new
 // replica and starts fresh. Nil entries and repeated IDs are ignored.
 func (p *Proxy) SetUpstreams(service string, ups []*Upstream) {
 	p.mu.Lock()
@@ -273,27 +273,29 @@ func (p *Proxy) upstream(id string) *Upstream {
 }
 
 // SetHealthy records an active health check result for the replica with
-// the given ID (see Upstream.SetHealthy). It reports whether the replica is
-// known.
-func (p *Proxy) SetHealthy(id string, healthy bool) bool {
-	u := p.upstream(id)
-	if u == nil {
-		return false
+// the given ID (see Upstream.SetHealthy). Unknown IDs are ignored.
+func (p *Proxy) SetHealthy(id string, healthy bool) {
+	if u := p.upstream(id); u != nil {
+		u.SetHealthy(healthy)
 	}
-	u.SetHealthy(healthy)
-	return true
 }
 
-// SetDraining takes a replica out of rotation for good: it receives no new
-// requests, while those in flight finish. It reports whether the replica is
-// known.
-func (p *Proxy) SetDraining(id string) bool {
-	u := p.upstream(id)
-	if u == nil {
-		return false
+// SetDraining takes a replica out of rotation: it receives no new
+// requests, while those in flight finish. Unknown IDs are ignored.
+func (p *Proxy) SetDraining(id string) {
+	if u := p.upstream(id); u != nil {
+		u.draining.Store(true)
 	}
-	u.draining.Store(true)
-	return true
+}
+
+// Undrain puts a draining replica back into rotation, for a controller
+// that changed its mind (a scale-down cancelled by new load). Because
+// SetUpstreams keeps existing Upstreams with their state, this is the only
+// way back for a replica that stays. Unknown IDs are ignored.
+func (p *Proxy) Undrain(id string) {
+	if u := p.upstream(id); u != nil {
+		u.draining.Store(false)
+	}
 }
 
 // Drain takes a replica out of rotation and waits until it has no request
@@ -359,11 +361,12 @@ func (a *attempt) retryable(idempotent bool, body *requestBody) bool {
 	return false
 }
 
-// discard gives up a try in favour of another: it reads a little of the
-// response so the connection can be reused, and releases everything.
+// discard gives up a try in favour of another. The response body is closed
+// unread: draining it could stall the retry behind a slow replica, and a
+// lost keep-alive connection is cheap on this rare path.
 func (a *attempt) discard() {
 	if a.resp != nil {
-		drainBody(a.resp)
+		_ = a.resp.Body.Close()
 	}
 	a.close()
 }
@@ -438,8 +441,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sp := p.pools[route.svc]
 	ups := sp.load()
 	var triedBuf [4]*Upstream
-	tried := triedBuf[:0]
-	up := p.pick(sp, ups, &tried, r)
+	up, tried := p.pick(sp, ups, triedBuf[:0], r)
 	if up == nil {
 		w.Header().Set("Retry-After", "1")
 		p.reply(w, http.StatusServiceUnavailable, p.noReplicaMessage(route.Service), &rec)
@@ -455,7 +457,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.Tries > route.Retries || !a.retryable(idempotent, body) {
 			break
 		}
-		next := p.pick(sp, ups, &tried, r)
+		var next *Upstream
+		next, tried = p.pick(sp, ups, tried, r)
 		if next == nil {
 			break
 		}
@@ -473,23 +476,23 @@ func (p *Proxy) noReplicaMessage(service string) string {
 }
 
 // pick selects an available replica not tried yet and counts the request
-// against it.
-func (p *Proxy) pick(sp *servicePool, ups []*Upstream, tried *[]*Upstream, r *http.Request) *Upstream {
+// against it. It returns tried with every replica it considered added.
+func (p *Proxy) pick(sp *servicePool, ups, tried []*Upstream, r *http.Request) (*Upstream, []*Upstream) {
 	for range len(ups) + 1 {
 		cand := ups
-		if len(*tried) > 0 {
-			cand = without(ups, *tried)
+		if len(tried) > 0 {
+			cand = without(ups, tried)
 		}
 		up := sp.sel.Select(cand, r)
-		if up == nil || slices.Contains(*tried, up) {
-			return nil
+		if up == nil || slices.Contains(tried, up) {
+			return nil, tried
 		}
-		*tried = append(*tried, up)
+		tried = append(tried, up)
 		if up.acquire() {
-			return up
+			return up, tried
 		}
 	}
-	return nil
+	return nil, tried
 }
 
 // without returns the upstreams of pool not in skip. It allocates, but only
@@ -563,7 +566,7 @@ func (p *Proxy) try(r *http.Request, route *Route, up *Upstream, t *target) atte
 		a.fail = failClient
 		a.err = err
 		if cerr := t.body.clientErr(); cerr != nil {
-			a.err = cerr
+			a.err = fmt.Errorf("read request body: %w", cerr)
 		}
 	case fired:
 		a.fail = failTimeout

@@ -108,16 +108,6 @@ func isEventStream(h http.Header) bool {
 	return len(ct) >= len("text/event-stream") && strings.EqualFold(ct[:len("text/event-stream")], "text/event-stream")
 }
 
-// drainBody reads what is left of a small discarded body so its connection
-// can carry the next request, and closes it.
-func drainBody(resp *http.Response) {
-	const maxDrain = 64 << 10
-	if resp.ContentLength >= 0 && resp.ContentLength <= maxDrain {
-		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-	}
-	_ = resp.Body.Close()
-}
-
 // serveUpgrade completes a protocol switch (WebSocket and the like): it
 // hijacks the client's connection, sends it the replica's 101 and copies
 // bytes both ways until either side closes.
