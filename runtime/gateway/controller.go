@@ -114,6 +114,10 @@ func NewController(eng runtime.Engine, spec *runtime.GatewaySpec, px *proxy.Prox
 	}
 	c.prober = health.NewProber(c.onHealth)
 	c.loadState()
+	if c.spec != spec {
+		// The state file held a newer spec than the container's own.
+		_ = px.SetRoutes(c.spec.Cell)
+	}
 	return c
 }
 

@@ -206,6 +206,10 @@ func (c *Controller) UpdateSpec(ctx context.Context, raw []byte) error {
 		}
 		c.overrides[name] = max(s.Autoscale.Min, min(n, s.Autoscale.Max))
 	}
+	if err := c.proxy.SetRoutes(spec.Cell); err != nil {
+		c.mu.Unlock()
+		return admin.BadRequest(err)
+	}
 	c.spec = &spec
 	c.saveState()
 	c.mu.Unlock()

@@ -48,7 +48,24 @@ type Options struct {
 	// DialTimeout bounds connecting with the default transport; 0 means
 	// DefaultDialTimeout.
 	DialTimeout time.Duration
+	// Wake is called when a request finds no available replica of a
+	// service. When it returns true the controller is starting one, and the
+	// request is held until a replica is available or HoldTimeout passes
+	// (then 503 with Retry-After). Nil never holds.
+	Wake func(service string) bool
+	// HoldTimeout bounds how long a request waits for a replica; 0 means
+	// DefaultHoldTimeout.
+	HoldTimeout time.Duration
+	// MaxHeld bounds how many requests wait at once; 0 means
+	// DefaultMaxHeld.
+	MaxHeld int
 }
+
+// Defaults for holding requests while a replica starts.
+const (
+	DefaultHoldTimeout = 30 * time.Second
+	DefaultMaxHeld     = 1024
+)
 
 // Proxy is a cell gateway's data plane: an http.Handler that routes each
 // request by path to a service, picks an available replica with the
@@ -61,9 +78,8 @@ type Options struct {
 type Proxy struct {
 	cell      string
 	forward   bool
-	router    *Router
-	routeList string
-	pools     []*servicePool // indexed like router.services
+	tbl       atomic.Pointer[table]
+	held      atomic.Int64
 	opts      Options
 	now       func() time.Time
 	transport http.RoundTripper
@@ -78,6 +94,14 @@ type Proxy struct {
 	policy string
 	byName map[string]*servicePool
 	byID   map[string]*Upstream
+}
+
+// table is the routing state: replaced as a whole by SetRoutes, read with
+// one atomic load per request.
+type table struct {
+	router    *Router
+	routeList string
+	pools     []*servicePool // indexed like router.services
 }
 
 // servicePool is one service's replicas and its selector.
@@ -140,14 +164,18 @@ func newProxy(cell string, router *Router, policy string, opts Options) (*Proxy,
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = DefaultDialTimeout
 	}
+	if opts.HoldTimeout <= 0 {
+		opts.HoldTimeout = DefaultHoldTimeout
+	}
+	if opts.MaxHeld <= 0 {
+		opts.MaxHeld = DefaultMaxHeld
+	}
 	transport := opts.Transport
 	if transport == nil {
 		transport = newTransport(opts.DialTimeout)
 	}
 	p := &Proxy{
 		cell:      cell,
-		router:    router,
-		routeList: router.describe(),
 		opts:      opts,
 		now:       opts.Now,
 		transport: transport,
@@ -166,11 +194,47 @@ func newProxy(cell string, router *Router, policy string, opts Options) (*Proxy,
 		p.records = make(chan RequestRecord, n)
 	}
 	p.mu.Lock()
-	for _, svc := range router.services {
-		p.pools = append(p.pools, p.poolLocked(svc))
-	}
+	p.installLocked(router)
 	p.mu.Unlock()
 	return p, nil
+}
+
+// installLocked makes router the live routing table. p.mu must be held.
+func (p *Proxy) installLocked(router *Router) {
+	t := &table{router: router, routeList: router.describe()}
+	for _, svc := range router.services {
+		t.pools = append(t.pools, p.poolLocked(svc))
+	}
+	p.tbl.Store(t)
+}
+
+// SetRoutes replaces the routes and the balance policy of an ingress
+// proxy, for a cell spec that changed while the gateway runs. Replicas and
+// their state are kept; requests under way finish on their old route.
+func (p *Proxy) SetRoutes(cell *cellspec.Cell) error {
+	routes := cell.Gateway.Routes
+	if len(routes) == 0 {
+		routes = defaultRoutes(cell)
+	}
+	if _, err := NewSelector(cell.Gateway.Balance, nil); err != nil {
+		return fmt.Errorf("gateway of cell %s: %w", cell.Name, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cell.Gateway.Balance != p.policy {
+		p.policy = cell.Gateway.Balance
+		for name, old := range p.byName {
+			sel, _ := NewSelector(p.policy, p.now)
+			sp := &servicePool{name: name, sel: sel}
+			sp.ups.Store(old.ups.Load())
+			p.byName[name] = sp
+		}
+	}
+	for _, name := range cell.ServiceNames() {
+		p.poolLocked(name)
+	}
+	p.installLocked(NewRouter(routes))
+	return nil
 }
 
 // newTransport keeps many idle connections per replica, because a gateway
@@ -219,7 +283,7 @@ func (p *Proxy) poolLocked(service string) *servicePool {
 }
 
 // Router returns the proxy's routes.
-func (p *Proxy) Router() *Router { return p.router }
+func (p *Proxy) Router() *Router { return p.tbl.Load().router }
 
 // SetUpstreams replaces the replicas of a service in one step; requests
 // already under way finish on the replica they started on.
@@ -411,10 +475,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tp := nextTraceparent(r.Header[hdrTraceparent])
 	rec.RequestID, rec.TraceID, rec.SpanID = reqID, traceID(tp), spanID(tp)
 
-	route, path := p.router.Match(r.URL.Path)
+	tb := p.tbl.Load()
+	route, path := tb.router.Match(r.URL.Path)
 	if route == nil {
 		w.Header()[hdrRequestID] = []string{reqID}
-		p.reply(w, http.StatusNotFound, fmt.Sprintf("no route for path %q in cell %q; %s", r.URL.Path, p.cell, p.routeList), &rec)
+		p.reply(w, http.StatusNotFound, fmt.Sprintf("no route for path %q in cell %q; %s", r.URL.Path, p.cell, tb.routeList), &rec)
 		p.emit(&rec)
 		return
 	}
@@ -438,10 +503,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t.body = body
 
-	sp := p.pools[route.svc]
+	sp := tb.pools[route.svc]
 	ups := sp.load()
 	var triedBuf [4]*Upstream
 	up, tried := p.pick(sp, ups, triedBuf[:0], r)
+	if up == nil && p.opts.Wake != nil && p.opts.Wake(route.Service) {
+		up, ups, tried = p.hold(r, sp, tried)
+	}
 	if up == nil {
 		w.Header().Set("Retry-After", "1")
 		p.reply(w, http.StatusServiceUnavailable, p.noReplicaMessage(route.Service), &rec)
@@ -467,6 +535,38 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.finish(w, r, &a, upgrade, &rec)
 }
+
+// hold keeps a request that found no available replica while the
+// controller starts one (a service scaled to zero, or one whose replicas
+// are all starting), up to HoldTimeout. At most MaxHeld requests wait at
+// once; the others are answered 503 at once.
+func (p *Proxy) hold(r *http.Request, sp *servicePool, tried []*Upstream) (*Upstream, []*Upstream, []*Upstream) {
+	if p.held.Add(1) > int64(p.opts.MaxHeld) {
+		p.held.Add(-1)
+		return nil, nil, tried
+	}
+	defer p.held.Add(-1)
+	timeout := time.NewTimer(p.opts.HoldTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil, nil, tried
+		case <-timeout.C:
+			return nil, nil, tried
+		case <-tick.C:
+			ups := sp.load()
+			if up, t := p.pick(sp, ups, tried[:0], r); up != nil {
+				return up, ups, t
+			}
+		}
+	}
+}
+
+// Held reports how many requests wait for a replica right now.
+func (p *Proxy) Held() int64 { return p.held.Load() }
 
 func (p *Proxy) noReplicaMessage(service string) string {
 	if p.forward {
