@@ -84,6 +84,7 @@ type Controller struct {
 	replicas      map[string]*replica
 	crash         map[string]CrashState
 	waits         map[string]string
+	lastWake      map[string]time.Time
 }
 
 // controllerState is what survives a gateway restart: runtime overrides and
@@ -111,6 +112,7 @@ func NewController(eng runtime.Engine, spec *runtime.GatewaySpec, px *proxy.Prox
 		replicas:      map[string]*replica{},
 		crash:         map[string]CrashState{},
 		waits:         map[string]string{},
+		lastWake:      map[string]time.Time{},
 	}
 	c.prober = health.NewProber(c.onHealth)
 	c.loadState()

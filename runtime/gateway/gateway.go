@@ -17,8 +17,10 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/errdefs"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime"
 	"github.com/orchestro/orchestro/runtime/admin"
 	"github.com/orchestro/orchestro/runtime/api"
@@ -79,24 +81,20 @@ type Config struct {
 func Run(ctx context.Context, cfg Config) error {
 	spec := cfg.Spec
 	bus := admin.NewEventBus(0)
-	logEnc := newAccessLogger(cfg.AccessLog)
-	m := newMetrics(spec.Cell.Name)
-	record := func(r *proxy.RequestRecord) {
-		m.observe(r)
-		logEnc.log(r)
-	}
-	px, err := proxy.New(spec.Cell, proxy.Options{
-		OnRequest: record,
+	var ctrl *Controller
+	dp, err := NewDataPlane(spec.Cell, cfg.AccessLog, proxy.Options{
 		OnEject: func(up *proxy.Upstream, reason string, until time.Time) {
 			bus.Publish(api.Event{Time: time.Now(), Cell: spec.Cell.Name, Service: up.Service,
 				Replica: strconv.Itoa(up.Replica), Type: api.EventEjected,
 				Message: fmt.Sprintf("until %s: %s", until.Format(time.TimeOnly), reason)})
 		},
+		Wake: func(service string) bool { return ctrl.Wake(service) },
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	ctrl := NewController(cfg.Engine, spec, px, bus, cfg.StatePath)
+	px, m, record := dp.Proxy, dp.metrics, dp.record
+	ctrl = NewController(cfg.Engine, spec, px, bus, cfg.StatePath)
 	ctrl.onCheck = m.healthResult
 	srvAdmin, err := admin.NewServer(admin.ServerConfig{Cell: ctrl, Events: bus, Token: cfg.Token, Metrics: m.handler(ctrl, px), Logger: cfg.Log})
 	if err != nil {
@@ -148,6 +146,42 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return ctrl.Run(ctx) })
 	cfg.Log.Info("gateway started", "project", spec.Project, "cell", spec.Cell.Name, "port", spec.Cell.Gateway.Port, "admin_port", spec.AdminPort)
 	return g.Wait()
+}
+
+// DataPlane is a cell's request path as a gateway runs it: the proxy, its
+// access log and its request metrics. Run wires it to a controller;
+// benchmarks run it alone in front of fixed replicas.
+type DataPlane struct {
+	Proxy   *proxy.Proxy
+	metrics *metrics
+	log     *accessLogger
+}
+
+// NewDataPlane builds the data plane of a cell. opts.OnRequest is set here:
+// every record feeds the metrics and one JSON access-log line to
+// accessLog (nil discards the log).
+func NewDataPlane(cell *cellspec.Cell, accessLog io.Writer, opts proxy.Options) (*DataPlane, error) {
+	dp := &DataPlane{metrics: newMetrics(cell.Name), log: newAccessLogger(accessLog)}
+	opts.OnRequest = dp.record
+	px, err := proxy.New(cell, opts)
+	if err != nil {
+		return nil, err
+	}
+	dp.Proxy = px
+	return dp, nil
+}
+
+// Run consumes request records until ctx ends.
+func (d *DataPlane) Run(ctx context.Context) error { return d.Proxy.Run(ctx) }
+
+// Metrics serves the data plane's metrics without controller state.
+func (d *DataPlane) Metrics() http.Handler {
+	return promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{Registry: d.metrics.reg})
+}
+
+func (d *DataPlane) record(r *proxy.RequestRecord) {
+	d.metrics.observe(r)
+	d.log.log(r)
 }
 
 // execer runs exec health checks through the engine.

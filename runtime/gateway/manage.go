@@ -241,3 +241,37 @@ func (c *Controller) Stop(ctx context.Context) error {
 		}
 	}
 }
+
+// Wake is called by the proxy when a request finds no available replica of
+// a service. It reports whether a replica is on its way, so the request is
+// worth holding: the service is scaled to zero and may wake (autoscale min
+// 0), or it has replicas that are starting.
+func (c *Controller) Wake(service string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.spec.Cell.Services[service]
+	if s == nil || c.stopping {
+		return false
+	}
+	c.lastWake[service] = c.now()
+	desired := s.Replicas
+	if o, ok := c.overrides[service]; ok {
+		desired = o
+	}
+	if desired == 0 {
+		if s.Autoscale == nil || s.Autoscale.Max == 0 {
+			return false
+		}
+		c.overrides[service] = 1
+		c.saveState()
+		c.emit(api.Event{Service: service, Type: api.EventScaled, From: 0, To: 1, Message: "request arrived while scaled to zero"})
+		c.Kick()
+		return true
+	}
+	for _, r := range c.replicas {
+		if r.service == service && r.state == "running" && !r.removing && !r.health.Ready() {
+			return true
+		}
+	}
+	return false
+}
