@@ -72,9 +72,19 @@ type ServiceStatus struct {
 	Health    string           `json:"health"`
 	Autoscale *AutoscaleStatus `json:"autoscale,omitempty"`
 	// InFlight and RPS are totals over the service's replicas.
-	InFlight int64           `json:"inflight"`
-	RPS      float64         `json:"rps"`
-	Requests uint64          `json:"requests"`
+	InFlight int64   `json:"inflight"`
+	RPS      float64 `json:"rps"`
+	Requests uint64  `json:"requests"`
+	// P50Ms and P99Ms are request latencies through the gateway over the
+	// last 10 seconds, in milliseconds; ErrorRate is the fraction of 5xx
+	// answers in that window.
+	P50Ms     float64 `json:"p50_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	ErrorRate float64 `json:"error_rate"`
+	// CPU is the CPU use of all replicas in percent of one core; Memory
+	// their memory use in bytes (0 when not sampled).
+	CPU      float64         `json:"cpu_percent"`
+	Memory   uint64          `json:"memory_bytes"`
 	Replicas []ReplicaStatus `json:"replicas"`
 }
 
@@ -109,6 +119,8 @@ type ReplicaStatus struct {
 	RPS      float64   `json:"rps"`
 	Requests uint64    `json:"requests"`
 	Restarts int       `json:"restarts"`
+	CPU      float64   `json:"cpu_percent"`
+	Memory   uint64    `json:"memory_bytes"`
 	Started  time.Time `json:"started,omitzero"`
 	// ConfigHash identifies the service config the replica runs.
 	ConfigHash string `json:"config_hash"`

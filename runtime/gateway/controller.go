@@ -73,6 +73,8 @@ type Controller struct {
 
 	kick chan struct{}
 	wg   sync.WaitGroup // drain-and-remove goroutines
+	// traffic, when set, gives recent per-service request figures.
+	traffic *trafficStats
 	// onCheck, when set, sees every health check result (for metrics).
 	onCheck func(service string, replica int, ok bool)
 

@@ -95,6 +95,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	px, m, record := dp.Proxy, dp.metrics, dp.record
 	ctrl = NewController(cfg.Engine, spec, px, bus, cfg.StatePath)
+	ctrl.traffic = dp.traffic
 	ctrl.onCheck = m.healthResult
 	srvAdmin, err := admin.NewServer(admin.ServerConfig{Cell: ctrl, Events: bus, Token: cfg.Token, Metrics: m.handler(ctrl, px), Logger: cfg.Log})
 	if err != nil {
@@ -155,13 +156,14 @@ type DataPlane struct {
 	Proxy   *proxy.Proxy
 	metrics *metrics
 	log     *accessLogger
+	traffic *trafficStats
 }
 
 // NewDataPlane builds the data plane of a cell. opts.OnRequest is set here:
 // every record feeds the metrics and one JSON access-log line to
 // accessLog (nil discards the log).
 func NewDataPlane(cell *cellspec.Cell, accessLog io.Writer, opts proxy.Options) (*DataPlane, error) {
-	dp := &DataPlane{metrics: newMetrics(cell.Name), log: newAccessLogger(accessLog)}
+	dp := &DataPlane{metrics: newMetrics(cell.Name), log: newAccessLogger(accessLog), traffic: newTrafficStats()}
 	opts.OnRequest = dp.record
 	px, err := proxy.New(cell, opts)
 	if err != nil {
@@ -181,6 +183,7 @@ func (d *DataPlane) Metrics() http.Handler {
 
 func (d *DataPlane) record(r *proxy.RequestRecord) {
 	d.metrics.observe(r)
+	d.traffic.observe(r.Service, r.Time, r.Status, r.Duration)
 	d.log.log(r)
 }
 

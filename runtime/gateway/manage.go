@@ -66,7 +66,9 @@ func (c *Controller) Status() api.CellStatus {
 			}
 			ss.InFlight += rs.InFlight
 			ss.Requests += rs.Requests
-			ss.RPS += rs.RPS
+			if c.traffic == nil {
+				ss.RPS += rs.RPS
+			}
 			ss.Replicas = append(ss.Replicas, rs)
 		}
 		switch cs := c.crash[name]; {
@@ -80,6 +82,13 @@ func (c *Controller) Status() api.CellStatus {
 			ss.Health = "starting"
 		default:
 			ss.Health = "healthy"
+		}
+		if c.traffic != nil {
+			tr := c.traffic.read(name, now)
+			ss.RPS = tr.RPS
+			ss.ErrorRate = tr.ErrorRate
+			ss.P50Ms = float64(tr.P50) / float64(time.Millisecond)
+			ss.P99Ms = float64(tr.P99) / float64(time.Millisecond)
 		}
 		if a := s.Autoscale; a != nil {
 			ss.Autoscale = &api.AutoscaleStatus{Min: a.Min, Max: a.Max, Targets: []api.Target{}}
