@@ -159,9 +159,11 @@ func (l *loader) add(path string, from Position, top bool) {
 			l.problem(from, "%s is a directory; list cell files", path)
 			return
 		}
-		f := firstExisting(path, ProjectFileNames)
-		if f == "" {
-			l.problem(from, "directory %s holds no %s", path, strings.Join(ProjectFileNames, " or "))
+		// A directory is read as the working directory would be:
+		// orchestro.yaml, else cell.yaml, else a compose file.
+		f, err := discover(path)
+		if err != nil {
+			l.problem(from, "directory %s holds no orchestro.yaml, cell.yaml or compose file", path)
 			return
 		}
 		path = f

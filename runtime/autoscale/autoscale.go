@@ -126,6 +126,10 @@ type Decision struct {
 // scale-down window plus the new one, for the next call. history is not
 // modified. A nil policy keeps the current count.
 //
+// An empty history lets a scale-down happen at once, so a controller that
+// starts (or restarts) seeds it with {now, current}; a manual scale that
+// should hold for a window is recorded the same way.
+//
 // The rules follow the Kubernetes Horizontal Pod Autoscaler:
 //
 //   - Per metric with a target and a value, the desired count is
@@ -215,11 +219,9 @@ func Decide(current int, m Metrics, p *cellspec.Autoscale, history []Recommendat
 	for _, r := range hist {
 		highest = max(highest, r.Replicas)
 	}
-	if want > highest {
-		want = highest
-		if want > raw {
-			notes = append(notes, "highest recommendation within "+window.String())
-		}
+	want = min(want, highest)
+	if raw < current && want > raw {
+		notes = append(notes, "highest recommendation within "+window.String())
 	}
 	// Step limit on the way up.
 	if want > current {
@@ -356,7 +358,7 @@ func pendingText(n int) string {
 func targetsOf(m Metrics, p *cellspec.Autoscale) []api.Target {
 	var out []api.Target
 	for _, c := range candidates(m, p) {
-		if c.target > 0 && c.metric.valid() {
+		if c.target > 0 && c.metric.valid() && m.Ready > 0 {
 			out = append(out, api.Target{Metric: c.name, Value: c.metric.Value, Target: c.target})
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime"
 	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/autoscale"
 	"github.com/orchestro/orchestro/runtime/health"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
@@ -87,6 +88,9 @@ type Controller struct {
 	crash         map[string]CrashState
 	waits         map[string]string
 	lastWake      map[string]time.Time
+	scalers       map[string]*scaler
+	started       time.Time
+	sampler       *autoscale.CPUSampler
 }
 
 // controllerState is what survives a gateway restart: runtime overrides and
@@ -115,7 +119,10 @@ func NewController(eng runtime.Engine, spec *runtime.GatewaySpec, px *proxy.Prox
 		crash:         map[string]CrashState{},
 		waits:         map[string]string{},
 		lastWake:      map[string]time.Time{},
+		scalers:       map[string]*scaler{},
+		sampler:       autoscale.NewCPUSampler(eng),
 	}
+	c.started = c.now()
 	c.prober = health.NewProber(c.onHealth)
 	c.loadState()
 	if c.spec != spec {
@@ -192,6 +199,8 @@ func (c *Controller) Kick() {
 func (c *Controller) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.prober.Run(ctx) })
+	g.Go(func() error { return c.sampler.Run(ctx) })
+	g.Go(func() error { return c.runAutoscaler(ctx) })
 	g.Go(func() error { c.watchEngine(ctx); return nil })
 	g.Go(func() error {
 		t := time.NewTicker(resyncInterval)
@@ -370,6 +379,7 @@ func (c *Controller) observe(list []container.Summary) {
 		}
 		if r.state == "running" && r.addr != "" && !r.probed && !r.removing {
 			c.startProbing(r)
+			_ = c.sampler.Add(r.id)
 		}
 	}
 	for id, r := range c.replicas {
@@ -429,6 +439,7 @@ func (c *Controller) unprobe(r *replica) {
 
 func (c *Controller) forget(r *replica) {
 	c.unprobe(r)
+	c.sampler.Remove(r.id)
 	if r.up != nil {
 		r.up.SetHealthy(false)
 	}

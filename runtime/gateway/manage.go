@@ -55,6 +55,11 @@ func (c *Controller) Status() api.CellStatus {
 				rs.InFlight = r.up.Inflight()
 				rs.Requests = r.up.Served()
 			}
+			if u, ok := c.sampler.Usage(r.id); ok {
+				rs.CPU, rs.Memory = u.CPU, u.Memory
+				ss.CPU += u.CPU
+				ss.Memory += u.Memory
+			}
 			if r.state == "running" && r.hash == d.Hash && r.health.Ready() && !r.removing {
 				ss.Ready++
 			}
@@ -91,7 +96,7 @@ func (c *Controller) Status() api.CellStatus {
 			ss.P99Ms = float64(tr.P99) / float64(time.Millisecond)
 		}
 		if a := s.Autoscale; a != nil {
-			ss.Autoscale = &api.AutoscaleStatus{Min: a.Min, Max: a.Max, Targets: []api.Target{}}
+			ss.Autoscale = c.autoscaleStatus(name, a.Min, a.Max)
 		}
 		st.Services = append(st.Services, ss)
 	}
@@ -154,6 +159,7 @@ func (c *Controller) Scale(ctx context.Context, service string, replicas int) er
 		from = o
 	}
 	c.overrides[service] = replicas
+	c.noteManualScale(service, replicas)
 	c.saveState()
 	c.mu.Unlock()
 	if from != replicas {

@@ -30,7 +30,8 @@ type second struct {
 
 // serviceTraffic is a ring of per-second buckets for one service.
 type serviceTraffic struct {
-	ring []second
+	ring  []second
+	total uint64 // every request ever, for rates
 }
 
 // trafficStats keeps recent request figures per service, fed from the
@@ -66,6 +67,7 @@ func (t *trafficStats) observe(service string, at time.Time, status int, d time.
 		*b = second{at: sec, hist: h}
 	}
 	b.count++
+	st.total++
 	if status >= 500 {
 		b.errors++
 	}
@@ -131,4 +133,14 @@ func quantile(hist []int, total int, q float64) time.Duration {
 		}
 	}
 	return latencyBuckets[len(latencyBuckets)-1]
+}
+
+// total returns how many requests a service has answered since start.
+func (t *trafficStats) total(service string) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.svc[service]; st != nil {
+		return st.total
+	}
+	return 0
 }
