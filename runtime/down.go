@@ -31,6 +31,13 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 		timeout = 10 * time.Second
 	}
 	start := c.now()
+	// The keeper goes first, so it does not restart gateways being removed.
+	if _, err := c.removeContainers(ctx, filters.NewArgs(
+		filters.Arg("label", LabelProject+"="+project),
+		filters.Arg("label", LabelRole+"="+RoleKeeper),
+	)); err != nil {
+		return err
+	}
 	gws, err := c.gateways(ctx, project)
 	if err != nil {
 		return err

@@ -23,6 +23,8 @@ const (
 const (
 	RoleGateway = "gateway"
 	RoleReplica = "replica"
+	// RoleKeeper is the project's keeper, which restarts killed gateways.
+	RoleKeeper = "keeper"
 )
 
 // NetworkName is the network of one cell: its gateway and its replicas.
@@ -33,6 +35,9 @@ func MeshNetworkName(project string) string { return project + "_mesh" }
 
 // GatewayName is the container name of a cell's gateway.
 func GatewayName(project, cell string) string { return project + "-" + cell + "-gateway" }
+
+// KeeperName is the container name of a project's keeper.
+func KeeperName(project string) string { return project + "-keeper" }
 
 // ReplicaName is the container name of replica n of a service.
 func ReplicaName(project, cell, service string, n int) string {

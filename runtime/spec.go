@@ -12,8 +12,9 @@ import (
 
 // Environment variables a gateway container reads.
 const (
-	EnvSpec  = "ORCHESTRO_SPEC"
-	EnvToken = "ORCHESTRO_TOKEN"
+	EnvSpec    = "ORCHESTRO_SPEC"
+	EnvToken   = "ORCHESTRO_TOKEN"
+	EnvProject = "ORCHESTRO_PROJECT"
 )
 
 // GatewaySpec is everything a gateway needs to run its cell: the normalized

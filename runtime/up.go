@@ -78,6 +78,9 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 	if err := c.ensureVolumes(ctx, p); err != nil {
 		return err
 	}
+	if err := c.ensureKeeper(ctx, p.Name, gwImage); err != nil {
+		return err
+	}
 	adminPort := pickAdminPort(p)
 	byCell := map[string]gateway{}
 	for _, g := range existing {
@@ -341,6 +344,54 @@ func (c *Client) createGateway(ctx context.Context, spec *GatewaySpec, img, toke
 	}
 	if err := c.eng.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
 		return fmt.Errorf("start gateway %s: %w", name, err)
+	}
+	return nil
+}
+
+// ensureKeeper creates or starts the project's keeper, which restarts
+// gateways that were killed (Docker does not, after `docker kill`).
+func (c *Client) ensureKeeper(ctx context.Context, project, img string) error {
+	name := KeeperName(project)
+	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelProject+"="+project),
+		filters.Arg("label", LabelRole+"="+RoleKeeper),
+	)})
+	if err != nil {
+		return fmt.Errorf("list keeper of project %s: %w", project, err)
+	}
+	hash := hashJSON(img)
+	for _, k := range list {
+		if k.Labels[LabelConfigHash] == hash {
+			if k.State != "running" {
+				if err := c.eng.ContainerStart(ctx, k.ID, container.StartOptions{}); err != nil {
+					return fmt.Errorf("start %s: %w", name, err)
+				}
+			}
+			return nil
+		}
+		if err := c.eng.ContainerRemove(ctx, k.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+	}
+	cfg := &container.Config{
+		Image:  img,
+		Cmd:    []string{"keeper"},
+		Env:    []string{EnvProject + "=" + project},
+		Labels: map[string]string{LabelProject: project, LabelRole: RoleKeeper, LabelConfigHash: hash},
+	}
+	host := &container.HostConfig{
+		NetworkMode:   "none",
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+	}
+	if sock := c.socketPath(); sock != "" {
+		host.Binds = []string{sock + ":/var/run/docker.sock"}
+	}
+	resp, err := c.eng.ContainerCreate(ctx, cfg, host, nil, nil, name)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	if err := c.eng.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
 	}
 	return nil
 }

@@ -298,12 +298,8 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	return c.execute(ctx, p)
 }
 
-// reviveGateways starts the project's other gateways that were stopped
-// without being removed. Docker disables a container's restart policy when
-// it is killed through the API (`docker kill`), so the gateways of a
-// project watch over each other: a killed gateway is back within seconds
-// and adopts its replicas. Only starting is done here; creating and
-// removing gateways stays with the command line.
+// reviveGateways starts the project's gateways and keeper that stopped
+// without being removed (see revive).
 func (c *Controller) reviveGateways(ctx context.Context) {
 	c.mu.Lock()
 	stopping := c.stopping
@@ -311,21 +307,8 @@ func (c *Controller) reviveGateways(ctx context.Context) {
 	if stopping {
 		return
 	}
-	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", runtime.LabelProject+"="+c.spec.Project),
-		filters.Arg("label", runtime.LabelRole+"="+runtime.RoleGateway),
-		filters.Arg("status", "exited"),
-	)})
-	if err != nil {
-		return
-	}
-	for _, s := range list {
-		if s.Labels[runtime.LabelProject] != c.spec.Project || s.Labels[runtime.LabelCell] == c.spec.Cell.Name {
-			continue
-		}
-		if err := c.eng.ContainerStart(ctx, s.ID, container.StartOptions{}); err == nil {
-			c.emit(api.Event{Type: api.EventStarted, Message: fmt.Sprintf("restarted the gateway of cell %s (%s)", s.Labels[runtime.LabelCell], s.Status)})
-		}
+	for _, what := range revive(ctx, c.eng, c.spec.Project, runtime.GatewayName(c.spec.Project, c.spec.Cell.Name)) {
+		c.emit(api.Event{Type: api.EventStarted, Message: "restarted " + what})
 	}
 }
 

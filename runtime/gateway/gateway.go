@@ -36,6 +36,18 @@ const StatePath = "/var/lib/orchestro/state.json"
 // container. Its configuration comes from the environment the runtime set
 // on the container (ORCHESTRO_SPEC, ORCHESTRO_TOKEN).
 func Main(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "keeper" {
+		project := os.Getenv(runtime.EnvProject)
+		if project == "" {
+			return fmt.Errorf("keeper: %s is not set", runtime.EnvProject)
+		}
+		eng, err := runtime.NewDockerEngine(ctx)
+		if err != nil {
+			return fmt.Errorf("keeper: %w", err)
+		}
+		defer eng.Close()
+		return RunKeeper(ctx, eng, project, slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	}
 	raw := os.Getenv(runtime.EnvSpec)
 	if raw == "" {
 		return fmt.Errorf("gateway: %s is not set; this command runs inside a gateway container", runtime.EnvSpec)

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/gateway"
+	"github.com/orchestro/orchestro/runtime/proxy"
+)
+
+// The cell the gateway serves: one service behind route "/".
+const (
+	benchCell    = "bench"
+	benchService = "web"
+)
+
+// newBenchCell returns a cell with one round-robin service of n replicas
+// on route "/", with the cell file's defaults for the route (30s timeout,
+// 2 retries) as the spec loader would fill them.
+func newBenchCell(n int) *cellspec.Cell {
+	return &cellspec.Cell{
+		Name:   benchCell,
+		Source: "cell",
+		Gateway: cellspec.Gateway{
+			Balance: cellspec.BalanceRoundRobin,
+			Routes: []cellspec.Route{{
+				Path:    "/",
+				Service: benchService,
+				Timeout: cellspec.Duration(proxy.DefaultTimeout),
+				Retries: proxy.DefaultRetries,
+			}},
+		},
+		Services: map[string]*cellspec.Service{
+			benchService: {Name: benchService, Port: 8080, Replicas: n, Restart: cellspec.RestartAlways},
+		},
+	}
+}
+
+// gatewayStats is what the gateway child reports about itself between
+// measurements, so the tool can work out costs per request.
+type gatewayStats struct {
+	Mallocs        uint64 `json:"mallocs"`
+	TotalAlloc     uint64 `json:"total_alloc"`
+	NumGC          uint32 `json:"num_gc"`
+	PauseTotalNs   uint64 `json:"pause_total_ns"`
+	DroppedRecords uint64 `json:"dropped_records"`
+	GOMAXPROCS     int    `json:"gomaxprocs"`
+	GOGC           int    `json:"gogc"`
+}
+
+// gatewayMain is the hidden gateway subcommand: the product's data plane
+// (gateway.NewDataPlane, its proxy and record goroutine, access log and
+// metrics) in front of fixed upstreams, served by net/http as the gateway
+// serves its data port. It prints "ready DATA-ADDR STATS-ADDR" and serves
+// until ctx ends. The stats address answers /stats on a listener of its
+// own, off the measured path.
+func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet(cmdGateway, flag.ContinueOnError)
+	upstreams := fs.String("upstreams", "", "comma-separated replica addresses")
+	gogc := fs.Int("gogc", 400, "GOGC for this process")
+	logPath := fs.String("log", "", "append the access log to this file; empty discards it")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process's whole life to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile to this file on exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	addrs := strings.Split(*upstreams, ",")
+	if *upstreams == "" {
+		return errors.New("-upstreams is required")
+	}
+	debug.SetGCPercent(*gogc)
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer writeAllocProfile(*memProfile)
+	}
+
+	var accessLog io.Writer
+	if *logPath != "" {
+		// Append mode lets the tool truncate the file between
+		// measurements to bound its size.
+		f, err := os.OpenFile(*logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("access log: %w", err)
+		}
+		defer f.Close()
+		accessLog = f
+	}
+	dp, err := gateway.NewDataPlane(newBenchCell(len(addrs)), accessLog, proxy.Options{})
+	if err != nil {
+		return err
+	}
+	ups := make([]*proxy.Upstream, len(addrs))
+	for i, a := range addrs {
+		n := i + 1
+		ups[i] = &proxy.Upstream{
+			ID:      fmt.Sprintf("%s-%d", benchService, n),
+			Service: benchService,
+			Replica: n,
+			Name:    fmt.Sprintf("%s-%s-%s-%d", "orchestro-bench", benchCell, benchService, n),
+			Addr:    a,
+		}
+	}
+	dp.Proxy.SetUpstreams(benchService, ups)
+
+	dataLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("data listener: %w", err)
+	}
+	statsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		dataLn.Close()
+		return fmt.Errorf("stats listener: %w", err)
+	}
+	// As the gateway serves its data port (gateway.Run).
+	data := &http.Server{Handler: dp.Proxy, ReadHeaderTimeout: 10 * time.Second}
+	stats := &http.Server{Handler: statsHandler(dp.Proxy, *gogc), ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Go(func() {
+		if err := dp.Run(runCtx); err != nil {
+			errc <- err
+		}
+	})
+	for _, s := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{data, dataLn}, {stats, statsLn}} {
+		wg.Go(func() {
+			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		})
+	}
+	fmt.Fprintf(stdout, "ready %s %s\n", dataLn.Addr(), statsLn.Addr())
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = data.Shutdown(sctx)
+	_ = stats.Shutdown(sctx)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// statsHandler serves gatewayStats as JSON.
+func statsHandler(px *proxy.Proxy, gogc int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		var ms goruntime.MemStats
+		goruntime.ReadMemStats(&ms)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(gatewayStats{
+			Mallocs:        ms.Mallocs,
+			TotalAlloc:     ms.TotalAlloc,
+			NumGC:          ms.NumGC,
+			PauseTotalNs:   ms.PauseTotalNs,
+			DroppedRecords: px.DroppedRecords(),
+			GOMAXPROCS:     goruntime.GOMAXPROCS(0),
+			GOGC:           gogc,
+		})
+	})
+}
+
+// writeAllocProfile writes the allocation profile (sampled, cumulative
+// since the start) to path; errors go to stderr, which the tool keeps.
+func writeAllocProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "memory profile: %v\n", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "memory profile: %v\n", err)
+	}
+}
+
+// gatewayTarget describes a gateway child to start.
+type gatewayTarget struct {
+	name       string
+	logToFile  bool
+	cpuProfile string
+	memProfile string
+}
+
+// startGateway starts a gateway child in front of the backends.
+func startGateway(self, dir string, gt gatewayTarget, backends []string, gogc int) (*target, error) {
+	args := []string{cmdGateway, "-upstreams", strings.Join(backends, ","), "-gogc", strconv.Itoa(gogc)}
+	var logPath string
+	if gt.logToFile {
+		logPath = filepath.Join(dir, gt.name+"-access.log")
+		args = append(args, "-log", logPath)
+	}
+	if gt.cpuProfile != "" {
+		args = append(args, "-cpuprofile", gt.cpuProfile)
+	}
+	if gt.memProfile != "" {
+		args = append(args, "-memprofile", gt.memProfile)
+	}
+	c, err := startChild(dir, gt.name, true, self, args...)
+	if err != nil {
+		return nil, err
+	}
+	f, err := c.readyLine(10 * time.Second)
+	if err == nil && len(f) != 2 {
+		err = fmt.Errorf("start %s: unexpected ready line %q", gt.name, f)
+	}
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	t := &target{name: gt.name, addr: f[0], proc: c, statsAddr: f[1], accessLog: logPath}
+	st, err := readGatewayStats(context.Background(), t.statsAddr)
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	t.gomaxprocs = st.GOMAXPROCS
+	return t, nil
+}
+
+// readGatewayStats asks a gateway child for its counters.
+func readGatewayStats(ctx context.Context, addr string) (gatewayStats, error) {
+	var st gatewayStats
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/stats", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("read gateway stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("read gateway stats: %w", err)
+	}
+	return st, nil
+}
