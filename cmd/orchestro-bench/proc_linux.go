@@ -16,9 +16,11 @@ import (
 
 // sysProcAttr puts a child in a process group of its own, so a Ctrl-C at
 // the terminal reaches only the tool, which then stops its children in
-// order. Pdeathsig is the safety net for a tool that is killed outright.
+// order. Pdeathsig is the safety net for a tool that is killed outright:
+// SIGTERM rather than SIGKILL, so that nginx's master stops its workers
+// before it exits.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
 
 // signalGroup sends sig to the process group led by pid (nginx's workers

@@ -102,11 +102,15 @@ func (r *report) write(w io.Writer) {
 				cpuPerRequest(ss), errs)
 		}
 
-		fmt.Fprintf(w, "\n  ratios, paired within each round: median [min – max]\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		header := false
 		for _, p := range ratioPairs {
 			if !r.has(p[0]) || !r.has(p[1]) {
 				continue
+			}
+			if !header {
+				fmt.Fprintf(w, "\n  ratios, paired within each round: median [min – max]\n")
+				header = true
 			}
 			a, b := r.samples[p[0]][ci], r.samples[p[1]][ci]
 			rps := pairRatios(a, b, func(s sample) float64 { return s.RPS })

@@ -161,7 +161,11 @@ func (c *child) logTail() string {
 
 // exitError describes a child that ended before it should have.
 func (c *child) exitError() error {
-	return fmt.Errorf("%s exited: %v; its output:\n%s", c.name, c.err, c.logTail())
+	status := "with status 0"
+	if c.err != nil {
+		status = c.err.Error()
+	}
+	return fmt.Errorf("%s exited unexpectedly (%s); its output:\n%s", c.name, status, c.logTail())
 }
 
 // readyLine waits for the "ready FIELD..." line a re-executed child prints

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 	"time"
 
 	"github.com/orchestro/orchestro/runtime/proxy"
@@ -34,13 +35,13 @@ func (l *accessLogger) log(r *proxy.RequestRecord) {
 	b = append(b, `{"time":"`...)
 	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","request_id":`...)
-	b = strconv.AppendQuote(b, r.RequestID)
+	b = appendJSONString(b, r.RequestID)
 	b = append(b, `,"trace_id":`...)
-	b = strconv.AppendQuote(b, r.TraceID)
+	b = appendJSONString(b, r.TraceID)
 	b = append(b, `,"method":`...)
-	b = strconv.AppendQuote(b, r.Method)
+	b = appendJSONString(b, r.Method)
 	b = append(b, `,"path":`...)
-	b = strconv.AppendQuote(b, r.Path)
+	b = appendJSONString(b, r.Path)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(r.Status), 10)
 	b = append(b, `,"bytes":`...)
@@ -48,19 +49,50 @@ func (l *accessLogger) log(r *proxy.RequestRecord) {
 	b = append(b, `,"duration_ms":`...)
 	b = strconv.AppendFloat(b, float64(r.Duration.Microseconds())/1000, 'f', 3, 64)
 	b = append(b, `,"service":`...)
-	b = strconv.AppendQuote(b, r.Service)
+	b = appendJSONString(b, r.Service)
 	b = append(b, `,"replica":`...)
-	b = strconv.AppendQuote(b, r.Replica)
+	b = appendJSONString(b, r.Replica)
 	b = append(b, `,"upstream":`...)
-	b = strconv.AppendQuote(b, r.Upstream)
+	b = appendJSONString(b, r.Upstream)
 	b = append(b, `,"tries":`...)
 	b = strconv.AppendInt(b, int64(r.Tries), 10)
 	if r.Error != "" {
 		b = append(b, `,"error":`...)
-		b = strconv.AppendQuote(b, r.Error)
+		b = appendJSONString(b, r.Error)
 	}
 	b = append(b, "}\n"...)
 	l.buf = b
 	_, _ = l.w.Write(b)
 	_ = l.w.Flush()
+}
+
+// appendJSONString appends s as a JSON string. Paths and request IDs come
+// from clients, so control characters are escaped and invalid UTF-8 is
+// replaced, as encoding/json does, keeping every line valid JSON.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
