@@ -184,7 +184,6 @@ func testGwAccessLog(t *testing.T, _ *client.Client, p *project) {
 // character or a byte that is not UTF-8 (HTTP allows such bytes in header
 // values).
 func testGwAccessLogEscaping(t *testing.T, _ *client.Client, p *project) {
-
 	tag := gwRandHex(4)
 	cases := []struct{ path, reqID string }{
 		{"/catalog/" + tag + "%07bell", "gw-esc-ctl-" + tag},
