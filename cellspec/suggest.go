@@ -1,7 +1,11 @@
 package cellspec
 
-// suggest returns a "did you mean" hint naming the known word closest to
-// word, or "" when none is close enough to be a likely typo.
+// Suggest returns a hint such as `did you mean "orders"?` naming the known
+// word closest to word, or "" when none is close enough to be a likely
+// typo. The command line uses it for names given as arguments.
+func Suggest(word string, known []string) string { return suggest(word, known) }
+
+// suggest is Suggest; it also knows docker compose spellings of cell keys.
 func suggest(word string, known []string) string {
 	if alias, ok := composeAliases[word]; ok && contains(known, alias) {
 		return "did you mean " + quote(alias) + "?"

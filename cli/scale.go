@@ -161,36 +161,8 @@ func (r serviceRef) check(spec *cellspec.Project, allowGateway bool) error {
 // didYouMean returns "; did you mean "x"?" naming the known word closest to
 // word, or "" when none is close enough to be a likely typo.
 func didYouMean(word string, known []string) string {
-	best, bestDist := "", len(word)/2+2
-	for _, k := range known {
-		if d := editDistance(word, k); d < bestDist {
-			best, bestDist = k, d
-		}
+	if hint := cellspec.Suggest(word, known); hint != "" {
+		return "; " + hint
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
+	return ""
 }
