@@ -12,5 +12,6 @@ func runtimeCommands(f *Factory, g *globalOptions) []*cobra.Command {
 		newRestartCmd(f, g, nil),
 		newLogsCmd(f, g, nil),
 		newEventsCmd(f, g, nil),
+		newDashCmd(f, g, nil),
 	}
 }

@@ -175,16 +175,3 @@ func printWarnings(f *Factory, wd string, ws []cellspec.Warning) {
 		fmt.Fprintf(f.IO.ErrOut, "%s %s\n", p.Yellow("warning:"), w.String())
 	}
 }
-
-// projectName resolves the project name without needing a valid spec: -p,
-// else the loaded spec's name. Commands such as down and ps use it.
-func projectName(f *Factory, g *globalOptions) (string, error) {
-	if g.Project != "" {
-		return g.Project, nil
-	}
-	p, err := loadProject(f, g)
-	if err != nil {
-		return "", err
-	}
-	return p.Name, nil
-}

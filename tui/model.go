@@ -1,0 +1,452 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/orchestro/orchestro/runtime/api"
+)
+
+// Smallest screen the dashboard draws on.
+const (
+	minWidth  = 40
+	minHeight = 12
+)
+
+// pane identifies a focusable pane.
+type pane int
+
+const (
+	paneServices pane = iota
+	paneReplicas
+	paneEvents
+	paneLogs
+	paneCount
+)
+
+// tickMsg asks for a new snapshot; it comes every refresh interval.
+type tickMsg time.Time
+
+// statusMsg carries a snapshot, or why there is none.
+type statusMsg struct {
+	st  *api.ProjectStatus
+	err error
+}
+
+// Model is the dashboard. It owns the sub-models and routes messages to
+// them; it decides nothing about what they show.
+type Model struct {
+	d    *deps
+	keys keyMap
+	st   styles
+
+	width, height int
+	focus         pane
+	// detail is the table whose selection the logs follow: services or
+	// replicas.
+	detail   pane
+	zoomed   bool // the logs fill the screen
+	fetching bool
+	clock    time.Time
+
+	header   header
+	services servicesPane
+	replicas replicasPane
+	events   eventsPane
+	logs     logsPane
+	bar      helpBar
+}
+
+// newModel builds the dashboard. ctx bounds everything it starts; wg
+// tracks its goroutines.
+func newModel(ctx context.Context, wg *sync.WaitGroup, src Source, opts Options) *Model {
+	opts = opts.withDefaults()
+	d := &deps{ctx: ctx, wg: wg, src: src, refresh: opts.Refresh, now: opts.Now, loc: opts.Location}
+	st := newStyles()
+	m := &Model{
+		d:        d,
+		keys:     defaultKeys(),
+		st:       st,
+		header:   header{project: opts.Project, loc: opts.Location},
+		services: newServicesPane(d),
+		events:   newEventsPane(d),
+		logs:     newLogsPane(d),
+	}
+	m.setClock(opts.Now())
+	if opts.Initial != nil {
+		m.setStatus(statusMsg{st: opts.Initial})
+	}
+	return m
+}
+
+// Init starts the clock, the event stream and the logs of the first
+// service.
+func (m *Model) Init() tea.Cmd {
+	cmds := []tea.Cmd{m.tick(), m.events.start(), m.followSelection(true)}
+	if m.header.st == nil {
+		cmds = append(cmds, m.fetch())
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) tick() tea.Cmd {
+	return tea.Tick(m.d.refresh, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
+
+// fetch takes a snapshot, unless one is on its way.
+func (m *Model) fetch() tea.Cmd {
+	if m.fetching {
+		return nil
+	}
+	m.fetching = true
+	src := m.d.src
+	return m.d.do(statusTimeout, func(ctx context.Context) tea.Msg {
+		st, err := src.Status(ctx)
+		if errors.Is(err, api.ErrNotRunning) {
+			// Every gateway went away: a snapshot with no cell, which
+			// shows the cells seen so far as down.
+			err = nil
+		}
+		if err == nil && st == nil {
+			st = &api.ProjectStatus{}
+		}
+		return statusMsg{st: st, err: err}
+	})
+}
+
+// Update routes a message to the sub-models it concerns.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	var cmds []tea.Cmd
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+	case tickMsg:
+		m.setClock(time.Time(msg))
+		cmds = append(cmds, m.tick(), m.fetch())
+	case statusMsg:
+		m.fetching = false
+		m.setStatus(msg)
+	case feedMsg[api.Event]:
+		cmds = append(cmds, m.events.receive(msg))
+	case eventsRetryMsg:
+		cmds = append(cmds, m.events.retry(msg))
+	case feedMsg[api.LogLine]:
+		cmds = append(cmds, m.logs.receive(msg))
+	case logsStartMsg:
+		cmds = append(cmds, m.logs.startMsg(msg))
+	case actionMsg:
+		m.services.actionDone(msg)
+		if msg.err != nil {
+			m.bar.setFlash(flashMsg{text: msg.err.Error(), isErr: true}, m.clock)
+		} else {
+			m.bar.setFlash(flashMsg{text: msg.text}, m.clock)
+		}
+		cmds = append(cmds, m.fetch())
+	case flashMsg:
+		m.bar.setFlash(msg, m.clock)
+	case tea.KeyPressMsg:
+		cmds = append(cmds, m.key(msg))
+	case tea.PasteMsg:
+		m.paste(msg.Content)
+	case tea.MouseWheelMsg:
+		m.wheel(msg)
+	}
+	m.sync()
+	cmds = append(cmds, m.followSelection(false))
+	return m, tea.Batch(cmds...)
+}
+
+func (m *Model) setClock(t time.Time) {
+	m.clock = t
+	m.header.setNow(t)
+	m.replicas.setNow(t)
+	m.bar.expire(t)
+}
+
+func (m *Model) setStatus(msg statusMsg) {
+	if msg.err == nil {
+		m.services.setStatus(msg.st, m.d.now())
+	}
+	m.header.setStatus(m.services.snap, msg.err)
+	m.sync()
+}
+
+// key routes a key press: to an open prompt or overlay first, then to the
+// pane its binding belongs to.
+func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case msg.String() == "ctrl+c":
+		return tea.Quit
+	case m.bar.visible:
+		switch {
+		case key.Matches(msg, k.Help, k.Esc):
+			m.bar.visible = false
+		case key.Matches(msg, k.Quit):
+			return tea.Quit
+		}
+		return nil
+	case m.services.prompting():
+		return m.services.answer(msg)
+	case m.logs.prompting():
+		m.logs.edit(msg)
+		return nil
+	}
+	switch {
+	case key.Matches(msg, k.Quit):
+		return tea.Quit
+	case key.Matches(msg, k.Help):
+		m.bar.visible = true
+	case key.Matches(msg, k.Tab):
+		m.cycle(1)
+	case key.Matches(msg, k.ShiftTab):
+		m.cycle(-1)
+	case key.Matches(msg, k.Esc):
+		m.back()
+	case key.Matches(msg, k.Enter):
+		m.enter()
+	case key.Matches(msg, k.Logs):
+		m.zoom(!m.zoomed)
+	case key.Matches(msg, k.ScaleUp, k.ScaleDown, k.SetScale, k.Restart):
+		return m.services.act(k, msg)
+	case key.Matches(msg, k.Follow, k.Wrap, k.Timestamps, k.Filter):
+		m.logs.toggle(k, msg)
+	default:
+		m.navigate(msg)
+	}
+	return nil
+}
+
+func (m *Model) navigate(msg tea.KeyPressMsg) {
+	switch m.focus {
+	case paneServices:
+		m.services.navigate(m.keys, msg)
+	case paneReplicas:
+		m.replicas.navigate(m.keys, msg)
+	case paneEvents:
+		m.events.navigate(m.keys, msg)
+	case paneLogs:
+		m.logs.navigate(m.keys, msg)
+	}
+}
+
+func (m *Model) paste(text string) {
+	switch {
+	case m.services.prompting() && !m.services.ask.restart:
+		m.services.ask.input.insert(text)
+	case m.logs.prompting():
+		m.logs.editing.insert(text)
+		m.logs.filter = m.logs.editing.value
+	}
+}
+
+// wheel scrolls the pane under the pointer.
+func (m *Model) wheel(msg tea.MouseWheelMsg) {
+	p, ok := m.paneAt(msg.Y)
+	if !ok {
+		return
+	}
+	delta := 0
+	switch msg.Button {
+	case tea.MouseWheelUp:
+		delta = -1
+	case tea.MouseWheelDown:
+		delta = 1
+	default:
+		return
+	}
+	switch p {
+	case paneServices:
+		m.services.move(delta)
+	case paneReplicas:
+		m.replicas.move(delta)
+	case paneEvents:
+		m.events.scroll(-3 * delta)
+	case paneLogs:
+		m.logs.scroll(-3 * delta)
+	}
+}
+
+func (m *Model) focusOn(p pane) {
+	m.focus = p
+	if p == paneServices || p == paneReplicas {
+		m.detail = p
+	}
+}
+
+func (m *Model) cycle(dir int) {
+	if m.zoomed {
+		m.zoom(false)
+	}
+	m.focusOn((m.focus + pane(dir) + paneCount) % paneCount)
+}
+
+func (m *Model) zoom(on bool) {
+	m.zoomed = on
+	if on {
+		m.focus = paneLogs
+	} else {
+		m.focus = m.detail
+	}
+}
+
+// enter opens what the selection leads to: a service's replicas, a
+// replica's logs.
+func (m *Model) enter() {
+	switch m.focus {
+	case paneServices:
+		m.focusOn(paneReplicas)
+	case paneReplicas:
+		m.zoom(true)
+	case paneLogs:
+		m.zoom(!m.zoomed)
+	}
+}
+
+// back undoes the last step: full-screen logs, then a filter, then focus
+// on a pane other than the services.
+func (m *Model) back() {
+	switch {
+	case m.zoomed:
+		m.zoom(false)
+	case m.logs.clearFilter():
+	case m.focus != paneServices:
+		m.focusOn(paneServices)
+	}
+}
+
+// sync hands the selected service to the replicas pane and sizes the
+// panes to the screen.
+func (m *Model) sync() {
+	r, ok := m.services.selected()
+	m.replicas.setService(r, ok, m.services.history[r.key()])
+	l := computeLayout(m.height, len(m.services.rows), len(m.replicas.replicas), m.zoomed)
+	m.services.setSize(m.width, l.services)
+	m.replicas.setSize(m.width, l.replicas)
+	m.events.setSize(m.width, l.events)
+	m.logs.setSize(m.width, l.logs)
+}
+
+// followSelection points the logs at the selected service, or at the
+// selected replica while the replicas have the selection.
+func (m *Model) followSelection(now bool) tea.Cmd {
+	r, ok := m.services.selected()
+	t := logTarget{cell: r.cell}
+	if r.svc != nil {
+		t.service = r.svc.Service
+		if rep, has := m.replicas.selected(); has && m.detail == paneReplicas {
+			t.replica = rep.Replica
+		}
+	}
+	return m.logs.setTarget(t, ok, now)
+}
+
+// layout is how many rows each pane shows, not counting its title and
+// column header lines.
+type layout struct {
+	services, replicas, events, logs int
+}
+
+// Lines each pane spends on its title and column header.
+const (
+	servicesChrome = 2
+	replicasChrome = 2
+	eventsChrome   = 1
+	logsChrome     = 1
+	screenChrome   = 2 // the header and the bottom bar
+)
+
+// computeLayout shares the screen's height: the tables get what their rows
+// need, up to a share, and the logs get the most of the rest.
+func computeLayout(height, services, replicas int, zoomed bool) layout {
+	body := height - screenChrome
+	if zoomed {
+		return layout{logs: max(1, body-logsChrome)}
+	}
+	rows := body - servicesChrome - replicasChrome - eventsChrome - logsChrome
+	var l layout
+	l.services = max(1, min(services, rows*3/10))
+	l.replicas = max(1, min(replicas, rows/4))
+	rest := rows - l.services - l.replicas
+	l.events = max(1, rest*2/5)
+	l.logs = max(1, rest-l.events)
+	return l
+}
+
+// paneAt tells which pane holds screen row y.
+func (m *Model) paneAt(y int) (pane, bool) {
+	l := computeLayout(m.height, len(m.services.rows), len(m.replicas.replicas), m.zoomed)
+	y-- // the header
+	if m.zoomed {
+		return paneLogs, y >= 0 && y < logsChrome+l.logs
+	}
+	for _, b := range []struct {
+		p pane
+		h int
+	}{
+		{paneServices, servicesChrome + l.services},
+		{paneReplicas, replicasChrome + l.replicas},
+		{paneEvents, eventsChrome + l.events},
+		{paneLogs, logsChrome + l.logs},
+	} {
+		if y >= 0 && y < b.h {
+			return b.p, true
+		}
+		y -= b.h
+	}
+	return 0, false
+}
+
+// View draws the dashboard in the alternate screen, with the mouse wheel
+// on.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = true
+	v.MouseMode = tea.MouseModeCellMotion
+	v.WindowTitle = "orchestro dash · " + orNone(m.header.project)
+	return v
+}
+
+func (m *Model) render() string {
+	if m.width <= 0 || m.height <= 0 {
+		return ""
+	}
+	if m.width < minWidth || m.height < minHeight {
+		return clip("orchestro dash: the terminal is too small (needs 40×12)", m.width)
+	}
+	l := computeLayout(m.height, len(m.services.rows), len(m.replicas.replicas), m.zoomed)
+	lines := make([]string, 0, m.height)
+	lines = append(lines, m.header.view(m.st, m.width))
+	if !m.zoomed {
+		lines = append(lines, padLines(m.services.view(m.st, m.focus == paneServices), servicesChrome+l.services)...)
+		lines = append(lines, padLines(m.replicas.view(m.st, m.focus == paneReplicas), replicasChrome+l.replicas)...)
+		lines = append(lines, padLines(m.events.view(m.st, m.focus == paneEvents), eventsChrome+l.events)...)
+	}
+	lines = append(lines, padLines(m.logs.view(m.st, m.focus == paneLogs), logsChrome+l.logs)...)
+	lines = padLines(lines, m.height-1)
+
+	var bottom string
+	switch {
+	case m.services.prompting():
+		bottom = m.services.promptView(m.st)
+	case m.logs.prompting():
+		bottom = m.logs.promptView(m.st)
+	default:
+		bottom = m.bar.view(m.st, m.keys, m.focus, m.width)
+	}
+	lines = append(lines, bottom)
+	for i, line := range lines {
+		lines[i] = clip(line, m.width)
+	}
+	out := strings.Join(lines, "\n")
+	if m.bar.visible {
+		out = m.bar.overlay(m.st, m.keys, out, m.width, m.height)
+	}
+	return out
+}
