@@ -58,7 +58,6 @@ type gatewayStats struct {
 	Mallocs        uint64 `json:"mallocs"`
 	TotalAlloc     uint64 `json:"total_alloc"`
 	NumGC          uint32 `json:"num_gc"`
-	PauseTotalNs   uint64 `json:"pause_total_ns"`
 	DroppedRecords uint64 `json:"dropped_records"`
 	GOMAXPROCS     int    `json:"gomaxprocs"`
 	GOGC           int    `json:"gogc"`
@@ -186,7 +185,6 @@ func statsHandler(px *proxy.Proxy, gogc int) http.Handler {
 			Mallocs:        ms.Mallocs,
 			TotalAlloc:     ms.TotalAlloc,
 			NumGC:          ms.NumGC,
-			PauseTotalNs:   ms.PauseTotalNs,
 			DroppedRecords: px.DroppedRecords(),
 			GOMAXPROCS:     goruntime.GOMAXPROCS(0),
 			GOGC:           gogc,

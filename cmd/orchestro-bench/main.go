@@ -224,7 +224,6 @@ type sample struct {
 type gatewaySample struct {
 	mallocs, allocBytes uint64
 	gcs                 uint32
-	pause               time.Duration
 	dropped             uint64
 	logBytes            int64
 }
@@ -388,7 +387,6 @@ func measure(ctx context.Context, wrkBin string, t *target, conns, threads int, 
 			mallocs:    st1.Mallocs - st0.Mallocs,
 			allocBytes: st1.TotalAlloc - st0.TotalAlloc,
 			gcs:        st1.NumGC - st0.NumGC,
-			pause:      time.Duration(st1.PauseTotalNs - st0.PauseTotalNs),
 			dropped:    st1.DroppedRecords - st0.DroppedRecords,
 			logBytes:   truncateLog(t),
 		}

@@ -116,7 +116,11 @@ func (r *report) write(w io.Writer) {
 			rps := pairRatios(a, b, func(s sample) float64 { return s.RPS })
 			p50 := pairRatios(a, b, func(s sample) float64 { return float64(s.P50) })
 			p99 := pairRatios(a, b, func(s sample) float64 { return float64(s.P99) })
-			fmt.Fprintf(tw, "  %s/%s\treq/s %s\tp50 %s\tp99 %s\n", p[0], p[1], fmtRange(rps), fmtRange(p50), fmtRange(p99))
+			line := fmt.Sprintf("  %s/%s\treq/s %s\tp50 %s\tp99 %s", p[0], p[1], fmtRange(rps), fmtRange(p50), fmtRange(p99))
+			if cpu := pairRatios(a, b, cpuPerReq); len(cpu) > 0 {
+				line += "\tCPU/req " + fmtRange(cpu)
+			}
+			fmt.Fprintln(tw, line)
 		}
 		_ = tw.Flush()
 
@@ -193,15 +197,25 @@ func met(ok bool) string {
 	return "NOT met"
 }
 
-// pairRatios divides a's value by b's round by round.
+// pairRatios divides a's value by b's round by round, skipping rounds
+// where either was not measured.
 func pairRatios(a, b []sample, v func(sample) float64) []float64 {
 	var out []float64
 	for i := range min(len(a), len(b)) {
-		if d := v(b[i]); d > 0 {
+		if d := v(b[i]); d > 0 && v(a[i]) > 0 {
 			out = append(out, v(a[i])/d)
 		}
 	}
 	return out
+}
+
+// cpuPerReq is a sample's proxy CPU time per request in nanoseconds, or 0
+// when not measured (so pairRatios skips it as a divisor).
+func cpuPerReq(s sample) float64 {
+	if s.cpu < 0 || s.Requests == 0 {
+		return 0
+	}
+	return float64(s.cpu) / float64(s.Requests)
 }
 
 // cpuPerRequest is the median over rounds of the proxy's CPU time per
@@ -209,8 +223,8 @@ func pairRatios(a, b []sample, v func(sample) float64) []float64 {
 func cpuPerRequest(ss []sample) string {
 	var v []float64
 	for _, s := range ss {
-		if s.cpu >= 0 && s.Requests > 0 {
-			v = append(v, float64(s.cpu)/float64(s.Requests))
+		if c := cpuPerReq(s); c > 0 {
+			v = append(v, c)
 		}
 	}
 	if len(v) == 0 {

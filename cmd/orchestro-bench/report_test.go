@@ -33,8 +33,8 @@ func TestPairRatios(t *testing.T) {
 		}
 		return out
 	}
-	got := pairRatios(rps(50, 60, 30), rps(100, 100, 0), func(s sample) float64 { return s.RPS })
-	// A round where the reference measured nothing has no ratio.
+	got := pairRatios(rps(50, 60, 30, 0), rps(100, 100, 0, 100), func(s sample) float64 { return s.RPS })
+	// A round where either side measured nothing has no ratio.
 	if diff := cmp.Diff([]float64{0.5, 0.6}, got); diff != "" {
 		t.Errorf("pairRatios mismatch (-want +got):\n%s", diff)
 	}

@@ -185,9 +185,16 @@ func (c *child) readyLine(timeout time.Duration) ([]string, error) {
 	select {
 	case l := <-ch:
 		f := strings.Fields(l.s)
-		if l.err != nil || len(f) < 1 || f[0] != "ready" {
-			<-c.done
+		switch {
+		case l.err != nil:
+			// The child closed its stdout: it is exiting.
+			select {
+			case <-c.done:
+			case <-time.After(5 * time.Second):
+			}
 			return nil, c.exitError()
+		case len(f) < 1 || f[0] != "ready":
+			return nil, fmt.Errorf("%s: unexpected output %q", c.name, l.s)
 		}
 		return f[1:], nil
 	case <-time.After(timeout):

@@ -5,8 +5,8 @@ import (
 	"io"
 	"strconv"
 	"sync"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
