@@ -15,7 +15,7 @@ func suggest(word string, known []string) string {
 			return "did you mean " + quote(k) + "?"
 		}
 	}
-	best, bestDist := "", len(word)/3+2
+	best, bestDist := "", max(2, len(word)/3+1)
 	for _, k := range known {
 		if d := editDistance(word, k); d < bestDist {
 			best, bestDist = k, d

@@ -55,6 +55,8 @@ func TestRuntimeUsageErrors(t *testing.T) {
 		{"logs negative since", []string{"logs", "--since", "-5m"}, "--since -5m: the duration must not be negative"},
 		{"logs unknown cell", []string{"logs", "shpo"}, `unknown cell "shpo" in project demo; did you mean "shop"?`},
 		{"logs unknown service", []string{"logs", "shop/dv"}, `cell shop has no service "dv"; did you mean "db"?`},
+		{"unknown command", []string{"bogus"}, `unknown command "bogus" for orchestro` + "\n"},
+		{"unknown command with hint", []string{"scael", "shop/orders=2"}, `unknown command "scael" for orchestro; did you mean "scale"?`},
 		{"logs file shorthand is follow", []string{"logs", "-f", "cell.yaml"}, `invalid cell name "cell.yaml"`},
 	}
 	for _, tt := range tests {

@@ -66,6 +66,24 @@ load balancing, health checks, retries, self-healing and autoscaling.`,
 		// compose.
 		TraverseChildren: true,
 		SilenceErrors:    true,
+		// A word that is no command is a usage error (exit 2), not help.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			var names []string
+			for _, c := range cmd.Commands() {
+				if !c.Hidden {
+					names = append(names, c.Name())
+				}
+			}
+			hint := cellspec.Suggest(args[0], names)
+			if hint != "" {
+				hint = "; " + hint
+			}
+			return usagef("unknown command %q for orchestro%s", args[0], hint)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
 			if g.NoColor {
 				f.IO.SetNoColor(true)
@@ -77,7 +95,7 @@ load balancing, health checks, retries, self-healing and autoscaling.`,
 	root.SetErr(f.IO.ErrOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
-	pf.StringArrayVarP(&g.Files, "file", "f", nil, "cell, project or compose file, or a directory holding orchestro.yaml (repeatable)")
+	pf.StringArrayVarP(&g.Files, "file", "f", nil, "cell, project or compose file, or a directory holding one (repeatable)")
 	pf.StringVarP(&g.Project, "project", "p", "", "project name (default: project: in orchestro.yaml, else the directory name)")
 	pf.BoolVar(&g.NoColor, "no-color", false, "never colour the output (NO_COLOR is honoured too)")
 

@@ -28,6 +28,8 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 	}
 	switch opts.Service {
 	case "":
+		// Replicas and gateways; the keeper only speaks of restarts.
+		f.Add("label", LabelCell)
 	case RoleGateway:
 		f.Add("label", LabelRole+"="+RoleGateway)
 	default:
