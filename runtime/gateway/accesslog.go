@@ -27,7 +27,9 @@ func newAccessLogger(w io.Writer) *accessLogger {
 	return &accessLogger{w: bufio.NewWriterSize(w, 64<<10), buf: make([]byte, 0, 512)}
 }
 
-// log encodes one record and flushes: the log reader sees lines at once.
+// log encodes one record into the buffer; flush writes the buffer out.
+// The proxy calls flush whenever its record queue runs empty, so a quiet
+// gateway's lines appear at once and a busy one writes in batches.
 func (l *accessLogger) log(r *proxy.RequestRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -63,6 +65,12 @@ func (l *accessLogger) log(r *proxy.RequestRecord) {
 	b = append(b, "}\n"...)
 	l.buf = b
 	_, _ = l.w.Write(b)
+}
+
+// flush writes out the buffered lines.
+func (l *accessLogger) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	_ = l.w.Flush()
 }
 

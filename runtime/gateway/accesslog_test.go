@@ -17,6 +17,7 @@ func TestAccessLogIsJSON(t *testing.T) {
 	for _, p := range paths {
 		l.log(&proxy.RequestRecord{Time: time.Unix(1, 0), RequestID: "caf\xe9", Method: "GET", Path: p, Status: 200, Tries: 1})
 	}
+	l.flush()
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != len(paths) {
 		t.Fatalf("%d lines for %d records:\n%s", len(lines), len(paths), out.String())

@@ -33,6 +33,9 @@ type Options struct {
 	// full, so a slow sink never delays a request. The record is only valid
 	// during the call. Nil disables records.
 	OnRequest func(*RequestRecord)
+	// OnIdle, when set, is called from Run's goroutine whenever the record
+	// queue has been emptied, so a sink can batch its writes.
+	OnIdle func()
 	// RecordBuffer is the record queue's length; 0 means
 	// DefaultRecordBuffer.
 	RecordBuffer int
@@ -248,8 +251,10 @@ func newTransport(dialTimeout time.Duration) *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
-		ReadBufferSize:        32 << 10,
-		WriteBufferSize:       32 << 10,
+		// Bodies are copied with the proxy's own pooled buffers; the
+		// connection buffers only hold headers and small reads.
+		ReadBufferSize:  8 << 10,
+		WriteBufferSize: 8 << 10,
 	}
 }
 

@@ -72,16 +72,25 @@ func (p *Proxy) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	// One record variable for the whole loop: taking the address of a
+	// per-iteration variable would move every record to the heap.
+	var rec RequestRecord
 	for {
 		select {
-		case rec := <-p.records:
+		case rec = <-p.records:
 			p.opts.OnRequest(&rec)
+			if len(p.records) == 0 && p.opts.OnIdle != nil {
+				p.opts.OnIdle()
+			}
 		case <-ctx.Done():
 			for {
 				select {
-				case rec := <-p.records:
+				case rec = <-p.records:
 					p.opts.OnRequest(&rec)
 				default:
+					if p.opts.OnIdle != nil {
+						p.opts.OnIdle()
+					}
 					return nil
 				}
 			}
