@@ -60,7 +60,9 @@ func runDown(ctx context.Context, opts *DownOptions) error {
 		return err
 	}
 	pal := opts.IO.Palette(opts.IO.ColorErr())
-	err = be.Down(ctx, ref.Name, api.DownOptions{Volumes: opts.Volumes, Timeout: opts.Timeout, Progress: opts.IO.ErrOut})
+	pp := newProgressPrinter(opts.IO, opts.f.Now)
+	err = be.Down(ctx, ref.Name, api.DownOptions{Volumes: opts.Volumes, Timeout: opts.Timeout, Progress: pp})
+	pp.Close()
 	switch {
 	case errors.Is(err, api.ErrNotRunning):
 		fmt.Fprintf(opts.IO.ErrOut, "project %s is not running: nothing to remove\n", ref.Name)

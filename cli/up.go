@@ -98,14 +98,16 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 		return err
 	}
 	start := opts.f.Now()
+	pp := newProgressPrinter(opts.IO, opts.f.Now)
 	err = be.Up(ctx, p, api.UpOptions{
 		Wait:          opts.Wait,
 		WaitTimeout:   opts.WaitTimeout,
 		Build:         opts.buildPolicy(),
 		RemoveOrphans: opts.RemoveOrphans,
 		GatewayImage:  opts.GatewayImage,
-		Progress:      opts.IO.ErrOut,
+		Progress:      pp,
 	})
+	pp.Close()
 	if err != nil {
 		if !opts.Detach && ctx.Err() != nil {
 			// Attached, Ctrl-C means "stop": whatever was already started
@@ -149,7 +151,9 @@ func stopProject(ctx context.Context, opts *UpOptions, be Backend, project strin
 	fmt.Fprintln(errOut, "Stopping… (press Ctrl-C again to abandon)")
 	stopCtx, cancel := opts.InterruptContext(ctx)
 	defer cancel()
-	err := be.Down(stopCtx, project, api.DownOptions{Timeout: defaultStopTimeout, Progress: errOut})
+	pp := newProgressPrinter(opts.IO, opts.f.Now)
+	err := be.Down(stopCtx, project, api.DownOptions{Timeout: defaultStopTimeout, Progress: pp})
+	pp.Close()
 	switch {
 	case err == nil, errors.Is(err, api.ErrNotRunning):
 		pal := opts.IO.Palette(opts.IO.ColorErr())

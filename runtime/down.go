@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -24,7 +23,7 @@ import (
 func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions) error {
 	progress := opts.Progress
 	if progress == nil {
-		progress = io.Discard
+		progress = api.Discard{}
 	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
@@ -45,7 +44,13 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 	var errs []error
 	done := make(chan error, len(gws))
 	for _, g := range gws {
-		go func() { done <- c.removeCell(ctx, project, g, timeout) }()
+		go func() {
+			id := "cell " + g.cell
+			progress.Start(id, "drain and remove cell "+g.cell)
+			err := c.removeCell(ctx, project, g, timeout)
+			progress.Done(id, "remove cell "+g.cell, err)
+			done <- err
+		}()
 	}
 	for range gws {
 		if err := <-done; err != nil {
@@ -66,7 +71,7 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 			errs = append(errs, fmt.Errorf("remove network %s: %w", nw.Name, err))
 			continue
 		}
-		fmt.Fprintf(progress, "removed network %s\n", nw.Name)
+		progress.Done("network "+nw.Name, "remove network "+nw.Name, nil)
 	}
 	if opts.Volumes {
 		vols, err := c.eng.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelProject+"="+project))})
@@ -78,17 +83,17 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 				errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
 				continue
 			}
-			fmt.Fprintf(progress, "removed volume %s\n", v.Name)
+			progress.Done("volume "+v.Name, "remove volume "+v.Name, nil)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	if removed == 0 && len(nets) == 0 {
-		fmt.Fprintf(progress, "project %s has nothing to remove\n", project)
+		progress.Note(fmt.Sprintf("project %s has nothing to remove", project))
 		return nil
 	}
-	fmt.Fprintf(progress, "project %s removed in %s\n", project, c.now().Sub(start).Round(time.Millisecond))
+	progress.Note(fmt.Sprintf("project %s removed in %s", project, c.now().Sub(start).Round(time.Millisecond)))
 	return nil
 }
 

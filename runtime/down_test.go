@@ -1,9 +1,10 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
@@ -48,7 +49,7 @@ func TestDownRemovesEverythingByLabel(t *testing.T) {
 	eng.ResetCalls()
 
 	c := NewClientWithEngine(eng)
-	var progress bytes.Buffer
+	var progress progressLog
 	if err := c.Down(ctx, "demo", api.DownOptions{Volumes: true, Progress: &progress}); err != nil {
 		t.Fatalf("down: %v", err)
 	}
@@ -78,11 +79,28 @@ func TestDownRemovesEverythingByLabel(t *testing.T) {
 		t.Errorf("the keeper must go first; removals: %q", removes)
 	}
 	// Down is idempotent.
-	progress.Reset()
+	progress = progressLog{}
 	if err := c.Down(ctx, "demo", api.DownOptions{Volumes: true, Progress: &progress}); err != nil {
 		t.Fatalf("second down: %v", err)
 	}
-	if !strings.Contains(progress.String(), "nothing to remove") {
-		t.Errorf("second down said %q", progress.String())
+	if !strings.Contains(strings.Join(progress.lines, "\n"), "nothing to remove") {
+		t.Errorf("second down said %q", progress.lines)
 	}
+}
+
+// progressLog records progress as lines.
+type progressLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (p *progressLog) Start(id, text string) { p.add("start " + text) }
+func (p *progressLog) Done(id, text string, err error) {
+	p.add(fmt.Sprintf("done %s %v", text, err))
+}
+func (p *progressLog) Note(text string) { p.add(text) }
+func (p *progressLog) add(l string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lines = append(p.lines, l)
 }

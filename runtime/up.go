@@ -36,10 +36,12 @@ const defaultAdminPort = 7700
 func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions) error {
 	progress := opts.Progress
 	if progress == nil {
-		progress = io.Discard
+		progress = api.Discard{}
 	}
 	start := c.now()
+	progress.Start("gateway-image", "gateway image")
 	gwImage, err := GatewayImage(ctx, c.eng, opts.GatewayImage, io.Discard)
+	progress.Done("gateway-image", "gateway image "+gwImage, err)
 	if err != nil {
 		return err
 	}
@@ -98,7 +100,7 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 			return err
 		}
 	}
-	fmt.Fprintf(progress, "project %s started in %s\n", p.Name, c.now().Sub(start).Round(time.Millisecond))
+	progress.Note(fmt.Sprintf("project %s started in %s", p.Name, c.now().Sub(start).Round(time.Millisecond)))
 	if !opts.Wait {
 		return nil
 	}
@@ -106,7 +108,7 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 }
 
 // serviceImage builds or finds the image of one service.
-func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspec.Cell, s *cellspec.Service, policy api.BuildPolicy, progress io.Writer) (ServiceImage, error) {
+func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspec.Cell, s *cellspec.Service, policy api.BuildPolicy, progress api.Progress) (ServiceImage, error) {
 	what := cell.Name + "/" + s.Name
 	labels := map[string]string{LabelManaged: "true", LabelProject: project, LabelCell: cell.Name, LabelService: s.Name}
 	repo := project + "-" + cell.Name + "-" + s.Name
@@ -114,7 +116,10 @@ func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspe
 	switch {
 	case s.Image != "":
 		ref = s.Image
-		if err := EnsureImage(ctx, c.eng, ref, progress); err != nil {
+		progress.Start("image "+what, "image "+ref+" for "+what)
+		err := EnsureImage(ctx, c.eng, ref, io.Discard)
+		progress.Done("image "+what, "image "+ref+" for "+what, err)
+		if err != nil {
 			return ServiceImage{}, fmt.Errorf("service %s: %w", what, err)
 		}
 	case policy == api.BuildNever:
@@ -124,13 +129,12 @@ func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspe
 		}
 		ref = r
 	case s.Build.Go != "":
-		t := c.now()
-		fmt.Fprintf(progress, "building %s (go %s)\n", what, s.Build.Go)
+		progress.Start("build "+what, "build "+what+" (go)")
 		r, err := BuildGo(ctx, c.eng, s.Build, repo, labels, io.Discard)
+		progress.Done("build "+what, "build "+what+" → "+r, err)
 		if err != nil {
 			return ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
 		}
-		fmt.Fprintf(progress, "built %s as %s in %s\n", what, r, c.now().Sub(t).Round(time.Millisecond))
 		ref = r
 	default:
 		ref = repo + ":latest"
@@ -139,12 +143,12 @@ func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspe
 			return ServiceImage{}, err
 		}
 		if !exists || policy == api.BuildAlways {
-			t := c.now()
-			fmt.Fprintf(progress, "building %s (%s)\n", what, s.Build.Context)
-			if err := BuildDockerfile(ctx, c.eng, s.Build, ref, labels, io.Discard); err != nil {
+			progress.Start("build "+what, "build "+what+" (Dockerfile)")
+			err := BuildDockerfile(ctx, c.eng, s.Build, ref, labels, io.Discard)
+			progress.Done("build "+what, "build "+what+" → "+ref, err)
+			if err != nil {
 				return ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
 			}
-			fmt.Fprintf(progress, "built %s in %s\n", what, c.now().Sub(t).Round(time.Millisecond))
 		}
 	}
 	ins, err := c.eng.ImageInspect(ctx, ref)
@@ -247,12 +251,24 @@ func gatewayHash(spec *GatewaySpec, img string) string {
 }
 
 // ensureGateway creates, starts or updates the gateway of one cell.
-func (c *Client) ensureGateway(ctx context.Context, spec *GatewaySpec, img, token string, cur gateway, progress io.Writer) error {
+func (c *Client) ensureGateway(ctx context.Context, spec *GatewaySpec, img, token string, cur gateway, progress api.Progress) error {
+	cell := spec.Cell.Name
+	name := GatewayName(spec.Project, cell)
+	id := "gateway " + cell
+	progress.Start(id, "gateway "+name)
+	err := c.convergeGateway(ctx, spec, img, token, cur, func(text string) { progress.Start(id, text) })
+	progress.Done(id, "gateway "+name, err)
+	return err
+}
+
+// convergeGateway creates, starts or updates one gateway; say reports what
+// it is doing.
+func (c *Client) convergeGateway(ctx context.Context, spec *GatewaySpec, img, token string, cur gateway, say func(string)) error {
 	cell := spec.Cell.Name
 	name := GatewayName(spec.Project, cell)
 	hash := gatewayHash(spec, img)
 	if cur.id != "" && cur.hash != hash {
-		fmt.Fprintf(progress, "recreating gateway %s (gateway image or ports changed)\n", name)
+		say("recreate gateway " + name + " (gateway image or ports changed)")
 		if err := c.eng.ContainerRemove(ctx, cur.id, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("remove gateway %s: %w", name, err)
 		}
@@ -262,7 +278,7 @@ func (c *Client) ensureGateway(ctx context.Context, spec *GatewaySpec, img, toke
 		if err := c.createGateway(ctx, spec, img, token, hash); err != nil {
 			return err
 		}
-		fmt.Fprintf(progress, "created gateway %s on 127.0.0.1:%d\n", name, spec.Cell.Gateway.Port)
+		say(fmt.Sprintf("start gateway %s on 127.0.0.1:%d", name, spec.Cell.Gateway.Port))
 		return c.waitAdmin(ctx, spec.Project, cell)
 	}
 	if cur.state != "running" {
@@ -282,9 +298,9 @@ func (c *Client) ensureGateway(ctx context.Context, spec *GatewaySpec, img, toke
 		return fmt.Errorf("gateway %s: %w", name, err)
 	}
 	if st.SpecHash == spec.Hash() {
-		fmt.Fprintf(progress, "gateway %s is up to date\n", name)
 		return nil
 	}
+	say("update gateway " + name)
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return fmt.Errorf("encode spec of cell %s: %w", cell, err)
@@ -292,7 +308,6 @@ func (c *Client) ensureGateway(ctx context.Context, spec *GatewaySpec, img, toke
 	if err := c.admin(g).UpdateSpec(ctx, data); err != nil {
 		return fmt.Errorf("update gateway %s: %w", name, err)
 	}
-	fmt.Fprintf(progress, "updated gateway %s\n", name)
 	return nil
 }
 
@@ -444,17 +459,19 @@ func (c *Client) tailLogs(ctx context.Context, name string, n int) string {
 }
 
 // orphans handles gateways of cells no longer in the project.
-func (c *Client) orphans(ctx context.Context, p *cellspec.Project, existing []gateway, opts api.UpOptions, progress io.Writer) error {
+func (c *Client) orphans(ctx context.Context, p *cellspec.Project, existing []gateway, opts api.UpOptions, progress api.Progress) error {
 	for _, g := range existing {
 		if p.Cell(g.cell) != nil {
 			continue
 		}
 		if !opts.RemoveOrphans {
-			fmt.Fprintf(progress, "warning: cell %s of project %s is not in the spec any more; run with --remove-orphans to remove it\n", g.cell, p.Name)
+			progress.Note(fmt.Sprintf("warning: cell %s of project %s is not in the spec any more; run with --remove-orphans to remove it", g.cell, p.Name))
 			continue
 		}
-		fmt.Fprintf(progress, "removing orphan cell %s\n", g.cell)
-		if err := c.removeCell(ctx, p.Name, g, 10*time.Second); err != nil {
+		progress.Start("orphan "+g.cell, "remove orphan cell "+g.cell)
+		err := c.removeCell(ctx, p.Name, g, 10*time.Second)
+		progress.Done("orphan "+g.cell, "remove orphan cell "+g.cell, err)
+		if err != nil {
 			return err
 		}
 	}
@@ -463,12 +480,11 @@ func (c *Client) orphans(ctx context.Context, p *cellspec.Project, existing []ga
 
 // wait polls the gateways until every service has its desired replicas
 // ready, or the timeout passes.
-func (c *Client) wait(ctx context.Context, p *cellspec.Project, timeout time.Duration, progress io.Writer) error {
+func (c *Client) wait(ctx context.Context, p *cellspec.Project, timeout time.Duration, progress api.Progress) error {
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
 	}
-	start := c.now()
-	deadline := start.Add(timeout)
+	deadline := c.now().Add(timeout)
 	var pending []string
 	for {
 		st, err := c.Status(ctx, p.Name)
@@ -491,11 +507,14 @@ func (c *Client) wait(ctx context.Context, p *cellspec.Project, timeout time.Dur
 			}
 		}
 		if len(pending) == 0 {
-			fmt.Fprintf(progress, "project %s is healthy after %s\n", p.Name, c.now().Sub(start).Round(time.Millisecond))
+			progress.Done("wait", fmt.Sprintf("project %s is healthy", p.Name), nil)
 			return nil
 		}
+		progress.Start("wait", "wait for "+strings.Join(pending, ", "))
 		if c.now().After(deadline) {
-			return fmt.Errorf("%w after %s: %s", api.ErrWaitTimeout, timeout, strings.Join(pending, ", "))
+			err := fmt.Errorf("%w after %s: %s", api.ErrWaitTimeout, timeout, strings.Join(pending, ", "))
+			progress.Done("wait", "wait for the project to be healthy", err)
+			return err
 		}
 		select {
 		case <-ctx.Done():

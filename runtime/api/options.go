@@ -1,7 +1,6 @@
 package api
 
 import (
-	"io"
 	"time"
 )
 
@@ -12,9 +11,9 @@ type UpOptions struct {
 	Build         BuildPolicy
 	RemoveOrphans bool
 	GatewayImage  string
-	// Progress receives human-readable progress lines (builds, creation,
-	// waiting).
-	Progress io.Writer
+	// Progress receives the steps of the operation (builds, creation,
+	// waiting); nil discards them.
+	Progress Progress
 }
 
 // BuildPolicy says when service images are built.
@@ -32,9 +31,34 @@ const (
 type DownOptions struct {
 	Volumes bool
 	Timeout time.Duration
-	// Progress receives human-readable progress lines.
-	Progress io.Writer
+	// Progress receives the steps of the operation; nil discards them.
+	Progress Progress
 }
+
+// Progress receives what a long operation is doing, step by step, so the
+// command line can show live lines on a terminal and plain lines
+// otherwise, as docker compose does. Calls may come from several
+// goroutines.
+type Progress interface {
+	// Start begins step id, or updates its text while it runs.
+	Start(id, text string)
+	// Done ends step id; err is nil when it succeeded.
+	Done(id, text string, err error)
+	// Note reports something that is not a step: a warning, a summary.
+	Note(text string)
+}
+
+// Discard is a Progress that reports nothing.
+type Discard struct{}
+
+// Start implements Progress.
+func (Discard) Start(id, text string) {}
+
+// Done implements Progress.
+func (Discard) Done(id, text string, err error) {}
+
+// Note implements Progress.
+func (Discard) Note(text string) {}
 
 // LogOptions select log lines.
 type LogOptions struct {
