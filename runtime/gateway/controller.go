@@ -89,8 +89,11 @@ type Controller struct {
 	waits         map[string]string
 	lastWake      map[string]time.Time
 	scalers       map[string]*scaler
-	started       time.Time
-	sampler       *autoscale.CPUSampler
+	// observed is set once the replicas were listed: until then, a
+	// request finding no replica is held rather than refused.
+	observed bool
+	started  time.Time
+	sampler  *autoscale.CPUSampler
 }
 
 // controllerState is what survives a gateway restart: runtime overrides and
@@ -288,13 +291,16 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list replicas of cell %s: %w", c.spec.Cell.Name, err)
 	}
-	c.reviveGateways(ctx)
 	c.mu.Lock()
 	c.observe(list)
+	c.observed = true
 	obs := c.observedLocked()
 	p := plan(c.spec.Cell.Name, c.desired(), obs, c.crash, c.now())
 	c.updateUpstreamsLocked()
 	c.mu.Unlock()
+	// Other gateways are revived after this one knows its own replicas,
+	// so a restarted gateway serves as soon as it can.
+	c.reviveGateways(ctx)
 	return c.execute(ctx, p)
 }
 
@@ -485,9 +491,9 @@ func (c *Controller) updateUpstreamsLocked() {
 			r.up = &proxy.Upstream{ID: r.id, Service: r.service, Replica: r.n, Name: r.service + "-" + strconv.Itoa(r.n), Addr: r.addr}
 			r.up.SetHealthy(r.health.Ready())
 		}
-		if r.removing {
-			continue
-		}
+		// A replica being drained stays in the pool, marked draining (no
+		// new request picks it), so the drain can wait for the requests
+		// it still serves; it leaves when its container is gone.
 		bySvc[r.service] = append(bySvc[r.service], r.up)
 	}
 	for _, name := range c.spec.Cell.ServiceNames() {
@@ -663,7 +669,10 @@ func (c *Controller) drain(ctx context.Context, op Op) {
 		start := c.now()
 		if up != nil {
 			dctx, cancel := context.WithTimeout(ctx, drainTimeout)
-			_ = c.proxy.Drain(dctx, up.ID)
+			if err := c.proxy.Drain(dctx, up.ID); err != nil && ctx.Err() == nil {
+				c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventError,
+					Message: fmt.Sprintf("drain: %v; %d requests still in flight are cut", err, up.Inflight())})
+			}
 			cancel()
 		}
 		c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventDrained,

@@ -268,6 +268,11 @@ func (c *Controller) Wake(service string) bool {
 	if s == nil || c.stopping {
 		return false
 	}
+	if !c.observed {
+		// A gateway that just (re)started has not adopted its replicas
+		// yet; they are there, so the request waits for them.
+		return true
+	}
 	c.lastWake[service] = c.now()
 	desired := s.Replicas
 	if o, ok := c.overrides[service]; ok {
