@@ -16,6 +16,18 @@
 // and a counter, trace IDs from the runtime's fast random source, and copy
 // buffers from pools.
 //
+// # Transport
+//
+// Requests reach replicas over the proxy's own HTTP/1.1 transport rather
+// than http.Transport, whose two goroutines per connection, allocations and
+// surplus connections were the gateway's main cost. The request is written
+// and the answer read on the request's goroutine, over a LIFO pool of
+// keep-alive connections per replica, so there are never more connections
+// than requests in flight. A connection the replica closed while idle is
+// only noticed when next used; the request is then sent again on a new
+// connection, when its body can be sent again. Upgrade requests go through
+// an http.Transport.
+//
 // # Retries
 //
 // A try that cannot connect, or whose connection breaks before any answer,

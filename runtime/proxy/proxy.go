@@ -44,9 +44,11 @@ type Options struct {
 	OnEject func(up *Upstream, reason string, until time.Time)
 	// Outlier tunes passive health checking; zero fields take defaults.
 	Outlier Outlier
-	// Transport sends requests to replicas; nil means a tuned
-	// http.Transport. Upgrade requests need a transport that returns an
-	// io.ReadWriteCloser body for 101 answers, as http.Transport does.
+	// Transport sends requests to replicas; nil means the proxy's own
+	// transport, which pools connections per replica and does the I/O of
+	// a request on the request's goroutine (and hands Upgrade requests to
+	// an http.Transport). Upgrade requests need a transport that returns
+	// an io.ReadWriteCloser body for 101 answers, as http.Transport does.
 	Transport http.RoundTripper
 	// DialTimeout bounds connecting with the default transport; 0 means
 	// DefaultDialTimeout.
@@ -175,7 +177,7 @@ func newProxy(cell string, router *Router, policy string, opts Options) (*Proxy,
 	}
 	transport := opts.Transport
 	if transport == nil {
-		transport = newTransport(opts.DialTimeout)
+		transport = newUpstreamTransport(opts.DialTimeout)
 	}
 	p := &Proxy{
 		cell:      cell,
@@ -238,24 +240,6 @@ func (p *Proxy) SetRoutes(cell *cellspec.Cell) error {
 	}
 	p.installLocked(NewRouter(routes))
 	return nil
-}
-
-// newTransport keeps many idle connections per replica, because a gateway
-// talks to few hosts at high rates, and leaves bodies as they are: the
-// client negotiates compression with the replica.
-func newTransport(dialTimeout time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		DialContext:           d.DialContext,
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		// Bodies are copied with the proxy's own pooled buffers; the
-		// connection buffers only hold headers and small reads.
-		ReadBufferSize:  8 << 10,
-		WriteBufferSize: 8 << 10,
-	}
 }
 
 func defaultRoutes(cell *cellspec.Cell) []cellspec.Route {
