@@ -1,4 +1,3 @@
-// Command orchestro runs microservice cells on the local Docker engine.
 package main
 
 import (

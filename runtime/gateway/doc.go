@@ -1,0 +1,16 @@
+// Package gateway is a cell's gateway, the process `orchestro gateway`
+// runs in the cell's gateway container.
+//
+// The data plane (package proxy) routes requests to the cell's replicas,
+// with the access log and request metrics fed from request records off the
+// request path. The controller owns the cell's replicas: it observes them
+// by label, plans with a pure function of the desired services, the
+// observed replicas and the time (plan), and executes the plan; health
+// results, engine events and the autoscaler (once a second) wake it up. A
+// gateway that restarts adopts the replicas it finds. The admin API
+// (package admin) exposes status, events, scale, restart and spec updates.
+//
+// The project keeper (RunKeeper) is the same binary in another mode: it
+// restarts gateways that were stopped without being removed, since Docker
+// disables a container's restart policy on `docker kill`.
+package gateway
