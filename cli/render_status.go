@@ -71,10 +71,10 @@ type statusTable struct {
 // writeServices prints one row per service.
 func (t statusTable) writeServices(w io.Writer, st *api.ProjectStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintf(tw, "CELL\tSERVICE\tIMAGE\tREADY\t%s\tURL\n", t.healthCell("HEALTH", ""))
+	fmt.Fprintf(tw, "CELL\tSERVICE\tIMAGE\tREADY\t%s\tAUTOSCALE\tURL\n", t.healthCell("HEALTH", ""))
 	for _, c := range st.Cells {
 		if len(c.Services) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t%s\n", c.Cell, t.healthCell(gatewayHealth(c), gatewayHealth(c)), dash(c.URL))
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t-\t%s\n", c.Cell, t.healthCell(gatewayHealth(c), gatewayHealth(c)), dash(c.URL))
 			continue
 		}
 		for _, s := range c.Services {
@@ -84,8 +84,8 @@ func (t statusTable) writeServices(w io.Writer, st *api.ProjectStatus) error {
 			if c.Gateway == gatewayDown {
 				health = "gateway down"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", c.Cell, s.Service, dash(s.Image), s.Ready, s.Desired,
-				t.healthCell(dash(health), health), dash(t.serviceURL(c, s.Service)))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", c.Cell, s.Service, dash(s.Image), s.Ready, s.Desired,
+				t.healthCell(dash(health), health), autoscaleSummary(s.Autoscale), dash(t.serviceURL(c, s.Service)))
 		}
 	}
 	return tw.Flush()
@@ -181,4 +181,30 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// autoscaleSummary shows an autoscaled service's bounds and the metric
+// nearest to (or furthest past) its target, per replica: "1-4 inflight
+// 3.3/2". The full picture is in ps --json and the dashboard.
+func autoscaleSummary(a *api.AutoscaleStatus) string {
+	if a == nil {
+		return "-"
+	}
+	out := fmt.Sprintf("%d-%d", a.Min, a.Max)
+	best, ratio := -1, -1.0
+	for i, tg := range a.Targets {
+		if tg.Target > 0 && tg.Value/tg.Target > ratio {
+			best, ratio = i, tg.Value/tg.Target
+		}
+	}
+	if best >= 0 {
+		tg := a.Targets[best]
+		out += fmt.Sprintf(" %s %s/%s", tg.Metric, shortFloat(tg.Value), shortFloat(tg.Target))
+	}
+	return out
+}
+
+// shortFloat writes v with at most one decimal: "3.3", "10".
+func shortFloat(v float64) string {
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0")
 }
