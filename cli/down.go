@@ -20,6 +20,7 @@ const defaultStopTimeout = 10 * time.Second
 type DownOptions struct {
 	IO      *IOStreams
 	Volumes bool
+	Images  bool
 	Timeout time.Duration
 	global  *globalOptions
 	f       *Factory
@@ -46,6 +47,7 @@ valid any more: down works after the spec has been broken.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.Volumes, "volumes", "v", false, "also remove the project's named volumes")
+	cmd.Flags().BoolVar(&opts.Images, "rmi", false, "also remove the images orchestro built for the project's services")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", defaultStopTimeout, "time a replica has to stop before it is killed")
 	return cmd
 }
@@ -61,7 +63,7 @@ func runDown(ctx context.Context, opts *DownOptions) error {
 	}
 	pal := opts.IO.Palette(opts.IO.ColorErr())
 	pp := newProgressPrinter(opts.IO, opts.f.Now)
-	err = be.Down(ctx, ref.Name, api.DownOptions{Volumes: opts.Volumes, Timeout: opts.Timeout, Progress: pp})
+	err = be.Down(ctx, ref.Name, api.DownOptions{Volumes: opts.Volumes, Images: opts.Images, Timeout: opts.Timeout, Progress: pp})
 	pp.Close()
 	switch {
 	case errors.Is(err, api.ErrNotRunning):

@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 
@@ -84,6 +85,28 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 				continue
 			}
 			progress.Done("volume "+v.Name, "remove volume "+v.Name, nil)
+		}
+	}
+	if opts.Images {
+		imgs, err := c.eng.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+			filters.Arg("label", LabelProject+"="+project),
+			filters.Arg("label", LabelManaged+"=true"),
+		)})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list images: %w", err))
+		}
+		for _, img := range imgs {
+			name := img.ID
+			if len(img.RepoTags) > 0 {
+				name = img.RepoTags[0]
+			}
+			// By ID, with force: an image tagged twice goes in one call.
+			if _, err := c.eng.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove image %s: %w", name, err))
+				continue
+			}
+			removed++
+			progress.Done("image "+name, "remove image "+name, nil)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -23,6 +23,8 @@ func TestDownRemovesEverythingByLabel(t *testing.T) {
 	ctx := context.Background()
 	eng := NewFakeEngine()
 	eng.AddImage("img:1", nil)
+	eng.AddImage("demo-shop-orders:abc", map[string]string{LabelProject: "demo", LabelManaged: "true"})
+	eng.AddImage("other-shop-orders:abc", map[string]string{LabelProject: "other", LabelManaged: "true"})
 	mk := func(name string, labels map[string]string) {
 		t.Helper()
 		resp, err := eng.ContainerCreate(ctx, &container.Config{Image: "img:1", Labels: labels}, &container.HostConfig{}, nil, nil, name)
@@ -50,8 +52,13 @@ func TestDownRemovesEverythingByLabel(t *testing.T) {
 
 	c := NewClientWithEngine(eng)
 	var progress progressLog
-	if err := c.Down(ctx, "demo", api.DownOptions{Volumes: true, Progress: &progress}); err != nil {
+	if err := c.Down(ctx, "demo", api.DownOptions{Volumes: true, Images: true, Progress: &progress}); err != nil {
 		t.Fatalf("down: %v", err)
+	}
+	for ref, want := range map[string]bool{"demo-shop-orders:abc": false, "other-shop-orders:abc": true, "img:1": true} {
+		if _, err := eng.ImageInspect(ctx, ref); (err == nil) != want {
+			t.Errorf("image %s present = %v, want %v", ref, err == nil, want)
+		}
 	}
 	left, err := eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelProject+"=demo"))})
 	if err != nil {

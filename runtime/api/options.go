@@ -30,6 +30,8 @@ const (
 // DownOptions are the flags of `down`.
 type DownOptions struct {
 	Volumes bool
+	// Images also removes the images orchestro built for the project.
+	Images  bool
 	Timeout time.Duration
 	// Progress receives the steps of the operation; nil discards them.
 	Progress Progress
