@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/orchestro/orchestro/cellspec"
 )
@@ -27,6 +28,63 @@ const hostCABundle = "/etc/ssl/certs/ca-certificates.crt"
 // repo:<content hash>. The hash covers the binary, the CA bundle, the
 // Dockerfile and the labels, so an unchanged program is not built again.
 func BuildGo(ctx context.Context, eng Engine, b *cellspec.Build, repo string, labels map[string]string, progress io.Writer) (string, error) {
+	return buildGo(ctx, eng, b, repo, labels, progress, compileGoBinary)
+}
+
+// goCompiler returns the static linux binary of the Go main package in
+// dir for goarch.
+type goCompiler func(ctx context.Context, dir, goarch string, progress io.Writer) ([]byte, error)
+
+// compileGoBinary compiles dir into a temporary file and returns its bytes.
+func compileGoBinary(ctx context.Context, dir, goarch string, progress io.Writer) ([]byte, error) {
+	tmp, err := os.MkdirTemp("", "orchestro-go-")
+	if err != nil {
+		return nil, fmt.Errorf("compile go package %s: %w", dir, err)
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "app")
+	if err := compileGo(ctx, dir, bin, goarch, progress); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, fmt.Errorf("compile go package %s: read the binary: %w", dir, err)
+	}
+	return data, nil
+}
+
+// goBuildCache compiles each Go package once, however many services of a
+// project run it (the demo runs two programs as four services).
+type goBuildCache struct {
+	mu   sync.Mutex
+	bins map[string][]byte
+	// compiler compiles on a miss; nil means compileGoBinary.
+	compiler goCompiler
+}
+
+func (c *goBuildCache) compile(ctx context.Context, dir, goarch string, progress io.Writer) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := goarch + " " + dir
+	if bin, ok := c.bins[key]; ok {
+		return bin, nil
+	}
+	compile := c.compiler
+	if compile == nil {
+		compile = compileGoBinary
+	}
+	bin, err := compile(ctx, dir, goarch, progress)
+	if err != nil {
+		return nil, err
+	}
+	if c.bins == nil {
+		c.bins = map[string][]byte{}
+	}
+	c.bins[key] = bin
+	return bin, nil
+}
+
+func buildGo(ctx context.Context, eng Engine, b *cellspec.Build, repo string, labels map[string]string, progress io.Writer, compile goCompiler) (string, error) {
 	progress = orDiscard(progress)
 	if b == nil || b.Go == "" {
 		return "", fmt.Errorf("build image %s: no go package given", repo)
@@ -39,18 +97,9 @@ func BuildGo(ctx context.Context, eng Engine, b *cellspec.Build, repo string, la
 		return "", fmt.Errorf("build image %s: the engine runs %s containers, go images need linux", repo, goos)
 	}
 
-	dir, err := os.MkdirTemp("", "orchestro-go-")
+	data, err := compile(ctx, b.Go, goarch, progress)
 	if err != nil {
-		return "", fmt.Errorf("build image %s: %w", repo, err)
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "app")
-	if err := compileGo(ctx, b.Go, bin, goarch, progress); err != nil {
 		return "", err
-	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		return "", fmt.Errorf("build image %s: read compiled binary: %w", repo, err)
 	}
 	ca, err := os.ReadFile(hostCABundle)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -46,10 +46,11 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 		return err
 	}
 	images := map[string]map[string]ServiceImage{}
+	gocache := &goBuildCache{}
 	for _, cell := range p.Cells {
 		images[cell.Name] = map[string]ServiceImage{}
 		for _, name := range cell.ServiceNames() {
-			img, err := c.serviceImage(ctx, p.Name, cell, cell.Services[name], opts.Build, progress)
+			img, err := c.serviceImage(ctx, p.Name, cell, cell.Services[name], opts.Build, progress, gocache)
 			if err != nil {
 				return err
 			}
@@ -108,7 +109,7 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 }
 
 // serviceImage builds or finds the image of one service.
-func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspec.Cell, s *cellspec.Service, policy api.BuildPolicy, progress api.Progress) (ServiceImage, error) {
+func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspec.Cell, s *cellspec.Service, policy api.BuildPolicy, progress api.Progress, gocache *goBuildCache) (ServiceImage, error) {
 	what := cell.Name + "/" + s.Name
 	labels := map[string]string{LabelManaged: "true", LabelProject: project, LabelCell: cell.Name, LabelService: s.Name}
 	repo := project + "-" + cell.Name + "-" + s.Name
@@ -130,7 +131,7 @@ func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspe
 		ref = r
 	case s.Build.Go != "":
 		progress.Start("build "+what, "build "+what+" (go)")
-		r, err := BuildGo(ctx, c.eng, s.Build, repo, labels, io.Discard)
+		r, err := buildGo(ctx, c.eng, s.Build, repo, labels, io.Discard, gocache.compile)
 		progress.Done("build "+what, "build "+what+" → "+r, err)
 		if err != nil {
 			return ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
