@@ -190,20 +190,13 @@ func (c *Client) downStatus(ctx context.Context, project string, g gateway, why 
 			bySvc[svc] = ss
 			names = append(names, svc)
 		}
-		ss.Replicas = append(ss.Replicas, api.ReplicaStatus{Name: strings.TrimPrefix(firstName(s.Names), "/"), ContainerID: s.ID, State: s.State, Health: "unknown", ConfigHash: s.Labels[LabelConfigHash]})
+		ss.Replicas = append(ss.Replicas, api.ReplicaStatus{Name: ContainerName(s.Names), ContainerID: s.ID, State: s.State, Health: "unknown", ConfigHash: s.Labels[LabelConfigHash]})
 	}
 	sort.Strings(names)
 	for _, n := range names {
 		cs.Services = append(cs.Services, *bySvc[n])
 	}
 	return cs
-}
-
-func firstName(names []string) string {
-	if len(names) == 0 {
-		return ""
-	}
-	return names[0]
 }
 
 // Scale sets the replica count of a service through its gateway.

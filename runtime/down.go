@@ -151,7 +151,7 @@ func (c *Client) removeContainers(ctx context.Context, f filters.Args) (int, err
 	n := 0
 	for _, s := range list {
 		if err := c.eng.ContainerRemove(ctx, s.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove container %s: %w", firstName(s.Names), err))
+			errs = append(errs, fmt.Errorf("remove container %s: %w", ContainerName(s.Names), err))
 			continue
 		}
 		n++

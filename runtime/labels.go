@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Labels carried by every object orchestro creates. State lives in Docker:
@@ -35,6 +36,15 @@ func MeshNetworkName(project string) string { return project + "_mesh" }
 
 // GatewayName is the container name of a cell's gateway.
 func GatewayName(project, cell string) string { return project + "-" + cell + "-gateway" }
+
+// ContainerName returns a container's name as the engine lists it
+// (["/demo-shop-gateway"]) without the leading slash.
+func ContainerName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return strings.TrimPrefix(names[0], "/")
+}
 
 // KeeperName is the container name of a project's keeper.
 func KeeperName(project string) string { return project + "-keeper" }

@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
@@ -233,7 +235,7 @@ func (c *Controller) watchEngine(ctx context.Context) {
 			filters.Arg("type", "container"),
 			filters.Arg("label", runtime.LabelProject+"="+c.spec.Project),
 		)
-		msgs, errs := c.eng.Events(ctx, eventsOptions(f))
+		msgs, errs := c.eng.Events(ctx, events.ListOptions{Filters: f})
 	stream:
 		for {
 			select {
@@ -336,7 +338,7 @@ func (c *Controller) observe(list []container.Summary) {
 			n, _ := strconv.Atoi(s.Labels[runtime.LabelReplica])
 			r = &replica{
 				id:      s.ID,
-				name:    containerName(s.Names),
+				name:    runtime.ContainerName(s.Names),
 				service: s.Labels[runtime.LabelService],
 				n:       n,
 				hash:    s.Labels[runtime.LabelConfigHash],
@@ -512,7 +514,7 @@ func (c *Controller) execute(ctx context.Context, p Plan) error {
 		if op.Kind != OpRemove {
 			continue
 		}
-		if err := c.eng.ContainerRemove(ctx, op.ID, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+		if err := c.eng.ContainerRemove(ctx, op.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove replica %s/%s-%d: %w", p.Cell, op.Service, op.N, err))
 			continue
 		}
@@ -660,9 +662,6 @@ func (c *Controller) drain(ctx context.Context, op Op) {
 	if up != nil {
 		c.proxy.SetDraining(up.ID)
 	}
-	c.mu.Lock()
-	c.updateUpstreamsLocked()
-	c.mu.Unlock()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -681,10 +680,10 @@ func (c *Controller) drain(ctx context.Context, op Op) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace+10*time.Second)
 		defer cancel()
 		grace := int(stopGrace / time.Second)
-		if err := c.eng.ContainerStop(rctx, op.ID, container.StopOptions{Timeout: &grace}); err != nil && !isNotFound(err) {
+		if err := c.eng.ContainerStop(rctx, op.ID, container.StopOptions{Timeout: &grace}); err != nil && !errdefs.IsNotFound(err) {
 			c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventError, Message: fmt.Sprintf("stop %s: %v", r.name, err)})
 		}
-		if err := c.eng.ContainerRemove(rctx, op.ID, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+		if err := c.eng.ContainerRemove(rctx, op.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 			c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventError, Message: fmt.Sprintf("remove %s: %v", r.name, err)})
 		} else {
 			typ := api.EventRemoved
@@ -695,17 +694,6 @@ func (c *Controller) drain(ctx context.Context, op Op) {
 		}
 		c.Kick()
 	}()
-}
-
-func containerName(names []string) string {
-	if len(names) == 0 {
-		return ""
-	}
-	n := names[0]
-	if len(n) > 0 && n[0] == '/' {
-		n = n[1:]
-	}
-	return n
 }
 
 // exitCodeOf reads the exit code from a status such as "Exited (137) 3

@@ -14,10 +14,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
@@ -242,7 +239,3 @@ func (e execer) Exec(ctx context.Context, containerID string, cmd []string) (int
 		}
 	}
 }
-
-func isNotFound(err error) bool { return errdefs.IsNotFound(err) }
-
-func eventsOptions(f filters.Args) events.ListOptions { return events.ListOptions{Filters: f} }

@@ -31,7 +31,7 @@ func revive(ctx context.Context, eng runtime.Engine, project, self string) []str
 	var started []string
 	for _, s := range list {
 		role := s.Labels[runtime.LabelRole]
-		name := containerName(s.Names)
+		name := runtime.ContainerName(s.Names)
 		if s.Labels[runtime.LabelProject] != project || name == self || (role != runtime.RoleGateway && role != runtime.RoleKeeper) {
 			continue
 		}
