@@ -76,6 +76,7 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 	logPath := fs.String("log", "", "append the access log to this file; empty discards it")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process's whole life to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file on exit")
+	netHTTP := fs.Bool("nethttp", false, "serve the proxy with a plain http.Server instead of proxy.Server")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -137,8 +138,12 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 		dataLn.Close()
 		return fmt.Errorf("stats listener: %w", err)
 	}
-	// As the gateway serves its data port (gateway.Run).
-	data := &http.Server{Handler: dp.Proxy, ReadHeaderTimeout: 10 * time.Second}
+	// As the gateway serves its data port (gateway.Run), or, with
+	// -nethttp, as it did before proxy.Server.
+	var data server = proxy.NewServer(dp.Proxy, proxy.ServerOptions{})
+	if *netHTTP {
+		data = &http.Server{Handler: dp.Proxy, ReadHeaderTimeout: 10 * time.Second}
+	}
 	stats := &http.Server{Handler: statsHandler(dp.Proxy, *gogc), ReadHeaderTimeout: 10 * time.Second}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -151,7 +156,7 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	})
 	for _, s := range []struct {
-		srv *http.Server
+		srv server
 		ln  net.Listener
 	}{{data, dataLn}, {stats, statsLn}} {
 		wg.Go(func() {
@@ -173,6 +178,12 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// server is what http.Server and proxy.Server have in common.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
 }
 
 // statsHandler serves gatewayStats as JSON.
@@ -210,6 +221,7 @@ func writeAllocProfile(path string) {
 type gatewayTarget struct {
 	name       string
 	logToFile  bool
+	netHTTP    bool
 	cpuProfile string
 	memProfile string
 }
@@ -221,6 +233,9 @@ func startGateway(self, dir string, gt gatewayTarget, backends []string, gogc in
 	if gt.logToFile {
 		logPath = filepath.Join(dir, gt.name+"-access.log")
 		args = append(args, "-log", logPath)
+	}
+	if gt.netHTTP {
+		args = append(args, "-nethttp")
 	}
 	if gt.cpuProfile != "" {
 		args = append(args, "-cpuprofile", gt.cpuProfile)

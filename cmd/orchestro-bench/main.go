@@ -32,9 +32,18 @@ const (
 	targetHAProxy      = "haproxy"
 	targetGateway      = "gateway"
 	targetGatewayNoLog = "gateway-nolog"
+	// targetGatewayNetHTTP is the gateway's proxy served by a plain
+	// http.Server, without the Server's fast path: the comparison shows
+	// what the fast path is worth.
+	targetGatewayNetHTTP = "gateway-nethttp"
 )
 
-var knownTargets = []string{targetDirect, targetNginx, targetHAProxy, targetGateway}
+// defaultTargets are measured unless -targets says otherwise;
+// knownTargets can be asked for.
+var (
+	defaultTargets = []string{targetDirect, targetNginx, targetHAProxy, targetGateway}
+	knownTargets   = append(slices.Clone(defaultTargets), targetGatewayNetHTTP)
+)
 
 func main() {
 	if len(os.Args) > 1 {
@@ -132,7 +141,7 @@ Flags:
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
 	fs.IntVar(&o.gogc, "gogc", 400, "GOGC of the gateway process")
 	fs.StringVar(&o.log, "log", logOn, "gateway access log: on (JSON lines to a file, as the product writes them), off (discarded), both (measure the two as separate targets)")
-	targets := fs.String("targets", strings.Join(knownTargets, ","), "comma-separated targets to measure")
+	targets := fs.String("targets", strings.Join(defaultTargets, ","), "comma-separated targets to measure (also known: "+targetGatewayNetHTTP+")")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway process (its whole life, so all its measurements) to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the gateway process to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, logs, access log) and print its path")
@@ -281,8 +290,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 				return err
 			}
 			t = &target{name: name, addr: addr, proc: c}
-		case targetGateway, targetGatewayNoLog:
-			gt := gatewayTarget{name: name, logToFile: o.log != logOff && name == targetGateway}
+		case targetGateway, targetGatewayNoLog, targetGatewayNetHTTP:
+			gt := gatewayTarget{name: name, logToFile: o.log != logOff && name != targetGatewayNoLog, netHTTP: name == targetGatewayNetHTTP}
 			if name == targetGateway {
 				gt.cpuProfile, gt.memProfile = o.cpuProfile, o.memProfile
 			}

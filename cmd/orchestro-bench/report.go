@@ -56,6 +56,8 @@ var ratioPairs = [][2]string{
 	{targetHAProxy, targetNginx},
 	{targetGatewayNoLog, targetNginx},
 	{targetGatewayNoLog, targetGateway},
+	{targetGatewayNetHTTP, targetNginx},
+	{targetGateway, targetGatewayNetHTTP},
 }
 
 func (r *report) write(w io.Writer) {
@@ -79,7 +81,7 @@ func (r *report) write(w io.Writer) {
 		case logBoth:
 			logDesc = "access log: JSON lines to a file (gateway), discarded (gateway-nolog)"
 		}
-		fmt.Fprintf(w, "gateway   gateway.NewDataPlane on net/http, round_robin over %d replicas, GOGC=%d, GOMAXPROCS=%d; %s\n",
+		fmt.Fprintf(w, "gateway   gateway.NewDataPlane on proxy.Server (gateway-nethttp: on a plain http.Server), round_robin over %d replicas, GOGC=%d, GOMAXPROCS=%d; %s\n",
 			numBackends, o.gogc, r.gomaxprocs, logDesc)
 	}
 	fmt.Fprintf(w, "backends  %d net/http servers in one child process, %d-byte body; direct = wrk straight to replica 1\n",
@@ -124,7 +126,7 @@ func (r *report) write(w io.Writer) {
 		}
 		_ = tw.Flush()
 
-		for _, name := range []string{targetGateway, targetGatewayNoLog} {
+		for _, name := range []string{targetGateway, targetGatewayNoLog, targetGatewayNetHTTP} {
 			if r.has(name) {
 				r.writeGatewayCosts(w, name, r.samples[name][ci])
 			}
@@ -132,7 +134,7 @@ func (r *report) write(w io.Writer) {
 	}
 
 	fmt.Fprintln(w)
-	for _, name := range []string{targetGateway, targetGatewayNoLog} {
+	for _, name := range []string{targetGateway, targetGatewayNoLog, targetGatewayNetHTTP} {
 		if rss := r.rss[name]; len(rss) > 0 {
 			parts := make([]string, len(rss))
 			for i, v := range rss {

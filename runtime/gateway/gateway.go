@@ -127,12 +127,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
-	serve := func(name string, port int, h http.Handler) error {
+	serve := func(name string, port int, srv server) error {
 		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(port)))
 		if err != nil {
 			return fmt.Errorf("%s listener: %w", name, err)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
 			<-ctx.Done()
 			bus.Close()
@@ -148,10 +147,10 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 		return nil
 	}
-	if err := serve("admin", spec.AdminPort, srvAdmin); err != nil {
+	if err := serve("admin", spec.AdminPort, &http.Server{Handler: srvAdmin, ReadHeaderTimeout: 10 * time.Second}); err != nil {
 		return err
 	}
-	if err := serve("data", spec.Cell.Gateway.Port, px); err != nil {
+	if err := serve("data", spec.Cell.Gateway.Port, proxy.NewServer(px, proxy.ServerOptions{})); err != nil {
 		return err
 	}
 	for _, peer := range spec.Cell.Uses {
@@ -163,7 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 		port, _ := strconv.Atoi(portStr)
 		fwd := proxy.NewForward(peer, []*proxy.Upstream{{ID: peer, Service: peer, Addr: addr}}, proxy.Options{OnRequest: record, OnIdle: dp.log.flush})
 		g.Go(func() error { return fwd.Run(ctx) })
-		if err := serve("egress "+peer, port, fwd); err != nil {
+		if err := serve("egress "+peer, port, proxy.NewServer(fwd, proxy.ServerOptions{})); err != nil {
 			return err
 		}
 	}
@@ -171,6 +170,12 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return ctrl.Run(ctx) })
 	cfg.Log.Info("gateway started", "project", spec.Project, "cell", spec.Cell.Name, "port", spec.Cell.Gateway.Port, "admin_port", spec.AdminPort)
 	return g.Wait()
+}
+
+// server is what http.Server and proxy.Server have in common.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
 }
 
 // DataPlane is a cell's request path as a gateway runs it: the proxy, its

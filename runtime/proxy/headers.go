@@ -197,10 +197,14 @@ func newIDGen() *idGen {
 
 func (g *idGen) next() string {
 	var buf [40]byte
-	out := append(buf[:0], g.prefix...)
-	out = append(out, '-')
-	out = strconv.AppendUint(out, g.n.Add(1), 36)
-	return string(out)
+	return string(g.appendNext(buf[:0]))
+}
+
+// appendNext appends a new request ID to dst.
+func (g *idGen) appendNext(dst []byte) []byte {
+	dst = append(dst, g.prefix...)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, g.n.Add(1), 36)
 }
 
 // traceparentLen is the length of a version 00 W3C traceparent.
@@ -212,18 +216,28 @@ const traceparentLen = 55
 // sampled trace. The result is always version 00.
 func nextTraceparent(in []string) string {
 	var buf [traceparentLen]byte
+	prior := ""
+	if len(in) == 1 {
+		prior = in[0]
+	}
+	putTraceparent(&buf, prior)
+	return string(buf[:])
+}
+
+// putTraceparent writes into buf the traceparent that follows prior, the
+// client's single traceparent ("" when it sent none or several).
+func putTraceparent(buf *[traceparentLen]byte, prior string) {
 	buf[0], buf[1], buf[2] = '0', '0', '-'
 	buf[35], buf[52] = '-', '-'
-	if len(in) == 1 && validTraceparent(in[0]) {
-		copy(buf[3:35], in[0][3:35])
-		copy(buf[53:55], in[0][53:55])
+	if validTraceparent(prior) {
+		copy(buf[3:35], prior[3:35])
+		copy(buf[53:55], prior[53:55])
 	} else {
 		putHex(buf[3:19], nonZero())
 		putHex(buf[19:35], rand.Uint64())
 		buf[53], buf[54] = '0', '1'
 	}
 	putHex(buf[36:52], nonZero())
-	return string(buf[:])
 }
 
 // traceID and spanID return the parts of a traceparent built by
