@@ -696,8 +696,8 @@ func (cc *clientConn) relayChunked(rd *bufio.Reader, chunk bool) (written int64,
 		if i := bytes.IndexByte(line, ';'); i >= 0 {
 			line = line[:i]
 		}
-		size, err := strconv.ParseInt(string(trimOWS(line)), 16, 64)
-		if err != nil || size < 0 {
+		size, ok := parseHex(trimOWS(line))
+		if !ok {
 			return written, errBadChunk, nil
 		}
 		if size == 0 {

@@ -1,9 +1,6 @@
 package proxy
 
-import (
-	"bytes"
-	"strconv"
-)
+import "bytes"
 
 // This file parses HTTP/1 message heads for the Server's fast path. The
 // parsers take a complete head (up to and including the empty line) and
@@ -307,7 +304,7 @@ func parseRequest(head []byte, h *reqHead) bool {
 		}
 		h.fields = append(h.fields, f)
 	}
-	if hosts != 1 || len(h.host) == 0 || !plainHost(string(h.host)) {
+	if hosts != 1 || len(h.host) == 0 || !plainHost(bstr(h.host)) {
 		return false
 	}
 	return h.connection(conn)
@@ -371,8 +368,9 @@ type respHead struct {
 }
 
 // parseResponse parses a response head. It reports false for a head it
-// cannot forward: malformed, more than maxFastHeaders fields, conflicting
-// or invalid lengths, or a transfer coding other than chunked.
+// cannot forward: malformed, conflicting or invalid lengths, or a transfer
+// coding other than chunked. Up to maxFastHeaders fields cost no
+// allocation.
 func parseResponse(head []byte, h *respHead) bool {
 	*h = respHead{fields: h.store[:0], length: -1}
 	line, rest, ok := cutLine(head)
@@ -412,13 +410,13 @@ func parseResponse(head []byte, h *respHead) bool {
 			break
 		}
 		f, ok := parseField(line)
-		if !ok || len(h.fields) == maxFastHeaders {
+		if !ok {
 			return false
 		}
 		switch f.kind {
 		case kContentLength:
-			n, err := strconv.ParseInt(string(f.value), 10, 64)
-			if err != nil || n < 0 || (h.length >= 0 && n != h.length) {
+			n, ok := parseDecimal(f.value)
+			if !ok || (h.length >= 0 && n != h.length) {
 				return false
 			}
 			h.length = n
@@ -482,6 +480,44 @@ func (h *respHead) dropConnectionToken(tok []byte) {
 // no body whatever its headers say.
 func (h *respHead) bodyless(head bool) bool {
 	return head || h.status == 204 || h.status == 304 || h.status < 200
+}
+
+// parseDecimal parses a Content-Length: digits only, as net/http insists.
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// parseHex parses a chunk size: hex digits only.
+func parseHex(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, true
 }
 
 // cutLine splits the first CRLF-terminated line off b. A bare LF or a CR

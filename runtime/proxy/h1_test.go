@@ -275,3 +275,35 @@ func FuzzParseResponse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseResponseManyFields(t *testing.T) {
+	var h respHead
+	head := "HTTP/1.1 200 OK\r\n" + strings.Repeat("Set-Cookie: a=b\r\n", 3*maxFastHeaders) + "Content-Length: 0\r\n\r\n"
+	if !parseResponse([]byte(head), &h) {
+		t.Fatal("a response with many fields must still be relayed")
+	}
+	if len(h.fields) != 3*maxFastHeaders+1 || h.length != 0 {
+		t.Errorf("fields %d length %d", len(h.fields), h.length)
+	}
+}
+
+func TestParseNumbers(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "17": 17, "+1": -1, "-1": -1, "1 2": -1, "": -1, "1234567890123456789": -1} {
+		n, ok := parseDecimal([]byte(in))
+		if !ok {
+			n = -1
+		}
+		if n != want {
+			t.Errorf("parseDecimal(%q) = %d, want %d", in, n, want)
+		}
+	}
+	for in, want := range map[string]int64{"0": 0, "1a": 26, "FF": 255, "0x1": -1, "+1": -1, "g": -1, "": -1} {
+		n, ok := parseHex([]byte(in))
+		if !ok {
+			n = -1
+		}
+		if n != want {
+			t.Errorf("parseHex(%q) = %d, want %d", in, n, want)
+		}
+	}
+}
