@@ -34,6 +34,9 @@ type clientConn struct {
 	out   []byte // the upstream request
 	meta  []byte // the record's strings, before they become one
 	tried [4]*Upstream
+	// num formats numbers; a local array would escape through the
+	// bufio.Writer and cost an allocation each time.
+	num [20]byte
 }
 
 // Connection states, for Shutdown.
@@ -393,6 +396,9 @@ func (cc *clientConn) try(up *Upstream, timeout time.Duration) (pc *upConn, rd *
 		var stale bool
 		rd, hn, stale, err = cc.readResponseHead(pc)
 		if err == nil {
+			// The timeout covers the head only; the body, and the
+			// connection's next request, are not bound by it.
+			_ = pc.conn.SetReadDeadline(time.Time{})
 			break
 		}
 		pc.close(true)
@@ -514,9 +520,8 @@ func (cc *clientConn) relay(pc *upConn, rd *bufio.Reader, hn int, up *Upstream, 
 		bw.WriteString("\r\n")
 	}
 	if r.length >= 0 {
-		var num [20]byte
 		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(num[:0], r.length, 10))
+		bw.Write(strconv.AppendInt(cc.num[:0], r.length, 10))
 		bw.WriteString("\r\n")
 	}
 	if chunkOut {
@@ -568,9 +573,9 @@ func writeStatusLine(bw *bufio.Writer, minor byte, status int, reason []byte) {
 	} else {
 		bw.WriteString("HTTP/1.1 ")
 	}
-	var num [3]byte
-	num[0], num[1], num[2] = byte('0'+status/100), byte('0'+status/10%10), byte('0'+status%10)
-	bw.Write(num[:])
+	bw.WriteByte(byte('0' + status/100))
+	bw.WriteByte(byte('0' + status/10%10))
+	bw.WriteByte(byte('0' + status%10))
 	bw.WriteByte(' ')
 	if text := http.StatusText(status); text != "" {
 		bw.WriteString(text)
@@ -643,7 +648,7 @@ func (cc *clientConn) pump(rd *bufio.Reader, n int64, chunk bool) (written int64
 			}
 		}
 		if chunk {
-			writeChunkSize(bw, len(b))
+			cc.writeChunkSize(len(b))
 		}
 		m, err := bw.Write(b)
 		if chunk && err == nil {
@@ -676,10 +681,9 @@ func endOfBody(err error, n int64) error {
 	return err
 }
 
-func writeChunkSize(bw *bufio.Writer, n int) {
-	var num [16]byte
-	bw.Write(strconv.AppendInt(num[:0], int64(n), 16))
-	bw.WriteString("\r\n")
+func (cc *clientConn) writeChunkSize(n int) {
+	cc.bw.Write(strconv.AppendInt(cc.num[:0], int64(n), 16))
+	cc.bw.WriteString("\r\n")
 }
 
 var errBadChunk = errors.New("malformed chunked encoding")
@@ -721,7 +725,7 @@ func (cc *clientConn) relayChunked(rd *bufio.Reader, chunk bool) (written int64,
 			}
 		}
 		if chunk {
-			writeChunkSize(bw, int(size))
+			cc.writeChunkSize(int(size))
 		}
 		n, rerr, werr := cc.pump(rd, size, false)
 		written += n

@@ -1,6 +1,9 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+	"iter"
+)
 
 // This file parses HTTP/1 message heads for the Server's fast path. The
 // parsers take a complete head (up to and including the empty line) and
@@ -315,12 +318,8 @@ func parseRequest(head []byte, h *reqHead) bool {
 // rare case left to net/http.
 func (h *reqHead) connection(v []byte) bool {
 	closeTok, keep := false, false
-	for len(v) > 0 {
-		var tok []byte
-		tok, v, _ = bytes.Cut(v, []byte{','})
-		tok = trimOWS(tok)
+	for tok := range tokens(v) {
 		switch {
-		case len(tok) == 0:
 		case eqFold(tok, "close"):
 			closeTok = true
 		case eqFold(tok, "keep-alive"):
@@ -399,7 +398,6 @@ func parseResponse(head []byte, h *respHead) bool {
 		}
 		h.reason = line[13:]
 	}
-	var conn []byte
 	keep := false
 	for {
 		line, rest, ok = cutLine(rest)
@@ -425,12 +423,6 @@ func parseResponse(head []byte, h *respHead) bool {
 				return false
 			}
 			h.chunked = true
-		case kConnection:
-			if conn != nil {
-				conn = nil
-				return false
-			}
-			conn = f.value
 		case kDate:
 			h.hasDate = true
 		case kRequestID:
@@ -446,18 +438,23 @@ func parseResponse(head []byte, h *respHead) bool {
 	if h.chunked {
 		h.length = -1 // RFC 9112 section 6.3: chunked wins
 	}
-	for len(conn) > 0 {
-		var tok []byte
-		tok, conn, _ = bytes.Cut(conn, []byte{','})
-		tok = trimOWS(tok)
-		switch {
-		case len(tok) == 0:
-		case eqFold(tok, "close"):
-			h.closeConn = true
-		case eqFold(tok, "keep-alive"):
-			keep = true
-		default:
-			h.dropConnectionToken(tok)
+	// Every Connection field counts; the fields they name are dropped
+	// after the scan, since a name may come before its Connection field.
+	n := len(h.fields)
+	for i := 0; i < n; i++ {
+		f := &h.fields[i]
+		if f.kind != kConnection || !eqFold(f.name, "connection") {
+			continue
+		}
+		for tok := range tokens(f.value) {
+			switch {
+			case eqFold(tok, "close"):
+				h.closeConn = true
+			case eqFold(tok, "keep-alive"):
+				keep = true
+			default:
+				h.dropConnectionToken(tok)
+			}
 		}
 	}
 	if h.minor == 0 && !keep {
@@ -566,14 +563,26 @@ func trimOWS(b []byte) []byte {
 // hasTokenBytes reports whether a comma-separated value holds token,
 // ignoring case; token is lower case.
 func hasTokenBytes(v []byte, token string) bool {
-	for len(v) > 0 {
-		var tok []byte
-		tok, v, _ = bytes.Cut(v, []byte{','})
-		if eqFold(trimOWS(tok), token) {
+	for tok := range tokens(v) {
+		if eqFold(tok, token) {
 			return true
 		}
 	}
 	return false
+}
+
+// tokens yields the non-empty elements of a comma-separated value,
+// without surrounding whitespace.
+func tokens(v []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(v) > 0 {
+			var tok []byte
+			tok, v, _ = bytes.Cut(v, []byte{','})
+			if tok = trimOWS(tok); len(tok) > 0 && !yield(tok) {
+				return
+			}
+		}
+	}
 }
 
 // isToken reports whether b is a non-empty RFC 9110 token.

@@ -667,21 +667,25 @@ func readLine(t *testing.T, br *bufio.Reader) string {
 	return ""
 }
 
+// upgradeEcho is a backend that switches to the "echo" protocol and
+// echoes bytes until the client closes.
+func upgradeEcho(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Upgrade") != "echo" || !hasToken(r.Header["Connection"], "upgrade") {
+		http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Backend: ws\r\n\r\n")
+	brw.Flush()
+	io.Copy(conn, brw) // echo until the client closes
+}
+
 func TestUpgradeEcho(t *testing.T) {
-	b := startBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo" || !hasToken(r.Header["Connection"], "upgrade") {
-			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Backend: ws\r\n\r\n")
-		brw.Flush()
-		io.Copy(conn, brw) // echo until the client closes
-	})
+	b := startBackend(t, "ws", upgradeEcho)
 	h := start(t, shopCell(), Options{}, map[string][]*Upstream{"orders": {b.up}})
 
 	conn, err := net.Dial("tcp", h.front.Listener.Addr().String())
