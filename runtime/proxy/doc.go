@@ -23,11 +23,11 @@
 // no upgrade) is read, forwarded and answered by the Server itself on the
 // connection's goroutine: heads are parsed in place, the upstream request
 // is written straight from the client's head, and the answer's head is
-// parsed in place and relayed, at a few allocations per request. Every
-// other connection, and every request the proxy would answer with an
-// error of its own, is handed with the bytes already read to an
-// http.Server running the Proxy, for the rest of its life, so each
-// behaviour has one implementation. net/http's per-request costs (a
+// parsed in place and relayed, with one allocation per request (the
+// record's strings; none without records). Every other connection, and
+// every request the proxy would answer with an error of its own, is
+// handed with the bytes already read to an http.Server running the Proxy,
+// for the rest of its life, so each behaviour has one implementation. net/http's per-request costs (a
 // background read goroutine, a Request with its header map, a context,
 // deadlines) were half the gateway's user CPU.
 //

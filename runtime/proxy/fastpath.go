@@ -37,6 +37,10 @@ type clientConn struct {
 	// num formats numbers; a local array would escape through the
 	// bufio.Writer and cost an allocation each time.
 	num [20]byte
+	// stream is the replica connection of a body of unknown length being
+	// relayed, and watch the watch on the client started for it.
+	stream *upConn
+	watch  *clientWatch
 }
 
 // Connection states, for Shutdown.
@@ -208,19 +212,7 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 	for {
 		pc, rd, hn, fail, err = cc.try(up, route.Timeout)
 		tries++
-		retry := false
-		switch fail {
-		case failConnect, failBroken:
-			retry = true
-		case failTimeout:
-			retry = idempotent
-		case failNone:
-			switch cc.resp.status {
-			case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-				retry = idempotent
-			}
-		}
-		if tries > route.Retries || !retry {
+		if tries > route.Retries || !mayRetry(fail, cc.resp.status, idempotent) {
 			break
 		}
 		var next *Upstream
@@ -536,13 +528,25 @@ func (cc *clientConn) relay(pc *upConn, rd *bufio.Reader, hn int, up *Upstream, 
 	switch {
 	case bodyless:
 	case r.chunked:
+		cc.stream = pc
 		rec.Bytes, rerr, werr = cc.relayChunked(rd, chunkOut)
 	default:
+		if r.length < 0 {
+			cc.stream = pc
+		}
 		rec.Bytes, rerr, werr = cc.pump(rd, r.length, chunkOut)
 		if rerr == nil && werr == nil && chunkOut {
 			_, werr = bw.WriteString("0\r\n\r\n")
 		}
 	}
+	cc.stream = nil
+	if cc.watch != nil && cc.watch.stop(cc.conn) {
+		cc.watch = nil
+		rec.Error = "client went away"
+		pc.close(true)
+		return false
+	}
+	cc.watch = nil
 	if werr == nil {
 		werr = bw.Flush()
 	}
@@ -597,6 +601,56 @@ func writeConnection(bw *bufio.Writer, minor byte, keep bool) {
 	}
 }
 
+// beforeBlock runs before relaying waits on the replica: what the client
+// has not been sent yet goes now, and a body of unknown length (a stream,
+// which may pause for long) gets a watch on the client, so that a client
+// that leaves ends the relay, as net/http's background read does.
+func (cc *clientConn) beforeBlock() error {
+	if cc.bw.Buffered() > 0 {
+		if err := cc.bw.Flush(); err != nil {
+			return err
+		}
+	}
+	if cc.stream != nil && cc.watch == nil {
+		cc.watch = watchClient(cc.conn, cc.br, cc.stream)
+	}
+	return nil
+}
+
+// clientWatch waits for the client's connection to end while a stream is
+// relayed to it. The relaying goroutine does not read from the client
+// meanwhile, so the watch owns the connection's reader.
+type clientWatch struct {
+	done chan struct{}
+	gone bool // set before done is closed
+}
+
+// watchClient starts a watch on conn, read through br; when the client
+// closes, the replica's connection pc is closed, which ends the relay.
+func watchClient(conn net.Conn, br *bufio.Reader, pc *upConn) *clientWatch {
+	w := &clientWatch{done: make(chan struct{})}
+	// No deadline: a stream may stay quiet for as long as it likes.
+	// stop sets one to end the watch.
+	_ = conn.SetReadDeadline(time.Time{})
+	go func() {
+		defer close(w.done)
+		// A byte (a pipelined request) ends the watch too, and stays
+		// buffered for the next request.
+		if _, err := br.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			w.gone = true
+			pc.abort()
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and reports whether the client went away.
+func (w *clientWatch) stop(conn net.Conn) bool {
+	_ = conn.SetReadDeadline(aLongTimeAgo)
+	<-w.done
+	return w.gone
+}
+
 // pumpDirect is the body size from which pump reads into a buffer of the
 // proxy's own rather than through the connection's smaller one.
 const pumpDirect = 32 << 10
@@ -618,10 +672,8 @@ func (cc *clientConn) pump(rd *bufio.Reader, n int64, chunk bool) (written int64
 		var b []byte
 		fromRd := true
 		if rd.Buffered() == 0 {
-			if bw.Buffered() > 0 {
-				if werr = bw.Flush(); werr != nil {
-					return written, nil, werr
-				}
+			if werr = cc.beforeBlock(); werr != nil {
+				return written, nil, werr
 			}
 			if n < 0 || n >= pumpDirect {
 				// A large read goes straight into a buffer of our own.
@@ -747,8 +799,8 @@ func (cc *clientConn) relayChunked(rd *bufio.Reader, chunk bool) (written int64,
 // the client has not been sent yet when the line is not all there.
 func (cc *clientConn) readLine(rd *bufio.Reader) ([]byte, error) {
 	buf, _ := rd.Peek(rd.Buffered())
-	if bytes.IndexByte(buf, '\n') < 0 && cc.bw.Buffered() > 0 {
-		if err := cc.bw.Flush(); err != nil {
+	if bytes.IndexByte(buf, '\n') < 0 {
+		if err := cc.beforeBlock(); err != nil {
 			return nil, err
 		}
 	}

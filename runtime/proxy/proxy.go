@@ -393,22 +393,30 @@ type attempt struct {
 }
 
 // retryable reports whether the request may be tried again on another
-// replica. A request that never reached a replica, or whose connection
-// broke before any answer, is retried whatever its method (the replica
-// cannot have answered, and the body can be sent again); one that got a
-// 502, 503 or 504 or timed out only when it is idempotent.
+// replica: mayRetry says so, and the body can be sent again.
 func (a *attempt) retryable(idempotent bool, body *requestBody) bool {
-	switch a.fail {
-	case failConnect:
-		return body.canReplay(a.rd, true)
-	case failBroken:
-		return body.canReplay(a.rd, false)
+	status := 0
+	if a.resp != nil {
+		status = a.resp.StatusCode
+	}
+	return mayRetry(a.fail, status, idempotent) && body.canReplay(a.rd, a.fail == failConnect)
+}
+
+// mayRetry reports whether a try's outcome allows another try, whatever
+// the body. A request that never reached a replica, or whose connection
+// broke before any answer, may be retried whatever its method (the replica
+// cannot have answered); one that got a 502, 503 or 504 or timed out only
+// when it is idempotent.
+func mayRetry(fail failKind, status int, idempotent bool) bool {
+	switch fail {
+	case failConnect, failBroken:
+		return true
 	case failTimeout:
-		return idempotent && body.canReplay(a.rd, false)
+		return idempotent
 	case failNone:
-		switch a.resp.StatusCode {
+		switch status {
 		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return idempotent && body.canReplay(a.rd, false)
+			return idempotent
 		}
 	}
 	return false

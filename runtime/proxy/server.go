@@ -54,8 +54,11 @@ type ServerOptions struct {
 // zero), which keeps one implementation of each.
 //
 // Unlike net/http, the fast path does not watch the client's connection
-// while a replica works on a request: a client that goes away is noticed
+// until a replica's answer starts: a client that goes away then is noticed
 // when its answer is written, and the route's timeout bounds the wait.
+// While it relays a body of unknown length, which may pause for as long as
+// the replica likes, it watches, and a client that leaves ends the
+// replica's request.
 //
 // A Proxy with a custom Options.Transport has no fast path: every
 // connection goes to net/http.

@@ -1504,3 +1504,54 @@ func BenchmarkServerNetHTTP(b *testing.B) {
 	b.Cleanup(func() { srv.Close() })
 	svBenchGets(b, ln.Addr().String())
 }
+
+// TestServerClientLeavesStream checks that a client closing its connection
+// in the middle of a quiet stream ends the replica's request, as net/http's
+// background read does, rather than holding the replica until it writes.
+func TestServerClientLeavesStream(t *testing.T) {
+	for _, tc := range []struct{ name, proto string }{
+		{"chunked to HTTP/1.1", "HTTP/1.1"},
+		{"close-delimited to HTTP/1.0", "HTTP/1.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ended := make(chan struct{})
+			b := startBackend(t, "sse", func(w http.ResponseWriter, r *http.Request) {
+				defer close(ended)
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "data: 1\n\n")
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+			})
+			p := svProxy(t, shopCell(), map[string][]*Upstream{"orders": {b.up}})
+			f := svStart(t, p, ServerOptions{})
+			c := svDial(t, f.addr)
+			c.send("GET /orders/events " + tc.proto + "\r\nHost: shop\r\n\r\n")
+			resp, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if line := readLine(t, bufio.NewReader(resp.Body)); line != "data: 1" {
+				t.Fatalf("first event %q", line)
+			}
+			c.c.Close()
+			select {
+			case <-ended:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the replica's request did not end after the client left")
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for b.up.Inflight() != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("replica still has %d requests in flight", b.up.Inflight())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if fast, _ := f.counts(); fast != 1 {
+				t.Errorf("fast requests %d, want 1", fast)
+			}
+		})
+	}
+}
