@@ -12,7 +12,8 @@
 // The backends and the gateway are this same binary re-executed with a
 // hidden subcommand, so each runs on a Go scheduler of its own, and the
 // gateway runs exactly the product's data plane (gateway.NewDataPlane
-// served by net/http). nginx, HAProxy and wrk are Debian's packages; the
+// served by proxy.Server; the gateway-nethttp target serves it with a plain
+// http.Server instead). nginx, HAProxy and wrk are Debian's packages; the
 // tool writes their configurations into a temporary directory, runs them
 // in the foreground and stops them when it ends, also on Ctrl-C.
 //

@@ -65,8 +65,8 @@ type gatewayStats struct {
 
 // gatewayMain is the hidden gateway subcommand: the product's data plane
 // (gateway.NewDataPlane, its proxy and record goroutine, access log and
-// metrics) in front of fixed upstreams, served by net/http as the gateway
-// serves its data port. It prints "ready DATA-ADDR STATS-ADDR" and serves
+// metrics) in front of fixed upstreams, served by proxy.Server as the
+// gateway serves its data port (by a plain http.Server with -nethttp). It prints "ready DATA-ADDR STATS-ADDR" and serves
 // until ctx ends. The stats address answers /stats on a listener of its
 // own, off the measured path.
 func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
