@@ -366,7 +366,7 @@ func (cc *clientConn) try(up *Upstream, timeout time.Duration) (pc *upConn, rd *
 	deadline := time.Now().Add(timeout)
 	fresh := false
 	for retried := false; ; retried = true {
-		pc, err = t.conn(context.Background(), hp, fresh)
+		pc, err = cc.upstreamConn(hp, fresh, deadline)
 		if err != nil {
 			if isDialError(err) {
 				p.observeFailure(up, true)
@@ -411,6 +411,19 @@ func (cc *clientConn) try(up *Upstream, timeout time.Duration) (pc *upConn, rd *
 		up.succeeded()
 	}
 	return pc, rd, hn, failNone, nil
+}
+
+// upstreamConn takes an idle connection to a replica from its pool, or
+// dials one, within the try's deadline.
+func (cc *clientConn) upstreamConn(hp *hostPool, fresh bool, deadline time.Time) (*upConn, error) {
+	if !fresh {
+		if pc := hp.get(); pc != nil {
+			return pc, nil
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return cc.s.t.conn(ctx, hp, true)
 }
 
 var (
