@@ -103,8 +103,7 @@ func NewServer(p *Proxy, opts ServerOptions) *Server {
 	return s
 }
 
-// FastRequests returns how many requests the fast path has served;
-// HandedOff how many connections went to net/http.
+// FastRequests returns how many requests the fast path has served.
 func (s *Server) FastRequests() uint64 { return s.fast.Load() }
 
 // HandedOff returns how many connections went to net/http.
