@@ -72,7 +72,7 @@ type gatewayStats struct {
 func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(cmdGateway, flag.ContinueOnError)
 	upstreams := fs.String("upstreams", "", "comma-separated replica addresses")
-	gogc := fs.Int("gogc", 400, "GOGC for this process")
+	gogc := fs.Int("gogc", 100, "GOGC for this process")
 	logPath := fs.String("log", "", "append the access log to this file; empty discards it")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process's whole life to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file on exit")

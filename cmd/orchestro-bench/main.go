@@ -139,7 +139,7 @@ Flags:
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each measures every target at every connection count")
 	conns := fs.String("conns", "64,256", "comma-separated wrk connection counts")
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
-	fs.IntVar(&o.gogc, "gogc", 400, "GOGC of the gateway process")
+	fs.IntVar(&o.gogc, "gogc", 100, "GOGC of the gateway process (the product's is Go's default, 100)")
 	fs.StringVar(&o.log, "log", logOn, "gateway access log: on (JSON lines to a file, as the product writes them), off (discarded), both (measure the two as separate targets)")
 	targets := fs.String("targets", strings.Join(defaultTargets, ","), "comma-separated targets to measure (also known: "+targetGatewayNetHTTP+")")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway process (its whole life, so all its measurements) to this file")

@@ -73,14 +73,12 @@ func Main(ctx context.Context, args []string) error {
 	})
 }
 
-// tuneGC trades memory for throughput: a proxy allocates per request, and
-// collecting less often is worth several percent of its request rate. The
-// soft memory limit keeps the heap bounded all the same. GOGC and
-// GOMEMLIMIT in the environment take precedence.
+// tuneGC sets a soft memory limit, so the heap stays bounded however the
+// garbage collector is paced. GOGC keeps Go's default: the request path
+// allocates about one object per request, so collecting less often (as
+// GOGC=400 did when net/http allocated 46) buys no throughput and doubles
+// the resident memory. GOMEMLIMIT in the environment takes precedence.
 func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(256 << 20)
 	}
