@@ -15,8 +15,9 @@ import (
 // the connection goes to net/http, which answers every case, including
 // malformed requests, as it always has.
 
-// maxFastHeaders is the most header fields a fast request or response may
-// have; more sends a request to net/http and a response to the slow parse.
+// maxFastHeaders is the most header fields a request may have on the fast
+// path (more goes to net/http), and how many fields of an answer are
+// parsed without allocating.
 const maxFastHeaders = 64
 
 // field is one header field; name and value point into the head, the value
