@@ -137,16 +137,23 @@ func (cc *clientConn) readHead() (n int, ok bool) {
 		return n, true
 	}
 	_ = cc.conn.SetReadDeadline(time.Now().Add(s.opts.ReadHeaderTimeout))
+	n, err := peekHead(cc.br)
+	return n, err == nil
+}
+
+// peekHead reads into rd's buffer until it holds a whole message head and
+// returns the head's length, or 0 when the buffer filled up first.
+func peekHead(rd *bufio.Reader) (int, error) {
 	for {
-		if cc.br.Buffered() == cc.br.Size() {
-			return 0, true
-		}
-		if _, err := cc.br.Peek(cc.br.Buffered() + 1); err != nil {
-			return 0, false
-		}
-		buf, _ = cc.br.Peek(cc.br.Buffered())
+		buf, _ := rd.Peek(rd.Buffered())
 		if n := headEnd(buf); n > 0 {
-			return n, true
+			return n, nil
+		}
+		if rd.Buffered() == rd.Size() {
+			return 0, nil
+		}
+		if _, err := rd.Peek(rd.Buffered() + 1); err != nil {
+			return 0, err
 		}
 	}
 }
@@ -357,22 +364,26 @@ func (cc *clientConn) fillRecord(rec *RequestRecord, reqID []byte, tp *[tracepar
 // head. A connection from the pool that turns out closed by the replica is
 // replaced once, as the transport does.
 func (cc *clientConn) try(up *Upstream, timeout time.Duration) (pc *upConn, rd *bufio.Reader, hn int, fail failKind, err error) {
-	t, p := cc.s.t, cc.s.p
+	pc, rd, hn, fail, err = cc.exchange(up, timeout)
+	cc.s.p.observe(up, fail, cc.resp.status)
+	return pc, rd, hn, fail, err
+}
+
+// exchange does try's work, classifying a failure.
+func (cc *clientConn) exchange(up *Upstream, timeout time.Duration) (pc *upConn, rd *bufio.Reader, hn int, fail failKind, err error) {
 	addr := up.Addr
 	if !hasPort(addr) {
 		addr = net.JoinHostPort(addr, "80")
 	}
-	hp := t.pool(addr)
+	hp := cc.s.t.pool(addr)
 	deadline := time.Now().Add(timeout)
 	fresh := false
 	for retried := false; ; retried = true {
 		pc, err = cc.upstreamConn(hp, fresh, deadline)
 		if err != nil {
 			if isDialError(err) {
-				p.observeFailure(up, true)
 				return nil, nil, 0, failConnect, err
 			}
-			p.observeFailure(up, true)
 			return nil, nil, 0, failBroken, err
 		}
 		_ = pc.conn.SetReadDeadline(deadline)
@@ -382,7 +393,6 @@ func (cc *clientConn) try(up *Upstream, timeout time.Duration) (pc *upConn, rd *
 				fresh = true
 				continue
 			}
-			p.observeFailure(up, true)
 			return nil, nil, 0, failBroken, fmt.Errorf("write request to %s: %w", addr, err)
 		}
 		var stale bool
@@ -391,26 +401,18 @@ func (cc *clientConn) try(up *Upstream, timeout time.Duration) (pc *upConn, rd *
 			// The timeout covers the head only; the body, and the
 			// connection's next request, are not bound by it.
 			_ = pc.conn.SetReadDeadline(time.Time{})
-			break
+			return pc, rd, hn, failNone, nil
 		}
 		pc.close(true)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			p.observeFailure(up, false)
 			return nil, nil, 0, failTimeout, fmt.Errorf("no response within %s", timeout)
 		case stale && !retried && pc.reused:
 			fresh = true
 			continue
 		}
-		p.observeFailure(up, true)
 		return nil, nil, 0, failBroken, fmt.Errorf("read response from %s: %w", addr, err)
 	}
-	if cc.resp.status >= 500 {
-		p.observeFailure(up, false)
-	} else {
-		up.succeeded()
-	}
-	return pc, rd, hn, failNone, nil
 }
 
 // upstreamConn takes an idle connection to a replica from its pool, or
@@ -445,24 +447,21 @@ func (cc *clientConn) readResponseHead(pc *upConn) (rd *bufio.Reader, n int, sta
 			return nil, 0, n1xx == 0 && isClosedByPeer(err), err
 		}
 		for {
-			buf, _ := rd.Peek(rd.Buffered())
-			if n = headEnd(buf); n > 0 {
-				break
-			}
-			if rd.Buffered() == rd.Size() {
-				if rd != pc.br {
-					return nil, 0, false, errHeaderTooLarge
-				}
-				// A head longer than the connection's buffer: carry on in
-				// one of maxResponseHeader bytes.
-				saved := bytes.Clone(buf)
-				_, _ = rd.Discard(len(saved))
-				rd = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(saved), pc.br), maxResponseHeader)
-				continue
-			}
-			if _, err := rd.Peek(rd.Buffered() + 1); err != nil {
+			if n, err = peekHead(rd); err != nil {
 				return nil, 0, false, err
 			}
+			if n > 0 {
+				break
+			}
+			if rd != pc.br {
+				return nil, 0, false, errHeaderTooLarge
+			}
+			// A head longer than the connection's buffer: carry on in one
+			// of maxResponseHeader bytes.
+			saved, _ := rd.Peek(rd.Buffered())
+			saved = bytes.Clone(saved)
+			_, _ = rd.Discard(len(saved))
+			rd = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(saved), pc.br), maxResponseHeader)
 		}
 		head, _ := rd.Peek(n)
 		if !parseResponse(head, &cc.resp) {
@@ -838,7 +837,7 @@ func (cc *clientConn) readLine(rd *bufio.Reader) ([]byte, error) {
 func (cc *clientConn) reply(status int, msg string, reqID []byte, rec *RequestRecord, isHead bool, minor byte, keep bool) bool {
 	bw := cc.bw
 	writeStatusLine(bw, minor, status, nil)
-	bw.WriteString("Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ")
+	bw.WriteString("Content-Type: " + replyContentType + "\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ")
 	bw.Write(reqID)
 	bw.WriteString("\r\nDate: ")
 	bw.Write(httpDate())

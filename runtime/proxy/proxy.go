@@ -647,11 +647,7 @@ func (p *Proxy) try(r *http.Request, route *Route, up *Upstream, t *target) atte
 	fired := !timer.Stop()
 	if err == nil && !fired {
 		a.resp = resp
-		if resp.StatusCode >= 500 {
-			p.observeFailure(up, false)
-		} else {
-			up.succeeded()
-		}
+		p.observe(up, failNone, resp.StatusCode)
 		return a
 	}
 	if err == nil {
@@ -668,17 +664,32 @@ func (p *Proxy) try(r *http.Request, route *Route, up *Upstream, t *target) atte
 	case fired:
 		a.fail = failTimeout
 		a.err = fmt.Errorf("no response within %s", route.Timeout)
-		p.observeFailure(up, false)
 	case isDialError(err):
-		a.fail = failConnect
-		a.err = err
-		p.observeFailure(up, true)
+		a.fail, a.err = failConnect, err
 	default:
-		a.fail = failBroken
-		a.err = err
+		a.fail, a.err = failBroken, err
+	}
+	p.observe(up, a.fail, 0)
+	return a
+}
+
+// observe feeds a try's outcome to passive health checking: a 5xx answer
+// or a timeout counts against the replica as a failed answer, a connection
+// that could not be made or broke as a connection failure, any other
+// answer as a success. A try the client ended tells nothing.
+func (p *Proxy) observe(up *Upstream, fail failKind, status int) {
+	switch fail {
+	case failNone:
+		if status >= 500 {
+			p.observeFailure(up, false)
+		} else {
+			up.succeeded()
+		}
+	case failTimeout:
+		p.observeFailure(up, false)
+	case failConnect, failBroken:
 		p.observeFailure(up, true)
 	}
-	return a
 }
 
 // isDialError reports whether err means no connection was made.
@@ -736,10 +747,14 @@ func (p *Proxy) replyBodyError(w http.ResponseWriter, r *http.Request, err error
 	}
 }
 
+// replyContentType is the type of the proxy's own answers, which both
+// reply and the Server's fast path write.
+const replyContentType = "text/plain; charset=utf-8"
+
 // reply writes a plain-text answer of the proxy's own.
 func (p *Proxy) reply(w http.ResponseWriter, status int, msg string, rec *RequestRecord) {
 	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Type", replyContentType)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Del("Content-Length")
 	w.WriteHeader(status)
