@@ -14,12 +14,13 @@ import (
 // of "did you mean" hints.
 var (
 	cellKeys      = []string{"cell", "gateway", "uses", "services"}
-	gatewayKeys   = []string{"port", "balance", "routes"}
+	gatewayKeys   = []string{"port", "balance", "routes", "outlier"}
 	routeKeys     = []string{"path", "service", "strip_prefix", "timeout", "retries"}
-	serviceKeys   = []string{"build", "image", "port", "command", "entrypoint", "env", "replicas", "restart", "health", "autoscale", "resources", "volumes", "depends_on"}
+	serviceKeys   = []string{"build", "image", "port", "command", "entrypoint", "env", "replicas", "restart", "health", "autoscale", "outlier", "resources", "volumes", "depends_on"}
 	buildKeys     = []string{"context", "dockerfile", "args", "target", "go"}
 	healthKeys    = []string{"http", "tcp", "exec", "interval", "timeout", "retries", "start_period"}
 	autoscaleKeys = []string{"min", "max", "inflight", "rps", "cpu", "scale_down_after"}
+	outlierKeys   = []string{"consecutive_5xx", "base_ejection", "max_ejection_percent"}
 	resourceKeys  = []string{"cpus", "memory"}
 )
 
@@ -31,13 +32,20 @@ type rawCell struct {
 	replicas map[string]bool
 	hsRetry  map[string]bool
 	asMin    map[string]bool
+	// outlier holds the outlier fields written, by field path
+	// ("services.orders.outlier.consecutive_5xx").
+	outlier map[string]bool
+}
+
+func newRawCell(c *Cell) *rawCell {
+	return &rawCell{cell: c, retries: map[int]bool{}, replicas: map[string]bool{}, hsRetry: map[string]bool{}, asMin: map[string]bool{}, outlier: map[string]bool{}}
 }
 
 // decodeCell decodes the root node of a cell file into a Cell. dir is the
 // directory relative paths are resolved against.
 func (d *decoder) decodeCell(root *yaml.Node, dir string) *rawCell {
 	c := &Cell{Source: "cell", Services: map[string]*Service{}}
-	rc := &rawCell{cell: c, retries: map[int]bool{}, replicas: map[string]bool{}, hsRetry: map[string]bool{}, asMin: map[string]bool{}}
+	rc := newRawCell(c)
 	d.mark("", root)
 	hasCell := false
 	d.fields(root, "", cellKeys, func(key string, k, v *yaml.Node) {
@@ -87,11 +95,15 @@ func (d *decoder) decodeGateway(n *yaml.Node, rc *rawCell) {
 				d.errorf(v, p, "", "must be a list of routes, not %s", kindName(v))
 				return
 			}
+			// Non-nil even when empty: routes: [] is a written list.
+			g.Routes = make([]Route, 0, len(v.Content))
 			for i, rn := range v.Content {
 				rp := fmt.Sprintf("gateway.routes[%d]", i)
 				d.mark(rp, rn)
 				g.Routes = append(g.Routes, d.decodeRoute(rn, rp, i, rc))
 			}
+		case "outlier":
+			g.Outlier = d.decodeOutlier(v, p, rc)
 		}
 	})
 	if n.Kind == yaml.MappingNode && !hasPort {
@@ -152,6 +164,8 @@ func (d *decoder) decodeService(n *yaml.Node, path, name, dir string, rc *rawCel
 			s.Health = d.decodeHealth(v, p, name, rc)
 		case "autoscale":
 			s.Autoscale = d.decodeAutoscale(v, p, name, rc)
+		case "outlier":
+			s.Outlier = d.decodeOutlier(v, p, rc)
 		case "resources":
 			s.Resources = d.decodeResources(v, p)
 		case "volumes":
@@ -255,6 +269,30 @@ func (d *decoder) decodeAutoscale(n *yaml.Node, path, svc string, rc *rawCell) *
 		}
 	})
 	return a
+}
+
+// decodeOutlier decodes an outlier mapping, under gateway or under a
+// service, and records in rc which of its fields were written: applyDefaults
+// needs to know, since zero is a legal value for two of them.
+func (d *decoder) decodeOutlier(n *yaml.Node, path string, rc *rawCell) *Outlier {
+	o := &Outlier{}
+	d.fields(n, path, outlierKeys, func(key string, _, v *yaml.Node) {
+		p := join(path, key)
+		d.pos[p] = d.at(v)
+		var ok bool
+		switch key {
+		case "consecutive_5xx":
+			o.Consecutive5xx, ok = d.integer(v, p)
+		case "base_ejection":
+			o.BaseEjection, ok = d.duration(v, p)
+		case "max_ejection_percent":
+			o.MaxEjectionPercent, ok = d.integer(v, p)
+		}
+		if ok {
+			rc.outlier[p] = true
+		}
+	})
+	return o
 }
 
 func (d *decoder) decodeResources(n *yaml.Node, path string) Resources {

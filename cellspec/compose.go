@@ -32,8 +32,9 @@ import (
 //   - a service's port is its first expose entry, else the container side
 //     of its first ports entry;
 //   - the top-level x-orchestro key holds what compose lacks, {gateway, uses},
-//     and a service's x-orchestro key holds {autoscale, health, port}; both
-//     are decoded by the cell file decoder, so they are checked as strictly;
+//     and a service's x-orchestro key holds {autoscale, health, outlier,
+//     port}; both are decoded by the cell file decoder, so they are checked
+//     as strictly;
 //   - without x-orchestro.gateway.port the first host port published by the
 //     first service (by name) becomes the gateway port, with a warning.
 //
@@ -52,7 +53,7 @@ import (
 // Keys accepted in the x-orchestro extensions.
 var (
 	composeExtKeys        = []string{"gateway", "uses"}
-	composeServiceExtKeys = []string{"autoscale", "health", "port"}
+	composeServiceExtKeys = []string{"autoscale", "health", "outlier", "port"}
 )
 
 // composeReasons explains, for the keys orchestro commonly meets and does not
@@ -154,13 +155,7 @@ func (c *composeImport) load() *rawCell {
 	// not honoured: ports and volumes are read as compose-go read them.
 	c.iroot = c.interpolated(root)
 
-	c.rc = &rawCell{
-		cell:     &Cell{Source: "compose", File: c.file, Services: map[string]*Service{}},
-		retries:  map[int]bool{},
-		replicas: map[string]bool{},
-		hsRetry:  map[string]bool{},
-		asMin:    map[string]bool{},
-	}
+	c.rc = newRawCell(&Cell{Source: "compose", File: c.file, Services: map[string]*Service{}})
 	c.d.mark("", root)
 	c.cellName()
 	for _, name := range c.project.ServiceNames() {
@@ -917,6 +912,8 @@ func (c *composeImport) extension() {
 			switch key {
 			case "autoscale":
 				svc.Autoscale = d.decodeAutoscale(v, p, name, rc)
+			case "outlier":
+				svc.Outlier = d.decodeOutlier(v, p, rc)
 			case "health":
 				if s.HealthCheck != nil && !s.HealthCheck.Disable {
 					c.warn(c.cpos.at(sp+".healthcheck"), sp+".healthcheck", "overridden by x-orchestro.health")
@@ -1588,7 +1585,11 @@ func renderCell(c *Cell, dir, from string) ([]byte, error) {
 	if c.Gateway.Balance != DefaultBalance {
 		gw.Content = append(gw.Content, yStr("balance"), yStr(c.Gateway.Balance))
 	}
-	if !routesEqual(c.Gateway.Routes, defaultRoutes(c)) {
+	// Routes equal to the default ones are left out. An empty list the
+	// author wrote is kept even when the default is empty too: it says
+	// "no routes", which must survive a service gaining a port.
+	_, routesWritten := c.pos["gateway.routes"]
+	if !routesEqual(c.Gateway.Routes, DefaultRoutes(c)) || (routesWritten && len(c.Gateway.Routes) == 0) {
 		routes := &yaml.Node{Kind: yaml.SequenceNode}
 		for _, r := range c.Gateway.Routes {
 			rn := yMap("path", yStr(r.Path), "service", yStr(r.Service))
@@ -1605,6 +1606,16 @@ func renderCell(c *Cell, dir, from string) ([]byte, error) {
 		}
 		gw.Content = append(gw.Content, yStr("routes"), routes)
 	}
+	// The gateway's outlier is written where it differs from the
+	// defaults, a service's where it differs from the gateway's: what a
+	// reader of the cell file merges back to the same settings.
+	gwOutlier := defaultOutlier
+	if c.Gateway.Outlier != nil {
+		gwOutlier = *c.Gateway.Outlier
+	}
+	if on := renderOutlier(gwOutlier, defaultOutlier); on != nil {
+		gw.Content = append(gw.Content, yStr("outlier"), on)
+	}
 	root.Content = append(root.Content, yStr("gateway"), gw)
 	if len(c.Uses) > 0 {
 		root.Content = append(root.Content, yStr("uses"), yFlow(c.Uses))
@@ -1612,7 +1623,7 @@ func renderCell(c *Cell, dir, from string) ([]byte, error) {
 
 	svcs := &yaml.Node{Kind: yaml.MappingNode}
 	for _, name := range c.ServiceNames() {
-		svcs.Content = append(svcs.Content, yStr(name), renderService(c.Services[name], dir))
+		svcs.Content = append(svcs.Content, yStr(name), renderService(c.Services[name], gwOutlier, dir))
 	}
 	root.Content = append(root.Content, yStr("services"), svcs)
 
@@ -1628,7 +1639,9 @@ func renderCell(c *Cell, dir, from string) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-func renderService(s *Service, dir string) *yaml.Node {
+// renderService writes one service; gwOutlier is the gateway's outlier
+// setting, which the service's is written against.
+func renderService(s *Service, gwOutlier Outlier, dir string) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode}
 	add := func(key string, v *yaml.Node) { n.Content = append(n.Content, yStr(key), v) }
 	if b := s.Build; b != nil {
@@ -1720,6 +1733,11 @@ func renderService(s *Service, dir string) *yaml.Node {
 		}
 		add("autoscale", an)
 	}
+	if o := s.Outlier; o != nil {
+		if on := renderOutlier(*o, gwOutlier); on != nil {
+			add("outlier", on)
+		}
+	}
 	if r := s.Resources; r != (Resources{}) {
 		rn := &yaml.Node{Kind: yaml.MappingNode}
 		if r.CPUs != 0 {
@@ -1751,6 +1769,25 @@ func renderService(s *Service, dir string) *yaml.Node {
 	return n
 }
 
+// renderOutlier writes the fields of o that differ from base, or returns nil
+// when none does.
+func renderOutlier(o, base Outlier) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	if o.Consecutive5xx != base.Consecutive5xx {
+		n.Content = append(n.Content, yStr("consecutive_5xx"), yInt(o.Consecutive5xx))
+	}
+	if o.BaseEjection != base.BaseEjection {
+		n.Content = append(n.Content, yStr("base_ejection"), yDuration(o.BaseEjection))
+	}
+	if o.MaxEjectionPercent != base.MaxEjectionPercent {
+		n.Content = append(n.Content, yStr("max_ejection_percent"), yInt(o.MaxEjectionPercent))
+	}
+	if len(n.Content) == 0 {
+		return nil
+	}
+	return n
+}
+
 // defaultReplicas is the replica count applyDefaults gives a service that
 // does not set one.
 func defaultReplicas(s *Service) int {
@@ -1762,17 +1799,6 @@ func defaultReplicas(s *Service) int {
 		return r
 	}
 	return DefaultReplicas
-}
-
-// defaultRoutes are the routes applyDefaults gives a cell without routes.
-func defaultRoutes(c *Cell) []Route {
-	routes := []Route{}
-	for _, name := range c.ServiceNames() {
-		if c.Services[name].Port > 0 {
-			routes = append(routes, Route{Path: "/" + name, Service: name, Timeout: DefaultRouteTimeout, Retries: DefaultRouteRetries})
-		}
-	}
-	return routes
 }
 
 func routesEqual(a, b []Route) bool {

@@ -16,7 +16,20 @@ const (
 	DefaultHealthTimeout  = Duration(1 * time.Second)
 	DefaultHealthRetries  = 3
 	DefaultScaleDownAfter = Duration(30 * time.Second)
+
+	// A 5xx answer ejects no replica unless the cell asks for it: it is
+	// usually the application speaking, not a broken replica.
+	DefaultConsecutive5xx     = 0
+	DefaultBaseEjection       = Duration(30 * time.Second)
+	DefaultMaxEjectionPercent = 50
 )
+
+// defaultOutlier is the passive health tuning of a cell that writes none.
+var defaultOutlier = Outlier{
+	Consecutive5xx:     DefaultConsecutive5xx,
+	BaseEjection:       DefaultBaseEjection,
+	MaxEjectionPercent: DefaultMaxEjectionPercent,
+}
 
 // applyDefaults fills every value the author left out. rc says which
 // optional integers were written, since zero is a legal written value for
@@ -29,28 +42,35 @@ func applyDefaults(rc *rawCell) {
 	if c.Uses == nil {
 		c.Uses = []string{}
 	}
-	if len(c.Gateway.Routes) == 0 && c.pos != nil {
-		if _, written := c.pos["gateway.routes"]; !written {
-			for _, name := range c.ServiceNames() {
-				if c.Services[name].Port > 0 {
-					c.Gateway.Routes = append(c.Gateway.Routes, Route{Path: "/" + name, Service: name})
-				}
+	// Absent routes mean the default routes; a written list, even an empty
+	// one, is taken as written: routes: [] is a cell with no routes.
+	if _, written := c.pos["gateway.routes"]; !written {
+		c.Gateway.Routes = DefaultRoutes(c)
+	} else {
+		if c.Gateway.Routes == nil {
+			c.Gateway.Routes = []Route{}
+		}
+		for i := range c.Gateway.Routes {
+			r := &c.Gateway.Routes[i]
+			if r.Timeout == 0 {
+				r.Timeout = DefaultRouteTimeout
 			}
-			for i := range c.Gateway.Routes {
-				rc.retries[i] = false
+			if !rc.retries[i] {
+				r.Retries = DefaultRouteRetries
 			}
 		}
 	}
-	if c.Gateway.Routes == nil {
-		c.Gateway.Routes = []Route{}
+	// Outlier mappings are stored merged (see Cell.OutlierFor): the
+	// gateway's over the defaults, a service's over the gateway's.
+	gwOutlier := defaultOutlier
+	if o := c.Gateway.Outlier; o != nil {
+		gwOutlier = rc.mergeOutlier(gwOutlier, o, "gateway.outlier")
+		c.Gateway.Outlier = &gwOutlier
 	}
-	for i := range c.Gateway.Routes {
-		r := &c.Gateway.Routes[i]
-		if r.Timeout == 0 {
-			r.Timeout = DefaultRouteTimeout
-		}
-		if !rc.retries[i] {
-			r.Retries = DefaultRouteRetries
+	for name, s := range c.Services {
+		if o := s.Outlier; o != nil {
+			merged := rc.mergeOutlier(gwOutlier, o, "services."+name+".outlier")
+			s.Outlier = &merged
 		}
 	}
 	for name, s := range c.Services {
@@ -86,4 +106,35 @@ func applyDefaults(rc *rawCell) {
 			}
 		}
 	}
+}
+
+// DefaultRoutes returns the routes of a cell whose file leaves
+// gateway.routes out: /<service> for every service that has a port, in
+// service name order, with the default timeout and retries. It is the only
+// home of that rule, so the loader, convert and anyone else who needs it
+// agree. The result is never nil: a cell none of whose services has a port
+// gets an empty list.
+func DefaultRoutes(c *Cell) []Route {
+	routes := []Route{}
+	for _, name := range c.ServiceNames() {
+		if s := c.Services[name]; s != nil && s.Port > 0 {
+			routes = append(routes, Route{Path: "/" + name, Service: name, Timeout: DefaultRouteTimeout, Retries: DefaultRouteRetries})
+		}
+	}
+	return routes
+}
+
+// mergeOutlier returns base with the fields of o written at path (the
+// outlier mapping's field path) put over it.
+func (rc *rawCell) mergeOutlier(base Outlier, o *Outlier, path string) Outlier {
+	if rc.outlier[path+".consecutive_5xx"] {
+		base.Consecutive5xx = o.Consecutive5xx
+	}
+	if rc.outlier[path+".base_ejection"] {
+		base.BaseEjection = o.BaseEjection
+	}
+	if rc.outlier[path+".max_ejection_percent"] {
+		base.MaxEjectionPercent = o.MaxEjectionPercent
+	}
+	return base
 }

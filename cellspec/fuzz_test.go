@@ -45,6 +45,7 @@ func FuzzLoad(f *testing.F) {
 		"cell: ${A:-a}\ngateway: {port: '${P:?no}'}\nservices: {s: {image: $$x}}\n",
 		"a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\ncell: *c\n",
 		"cell: a\ngateway: {port: 1}\nservices:\n  a: {image: i, depends_on: [b]}\n  b: {image: i, depends_on: [a]}\n",
+		"cell: a\ngateway: {port: 1, routes: [], outlier: {consecutive_5xx: 0}}\nservices: {s: {image: i, outlier: {max_ejection_percent: 100}}}\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -103,6 +104,9 @@ func checkValidCell(t *testing.T, c *Cell) {
 	if len(c.Services) == 0 {
 		t.Errorf("no services")
 	}
+	if g.Routes == nil {
+		t.Errorf("routes are nil; absent routes are the default ones, routes: [] an empty list")
+	}
 	for _, r := range g.Routes {
 		s := c.Services[r.Service]
 		if !strings.HasPrefix(r.Path, "/") || s == nil || s.Port == 0 || r.Timeout <= 0 || r.Retries < 0 {
@@ -124,6 +128,9 @@ func checkValidCell(t *testing.T, c *Cell) {
 		}
 		if a := s.Autoscale; a != nil && (a.Min < 0 || a.Max < a.Min || a.Max < 1 || s.Replicas < a.Min || s.Replicas > a.Max) {
 			t.Errorf("service %s: autoscale %+v with %d replicas", name, a, s.Replicas)
+		}
+		if o := c.OutlierFor(name); o.Consecutive5xx < 0 || o.BaseEjection <= 0 || o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100 {
+			t.Errorf("service %s: outlier %+v", name, o)
 		}
 		for _, dep := range s.DependsOn {
 			if c.Services[dep] == nil || dep == name {

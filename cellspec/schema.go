@@ -195,7 +195,9 @@ func cellSchema() rootSchema {
 				"balance": withDefault(describe(orVar(node{"enum": []any{BalanceRoundRobin, BalanceLeastRequest}}), "Balance policy",
 					"How the gateway picks a replica: round_robin (default) or least_request."), DefaultBalance),
 				"routes": describe(node{"type": "array", "items": ref("route")}, "Routes",
-					"Path prefixes mapped to services; the longest matching prefix wins. Default: /<service> for every service that has a port."),
+					"Path prefixes mapped to services; the longest matching prefix wins. Default: /<service> for every service that has a port. routes: [] means no routes."),
+				"outlier": describe(ref("outlier"), "Outlier ejection",
+					"Passive health tuning for every service of the cell; a service's own outlier overrides it field by field."),
 			}, "port"), "Gateway", "The cell's entrance."),
 			"route": describe(object(node{
 				"path": describe(orVar(node{"type": "string", "pattern": routePathPattern}), "Path prefix",
@@ -229,6 +231,7 @@ func cellSchema() rootSchema {
 			}}, "Build", "How the image is made: a Dockerfile context directory, {context, dockerfile, args, target}, or {go: ./cmd/x}."),
 			"health":    healthSchema(),
 			"autoscale": autoscaleSchema(),
+			"outlier":   outlierSchema(),
 			"resources": describe(object(node{
 				"cpus": describe(orVar(node{"type": "number", "exclusiveMinimum": 0}), "CPUs",
 					"CPU limit as a fraction of cores, for example 0.5."),
@@ -265,6 +268,8 @@ func serviceSchema() node {
 			"The active health check: exactly one of http, tcp and exec."),
 		"autoscale": describe(ref("autoscale"), "Autoscale",
 			"Scale between min and max replicas from in-flight requests, requests per second and CPU; the largest demand wins."),
+		"outlier": describe(ref("outlier"), "Outlier ejection",
+			"Passive health tuning for this service; overrides the gateway's outlier field by field."),
 		"resources": describe(ref("resources"), "Resources",
 			"Limits of each replica."),
 		"volumes": describe(node{"type": "array", "items": node{"type": "string", "pattern": volumePattern}}, "Volumes",
@@ -346,4 +351,15 @@ func autoscaleSchema() node {
 		node{"required": []string{"cpu"}},
 	}
 	return s
+}
+
+func outlierSchema() node {
+	return describe(object(node{
+		"consecutive_5xx": withDefault(describe(integerAtLeast(0), "Consecutive 5xx",
+			"How many 5xx answers in a row eject a replica. 0 (the default): 5xx answers never eject."), DefaultConsecutive5xx),
+		"base_ejection": withDefault(describe(ref("duration"), "Base ejection",
+			"Length of a replica's first ejection, doubling with each further ejection in a streak, up to 5m. Default 30s."), DefaultBaseEjection.String()),
+		"max_ejection_percent": withDefault(describe(orVar(node{"type": "integer", "minimum": 0, "maximum": 100}), "Max ejection percent",
+			"The most of a service's replicas, in percent, that may be ejected at once; the last available replica never is. Default 50."), DefaultMaxEjectionPercent),
+	}), "Outlier ejection", "When the gateway ejects a replica on the strength of its answers (passive health checking), and for how long.")
 }

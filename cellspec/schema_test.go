@@ -189,6 +189,8 @@ func TestSchemaKeysMatchLoader(t *testing.T) {
 		{"services.*.build", buildKeys},
 		{"services.*.health", healthKeys},
 		{"services.*.autoscale", autoscaleKeys},
+		{"gateway.outlier", outlierKeys},
+		{"services.*.outlier", outlierKeys},
 		{"services.*.resources", resourceKeys},
 	}
 	checked := map[uintptr]bool{}

@@ -62,9 +62,10 @@ func (c *Cell) ServiceNames() []string {
 
 // Gateway configures the cell's single entrance.
 type Gateway struct {
-	Port    int     `json:"port"`
-	Balance string  `json:"balance"`
-	Routes  []Route `json:"routes"`
+	Port    int      `json:"port"`
+	Balance string   `json:"balance"`
+	Routes  []Route  `json:"routes"`
+	Outlier *Outlier `json:"outlier,omitempty"`
 }
 
 // Balance policies.
@@ -95,6 +96,7 @@ type Service struct {
 	Restart    string            `json:"restart"`
 	Health     *Health           `json:"health,omitempty"`
 	Autoscale  *Autoscale        `json:"autoscale,omitempty"`
+	Outlier    *Outlier          `json:"outlier,omitempty"`
 	Resources  Resources         `json:"resources"`
 	Volumes    []Volume          `json:"volumes,omitempty"`
 	DependsOn  []string          `json:"depends_on,omitempty"`
@@ -153,6 +155,47 @@ type Autoscale struct {
 	RPS            float64  `json:"rps,omitempty"`
 	CPU            float64  `json:"cpu,omitempty"`
 	ScaleDownAfter Duration `json:"scale_down_after"`
+}
+
+// Outlier tunes passive health checking: when the gateway ejects a
+// replica on the strength of the answers it gets, and for how long. The
+// gateway's mapping applies to every service of the cell; a service's
+// mapping overrides it. Either is nil when the file does not write it: read
+// the settings in force with Cell.OutlierFor.
+type Outlier struct {
+	// Consecutive5xx is how many 5xx answers in a row eject a replica; 0
+	// means 5xx answers never do, since a 5xx is usually the
+	// application's answer rather than a sign of a broken replica.
+	Consecutive5xx int `json:"consecutive_5xx"`
+	// BaseEjection is the length of a replica's first ejection; it
+	// doubles with each further ejection in a streak.
+	BaseEjection Duration `json:"base_ejection"`
+	// MaxEjectionPercent is the most of a service's replicas, in percent,
+	// that may be ejected at once.
+	MaxEjectionPercent int `json:"max_ejection_percent"`
+}
+
+// OutlierFor returns the passive health settings in force for a service:
+// its own outlier mapping, else the gateway's, else the defaults.
+//
+// It only has to pick, not merge, because loading stores merged values:
+// applyDefaults fills a written gateway mapping with the defaults and a
+// written service mapping with the gateway's settings, field by field,
+// while it still knows which fields were written (zero is a legal written
+// value for two of them). Every field of a stored mapping is therefore
+// final, and the answer survives the JSON trip to the gateway process,
+// where which fields were written is no longer known. A mapping that is
+// not written stays nil, so a cell without one encodes as it did before
+// the setting existed. A Cell built by hand rather than loaded must fill
+// every field of the mappings it sets.
+func (c *Cell) OutlierFor(service string) Outlier {
+	if s := c.Services[service]; s != nil && s.Outlier != nil {
+		return *s.Outlier
+	}
+	if c.Gateway.Outlier != nil {
+		return *c.Gateway.Outlier
+	}
+	return defaultOutlier
 }
 
 // Resources limits a replica.

@@ -95,6 +95,27 @@ func (v *validator) validateGateway(c *Cell) {
 			v.add(c, p+".retries", "", "retries must be 0 or more, not %d", r.Retries)
 		}
 	}
+	v.validateOutlier(c, "gateway.outlier", g.Outlier)
+}
+
+// validateOutlier checks the fields of an outlier mapping written at path.
+// A service's mapping holds the gateway's values where it writes none, and
+// those are reported at the gateway, once. A base_ejection of zero or less
+// never gets here: the decoder refuses durations that are not positive.
+func (v *validator) validateOutlier(c *Cell, path string, o *Outlier) {
+	if o == nil {
+		return
+	}
+	written := func(key string) bool {
+		_, ok := c.pos[path+"."+key]
+		return ok
+	}
+	if written("consecutive_5xx") && o.Consecutive5xx < 0 {
+		v.add(c, path+".consecutive_5xx", "0 keeps 5xx answers from ejecting replicas", "consecutive_5xx must be 0 or more, not %d", o.Consecutive5xx)
+	}
+	if written("max_ejection_percent") && (o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100) {
+		v.add(c, path+".max_ejection_percent", "", "max_ejection_percent must be between 0 and 100, not %d", o.MaxEjectionPercent)
+	}
 }
 
 func (v *validator) validateService(c *Cell, s *Service) {
@@ -182,6 +203,7 @@ func (v *validator) validateService(c *Cell, s *Service) {
 			v.add(c, path+".replicas", fmt.Sprintf("autoscale bounds are %d-%d", a.Min, a.Max), "replicas %d is outside the autoscale bounds", s.Replicas)
 		}
 	}
+	v.validateOutlier(c, path+".outlier", s.Outlier)
 	seen := map[string]bool{}
 	for i, vol := range s.Volumes {
 		if seen[vol.Target] {
