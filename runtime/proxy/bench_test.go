@@ -37,14 +37,16 @@ func BenchmarkSelect(b *testing.B) {
 		upstreamState{id: "d", inflight: 3}, upstreamState{id: "e"}, upstreamState{id: "f", unhealthy: true},
 	)
 	selectors := map[string]Selector{
-		"round_robin":   &RoundRobin{Now: clock.Now},
-		"least_request": &LeastRequest{Now: clock.Now},
+		"round_robin":   &RoundRobin{},
+		"least_request": &LeastRequest{},
 	}
 	for name, s := range selectors {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
+			buf := make([]*Upstream, 0, 8)
 			for b.Loop() {
-				if s.Select(pool, nil) == nil {
+				cands, _ := appendCandidates(buf, pool, nil, clock.Now)
+				if s.Select(cands, nil) == nil {
 					b.Fatal("nothing selected")
 				}
 			}
@@ -52,8 +54,10 @@ func BenchmarkSelect(b *testing.B) {
 		b.Run(name+"/parallel", func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]*Upstream, 0, 8)
 				for pb.Next() {
-					s.Select(pool, nil)
+					cands, _ := appendCandidates(buf, pool, nil, clock.Now)
+					s.Select(cands, nil)
 				}
 			})
 		})

@@ -17,23 +17,38 @@ import (
 	"unsafe"
 )
 
-// clientConn is one client connection on the Server's fast path. Its
-// buffers and scratch space live as long as the connection, so requests
-// reuse them.
+// clientConn is one client connection on the Server's fast path.
 type clientConn struct {
 	s      *Server
 	conn   net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
 	state  atomic.Int32
 	remote string
 	ip     string
+	peek   sockPeek
+	// headDeadline is when the head being read must be complete: the
+	// header timeout counted from the connection's accept for its first
+	// request, from the head's first byte for later ones; zero when none
+	// was set.
+	headDeadline time.Time
 
+	// scratch is held only while a request is served or expected at
+	// once; nil while the connection idles.
+	*scratch
+}
+
+// scratch is what a connection needs only while it serves requests: its
+// buffers and the space heads are parsed into. A connection that idles
+// gives it back to the Server's pool, so that thousands of idle keep-alive
+// connections cost little more than their sockets.
+type scratch struct {
+	br    *bufio.Reader
+	bw    *bufio.Writer
 	req   reqHead
 	resp  respHead
 	out   []byte // the upstream request
 	meta  []byte // the record's strings, before they become one
 	tried [4]*Upstream
+	cands [8]*Upstream
 	// num formats numbers; a local array would escape through the
 	// bufio.Writer and cost an allocation each time.
 	num [20]byte
@@ -42,6 +57,12 @@ type clientConn struct {
 	stream *upConn
 	watch  *clientWatch
 }
+
+// hotWait is how long a connection that just served a request waits for
+// the next one with its scratch before giving it back: a busy client's
+// next request usually comes at once, and keeping the buffers then saves
+// a pool round trip and a look at the socket per request.
+const hotWait = time.Second
 
 // Connection states, for Shutdown.
 const (
@@ -70,25 +91,22 @@ func (cc *clientConn) closeIfIdle() {
 
 func (cc *clientConn) serve() {
 	s := cc.s
-	cc.br = s.readers.Get().(*bufio.Reader)
-	cc.br.Reset(cc.conn)
-	cc.bw = s.writers.Get().(*bufio.Writer)
-	cc.bw.Reset(cc.conn)
 	cc.remote = cc.conn.RemoteAddr().String()
 	cc.ip = clientIP(cc.remote)
+	cc.peek.init(cc.conn)
+	// As net/http: the first request's head must be complete within the
+	// header timeout of the accept, however slowly it trickles in.
+	cc.headDeadline = time.Now().Add(s.opts.ReadHeaderTimeout)
 	handedOff := false
 	defer func() {
 		s.untrack(cc)
 		if !handedOff {
 			_ = cc.conn.Close()
-			cc.br.Reset(nil)
-			s.readers.Put(cc.br)
+			cc.dropScratch()
 		}
-		cc.bw.Reset(nil)
-		s.writers.Put(cc.bw)
 	}()
-	for {
-		n, ok := cc.readHead()
+	for first := true; ; first = false {
+		n, ok := cc.readHead(first)
 		if !ok {
 			return
 		}
@@ -105,40 +123,122 @@ func (cc *clientConn) serve() {
 		case handOffConn:
 			s.untrack(cc)
 			handedOff = true
-			s.handOff(&bufferedConn{Conn: cc.conn, r: cc.br})
+			br := cc.br
+			cc.br = nil // net/http reads through it from now on
+			cc.dropScratch()
+			s.handOff(newHandedOffConn(cc.conn, br, cc.headDeadline))
 			return
 		}
 	}
 }
 
+// takeScratch gives the connection a scratch from the Server's pool.
+func (cc *clientConn) takeScratch() {
+	if cc.scratch != nil {
+		return
+	}
+	x := cc.s.scratches.Get().(*scratch)
+	if x.br == nil {
+		x.br = bufio.NewReaderSize(nil, clientReadBuffer)
+	}
+	x.br.Reset(cc.conn)
+	x.bw.Reset(cc.conn)
+	cc.scratch = x
+}
+
+// dropScratch gives the connection's scratch back, when nothing waits in
+// its read buffer; a reader handed to net/http was taken out before.
+func (cc *clientConn) dropScratch() {
+	x := cc.scratch
+	if x == nil {
+		return
+	}
+	cc.scratch = nil
+	if x.br != nil {
+		x.br.Reset(nil)
+	}
+	x.bw.Reset(nil)
+	x.stream, x.watch = nil, nil
+	clear(x.tried[:])
+	clear(x.cands[:])
+	cc.s.scratches.Put(x)
+}
+
 // readHead waits for a whole request head in the read buffer and returns
 // its length; 0 when it does not fit, for net/http to read. ok is false
 // when the connection should close: the client went away, sent nothing
-// for IdleTimeout, took longer than ReadHeaderTimeout over its head, or
-// the server is shutting down.
-func (cc *clientConn) readHead() (n int, ok bool) {
+// for IdleTimeout (the header timeout for a new connection), took longer
+// than ReadHeaderTimeout over its head, or the server is shutting down.
+func (cc *clientConn) readHead(first bool) (n int, ok bool) {
 	s := cc.s
-	if cc.br.Buffered() == 0 {
-		// Deadline, then state, then the check: Shutdown sets closed
-		// before it fails the reads of idle connections, so either this
-		// sees closed or Shutdown's deadline comes after this one.
-		_ = cc.conn.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
-		cc.state.Store(connIdle)
-		if s.closed.Load() {
+	if !first {
+		cc.headDeadline = time.Time{} // set below if the head takes more than one read
+	}
+	if cc.scratch == nil || cc.br.Buffered() == 0 {
+		if !cc.awaitRequest(first) {
 			return 0, false
 		}
-		if _, err := cc.br.Peek(1); err != nil {
-			return 0, false
-		}
-		cc.state.Store(connActive)
 	}
 	buf, _ := cc.br.Peek(cc.br.Buffered())
 	if n := headEnd(buf); n > 0 {
 		return n, true
 	}
-	_ = cc.conn.SetReadDeadline(time.Now().Add(s.opts.ReadHeaderTimeout))
+	if cc.headDeadline.IsZero() {
+		cc.headDeadline = time.Now().Add(s.opts.ReadHeaderTimeout)
+		_ = cc.conn.SetReadDeadline(cc.headDeadline)
+	}
 	n, err := peekHead(cc.br)
 	return n, err == nil
+}
+
+// awaitRequest waits for the first byte of the next request and leaves
+// it in the read buffer, with the connection's scratch taken. A
+// connection that just served a request waits hotWait with its scratch,
+// then without: the socket is watched without reading it.
+func (cc *clientConn) awaitRequest(first bool) bool {
+	s := cc.s
+	deadline := cc.headDeadline
+	now := time.Time{}
+	if !first {
+		now = time.Now()
+		deadline = now.Add(s.opts.IdleTimeout)
+	}
+	// Deadline, then state, then the check: Shutdown sets closed before
+	// it fails the reads of idle connections, so either this sees closed
+	// or Shutdown's deadline comes after this one.
+	if cc.scratch != nil && !first && s.opts.IdleTimeout > hotWait {
+		_ = cc.conn.SetReadDeadline(now.Add(hotWait))
+		cc.state.Store(connIdle)
+		if s.closed.Load() {
+			return false
+		}
+		_, err := cc.br.Peek(1)
+		if err == nil {
+			cc.state.Store(connActive)
+			return true
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return false
+		}
+	}
+	cc.dropScratch()
+	_ = cc.conn.SetReadDeadline(deadline)
+	cc.state.Store(connIdle)
+	if s.closed.Load() {
+		return false
+	}
+	waited, err := cc.peek.wait()
+	if err != nil {
+		return false
+	}
+	cc.takeScratch()
+	if !waited {
+		if _, err := cc.br.Peek(1); err != nil {
+			return false
+		}
+	}
+	cc.state.Store(connActive)
+	return true
 }
 
 // peekHead reads into rd's buffer until it holds a whole message head and
@@ -179,7 +279,7 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 	}
 	sp := tb.pools[route.svc]
 	ups := sp.load()
-	up, tried := p.pick(sp, ups, cc.tried[:0], nil)
+	up, tried := p.pick(sp, ups, cc.tried[:0], cc.cands[:0], nil)
 	if up == nil {
 		return handOffConn
 	}
@@ -217,13 +317,13 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 		tries int
 	)
 	for {
-		pc, rd, hn, fail, err = cc.try(up, route.Timeout)
+		pc, rd, hn, fail, err = cc.try(sp, up, route.Timeout, idempotent)
 		tries++
 		if tries > route.Retries || !mayRetry(fail, cc.resp.status, idempotent) {
 			break
 		}
 		var next *Upstream
-		next, tried = p.pick(sp, ups, tried, nil)
+		next, tried = p.pick(sp, ups, tried, cc.cands[:0], nil)
 		if next == nil {
 			break
 		}
@@ -238,7 +338,7 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 	keep = keep && !s.closed.Load()
 	switch fail {
 	case failNone:
-		keep = cc.relay(pc, rd, hn, up, reqID, &rec, isHead, minor, keep)
+		keep = cc.relay(pc, rd, hn, sp, up, reqID, &rec, isHead, minor, keep)
 	case failTimeout:
 		keep = cc.reply(http.StatusGatewayTimeout, fmt.Sprintf("replica %s of service %q: %v", up, route.Service, err), reqID, &rec, isHead, minor, keep)
 	default:
@@ -362,15 +462,17 @@ func (cc *clientConn) fillRecord(rec *RequestRecord, reqID []byte, tp *[tracepar
 // success it returns the connection, the reader holding the answer and the
 // head's length in it. The timeout covers the try up to the answer's
 // head. A connection from the pool that turns out closed by the replica is
-// replaced once, as the transport does.
-func (cc *clientConn) try(up *Upstream, timeout time.Duration) (pc *upConn, rd *bufio.Reader, hn int, fail failKind, err error) {
-	pc, rd, hn, fail, err = cc.exchange(up, timeout)
-	cc.s.p.observe(up, fail, cc.resp.status)
+// replaced once, as the transport does: whatever the request when no byte
+// of it was written, and only an idempotent one otherwise.
+func (cc *clientConn) try(sp *servicePool, up *Upstream, timeout time.Duration, idempotent bool) (pc *upConn, rd *bufio.Reader, hn int, fail failKind, err error) {
+	cc.resp.status = 0
+	pc, rd, hn, fail, err = cc.exchange(up, timeout, idempotent)
+	cc.s.p.observe(sp, up, fail, cc.resp.status)
 	return pc, rd, hn, fail, err
 }
 
 // exchange does try's work, classifying a failure.
-func (cc *clientConn) exchange(up *Upstream, timeout time.Duration) (pc *upConn, rd *bufio.Reader, hn int, fail failKind, err error) {
+func (cc *clientConn) exchange(up *Upstream, timeout time.Duration, idempotent bool) (pc *upConn, rd *bufio.Reader, hn int, fail failKind, err error) {
 	addr := up.Addr
 	if !hasPort(addr) {
 		addr = net.JoinHostPort(addr, "80")
@@ -384,16 +486,20 @@ func (cc *clientConn) exchange(up *Upstream, timeout time.Duration) (pc *upConn,
 			if isDialError(err) {
 				return nil, nil, 0, failConnect, err
 			}
-			return nil, nil, 0, failBroken, err
+			return nil, nil, 0, failNotSent, err
 		}
 		_ = pc.conn.SetReadDeadline(deadline)
-		if _, err = pc.conn.Write(cc.out); err != nil {
+		if n, err := pc.conn.Write(cc.out); err != nil {
 			pc.close(true)
-			if !retried && pc.reused {
+			if !retried && pc.reused && (n == 0 || idempotent) {
 				fresh = true
 				continue
 			}
-			return nil, nil, 0, failBroken, fmt.Errorf("write request to %s: %w", addr, err)
+			err = fmt.Errorf("write request to %s: %w", addr, err)
+			if n == 0 {
+				return nil, nil, 0, failNotSent, err
+			}
+			return nil, nil, 0, failBroken, err
 		}
 		var stale bool
 		rd, hn, stale, err = cc.readResponseHead(pc)
@@ -407,7 +513,7 @@ func (cc *clientConn) exchange(up *Upstream, timeout time.Duration) (pc *upConn,
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, nil, 0, failTimeout, fmt.Errorf("no response within %s", timeout)
-		case stale && !retried && pc.reused:
+		case stale && !retried && pc.reused && idempotent:
 			fresh = true
 			continue
 		}
@@ -486,7 +592,7 @@ func (cc *clientConn) readResponseHead(pc *upConn) (rd *bufio.Reader, n int, sta
 // go chunked to HTTP/1.1 clients and close-delimited to HTTP/1.0 ones.
 // Whatever the replica sends is written as soon as reading more would
 // block, so streams (server-sent events and the like) flow at once.
-func (cc *clientConn) relay(pc *upConn, rd *bufio.Reader, hn int, up *Upstream, reqID []byte, rec *RequestRecord, isHead bool, minor byte, keep bool) bool {
+func (cc *clientConn) relay(pc *upConn, rd *bufio.Reader, hn int, sp *servicePool, up *Upstream, reqID []byte, rec *RequestRecord, isHead bool, minor byte, keep bool) bool {
 	r := &cc.resp
 	bw := cc.bw
 	bodyless := r.bodyless(isHead)
@@ -571,7 +677,7 @@ func (cc *clientConn) relay(pc *upConn, rd *bufio.Reader, hn int, up *Upstream, 
 		// The replica broke off mid-body. Closing the client's connection
 		// without the body's end tells it the answer is truncated.
 		rec.Error = fmt.Sprintf("read from replica %s: %v", up, rerr)
-		cc.s.p.observeFailure(up, true)
+		cc.s.p.observeFailure(sp, up, failureGateway)
 		pc.close(true)
 		return false
 	}

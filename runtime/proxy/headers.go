@@ -300,3 +300,8 @@ func allZero(s string) bool {
 	}
 	return true
 }
+
+// allowedMethods is the Allow field of the proxy's 405 answer to CONNECT:
+// the methods a gateway forwards as requests (any other token is forwarded
+// too, but these are the ones worth naming).
+const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"

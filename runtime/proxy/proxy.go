@@ -42,7 +42,13 @@ type Options struct {
 	// OnEject is called when passive health checking ejects a replica, on
 	// the goroutine of the request that tipped it over: it must not block.
 	OnEject func(up *Upstream, reason string, until time.Time)
-	// Outlier tunes passive health checking; zero fields take defaults.
+	// OnPanic is called when a service enters or leaves panic mode (see
+	// Proxy), on the goroutine of the request that noticed: it must not
+	// block. healthy and available count the service's replicas at that
+	// moment.
+	OnPanic func(service string, panicking bool, healthy, available int)
+	// Outlier tunes passive health checking for services the cell does
+	// not tune itself; zero fields take defaults.
 	Outlier Outlier
 	// Transport sends requests to replicas; nil means the proxy's own
 	// transport, which pools connections per replica and does the I/O of
@@ -109,34 +115,56 @@ type table struct {
 	pools     []*servicePool // indexed like router.services
 }
 
-// servicePool is one service's replicas and its selector.
+// servicePool is one service's replicas, its selector and its passive
+// health settings.
 type servicePool struct {
-	name string
-	sel  Selector
-	ups  atomic.Pointer[[]*Upstream] // immutable once stored
+	name    string
+	sel     Selector
+	ups     atomic.Pointer[[]*Upstream] // immutable once stored
+	outlier atomic.Pointer[Outlier]     // with defaults applied
+	panic   atomic.Bool
+	// ejectMu makes the check of the ejection cap and the ejection one
+	// step, so two replicas failing at once cannot both pass the check.
+	ejectMu sync.Mutex
 }
 
 func (sp *servicePool) load() []*Upstream { return *sp.ups.Load() }
 
-// New returns the ingress proxy of a cell. Its routes come from the cell's
-// gateway; a cell without routes gets the documented default of /<service>
-// for every service with a port. It returns an error for an unknown balance
-// policy.
+// New returns the ingress proxy of a cell. Its routes are the cell
+// gateway's, as loading the cell file left them: an empty list is no
+// routes. It returns an error for an unknown balance policy.
 func New(cell *cellspec.Cell, opts Options) (*Proxy, error) {
-	routes := cell.Gateway.Routes
-	if len(routes) == 0 {
-		routes = defaultRoutes(cell)
-	}
-	p, err := newProxy(cell.Name, NewRouter(routes), cell.Gateway.Balance, opts)
+	p, err := newProxy(cell.Name, NewRouter(cell.Gateway.Routes), cell.Gateway.Balance, opts)
 	if err != nil {
 		return nil, fmt.Errorf("gateway of cell %s: %w", cell.Name, err)
 	}
 	p.mu.Lock()
-	for _, name := range cell.ServiceNames() {
-		p.poolLocked(name)
-	}
+	p.configureLocked(cell)
 	p.mu.Unlock()
 	return p, nil
+}
+
+// configureLocked makes a pool for every service of the cell and applies
+// the passive health settings the cell writes, or Options.Outlier where it
+// writes none. p.mu must be held.
+func (p *Proxy) configureLocked(cell *cellspec.Cell) {
+	for _, name := range cell.ServiceNames() {
+		sp := p.poolLocked(name)
+		o := p.opts.Outlier
+		if svc := cell.Services[name]; cell.Gateway.Outlier != nil || (svc != nil && svc.Outlier != nil) {
+			o = outlierOf(cell.OutlierFor(name)).withDefaults()
+		}
+		sp.outlier.Store(&o)
+	}
+}
+
+// outlierOf converts a cell's outlier settings.
+func outlierOf(o cellspec.Outlier) Outlier {
+	out := Outlier{Consecutive5xx: o.Consecutive5xx, BaseEjection: time.Duration(o.BaseEjection), MaxEjectionPercent: o.MaxEjectionPercent}
+	if o.MaxEjectionPercent == 0 {
+		out.MaxEjectionPercent = -1 // the cell allows no ejection
+	}
+	return out
 }
 
 // NewForward returns an egress proxy that forwards every request, whatever
@@ -156,7 +184,7 @@ func NewForward(name string, upstreams []*Upstream, opts Options) *Proxy {
 }
 
 func newProxy(cell string, router *Router, policy string, opts Options) (*Proxy, error) {
-	if _, err := NewSelector(policy, nil); err != nil {
+	if _, err := NewSelector(policy); err != nil {
 		return nil, err
 	}
 	opts.Outlier = opts.Outlier.withDefaults()
@@ -217,11 +245,7 @@ func (p *Proxy) installLocked(router *Router) {
 // proxy, for a cell spec that changed while the gateway runs. Replicas and
 // their state are kept; requests under way finish on their old route.
 func (p *Proxy) SetRoutes(cell *cellspec.Cell) error {
-	routes := cell.Gateway.Routes
-	if len(routes) == 0 {
-		routes = defaultRoutes(cell)
-	}
-	if _, err := NewSelector(cell.Gateway.Balance, nil); err != nil {
+	if _, err := NewSelector(cell.Gateway.Balance); err != nil {
 		return fmt.Errorf("gateway of cell %s: %w", cell.Name, err)
 	}
 	p.mu.Lock()
@@ -229,32 +253,16 @@ func (p *Proxy) SetRoutes(cell *cellspec.Cell) error {
 	if cell.Gateway.Balance != p.policy {
 		p.policy = cell.Gateway.Balance
 		for name, old := range p.byName {
-			sel, _ := NewSelector(p.policy, p.now)
+			sel, _ := NewSelector(p.policy)
 			sp := &servicePool{name: name, sel: sel}
 			sp.ups.Store(old.ups.Load())
+			sp.outlier.Store(old.outlier.Load())
 			p.byName[name] = sp
 		}
 	}
-	for _, name := range cell.ServiceNames() {
-		p.poolLocked(name)
-	}
-	p.installLocked(NewRouter(routes))
+	p.configureLocked(cell)
+	p.installLocked(NewRouter(cell.Gateway.Routes))
 	return nil
-}
-
-func defaultRoutes(cell *cellspec.Cell) []cellspec.Route {
-	var routes []cellspec.Route
-	for _, name := range cell.ServiceNames() {
-		if s := cell.Services[name]; s != nil && s.Port > 0 {
-			routes = append(routes, cellspec.Route{
-				Path:    "/" + name,
-				Service: name,
-				Timeout: cellspec.Duration(DefaultTimeout),
-				Retries: DefaultRetries,
-			})
-		}
-	}
-	return routes
 }
 
 // poolLocked returns the pool of a service, creating an empty one. p.mu
@@ -263,16 +271,36 @@ func (p *Proxy) poolLocked(service string) *servicePool {
 	if sp := p.byName[service]; sp != nil {
 		return sp
 	}
-	sel, _ := NewSelector(p.policy, p.now) // the policy was checked in newProxy
+	sel, _ := NewSelector(p.policy) // the policy was checked in newProxy
 	sp := &servicePool{name: service, sel: sel}
 	empty := []*Upstream{}
 	sp.ups.Store(&empty)
+	o := p.opts.Outlier.withDefaults()
+	sp.outlier.Store(&o)
 	p.byName[service] = sp
 	return sp
 }
 
 // Router returns the proxy's routes.
 func (p *Proxy) Router() *Router { return p.tbl.Load().router }
+
+// SetOutlier sets a service's passive health settings; zero fields take
+// the defaults. Counts and ejections under way are kept.
+func (p *Proxy) SetOutlier(service string, o Outlier) {
+	o = o.withDefaults()
+	p.mu.Lock()
+	p.poolLocked(service).outlier.Store(&o)
+	p.mu.Unlock()
+}
+
+// Panicking reports whether a service is in panic mode: it routes to its
+// ejected replicas too, because too few others are available.
+func (p *Proxy) Panicking(service string) bool {
+	p.mu.Lock()
+	sp := p.byName[service]
+	p.mu.Unlock()
+	return sp != nil && sp.panic.Load()
+}
 
 // SetUpstreams replaces the replicas of a service in one step; requests
 // already under way finish on the replica they started on.
@@ -377,7 +405,8 @@ type failKind uint8
 const (
 	failNone    failKind = iota
 	failConnect          // no connection could be made
-	failBroken           // the connection broke before a response arrived
+	failNotSent          // the connection broke before any byte of the request was written
+	failBroken           // the connection broke after the request (or part of it) was written, before an answer
 	failTimeout          // no response headers within the route's timeout
 	failClient           // the client went away, or its body failed
 )
@@ -399,19 +428,25 @@ func (a *attempt) retryable(idempotent bool, body *requestBody) bool {
 	if a.resp != nil {
 		status = a.resp.StatusCode
 	}
-	return mayRetry(a.fail, status, idempotent) && body.canReplay(a.rd, a.fail == failConnect)
+	return mayRetry(a.fail, status, idempotent) && body.canReplay(a.rd, a.fail.unsent())
 }
 
+// unsent reports whether no byte of the request can have reached the
+// replica.
+func (f failKind) unsent() bool { return f == failConnect || f == failNotSent }
+
 // mayRetry reports whether a try's outcome allows another try, whatever
-// the body. A request that never reached a replica, or whose connection
-// broke before any answer, may be retried whatever its method (the replica
-// cannot have answered); one that got a 502, 503 or 504 or timed out only
-// when it is idempotent.
+// the body. A request no byte of which reached a replica may be retried
+// whatever its method: the replica cannot have acted on it. Once any byte
+// was written, the replica may have acted on the request even if no answer
+// came (it may have crashed after its side effect), so a broken connection,
+// a timeout or a 502, 503 or 504 answer allow another try only for an
+// idempotent request.
 func mayRetry(fail failKind, status int, idempotent bool) bool {
 	switch fail {
-	case failConnect, failBroken:
+	case failConnect, failNotSent:
 		return true
-	case failTimeout:
+	case failBroken, failTimeout:
 		return idempotent
 	case failNone:
 		switch status {
@@ -472,6 +507,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tp := nextTraceparent(r.Header[hdrTraceparent])
 	rec.RequestID, rec.TraceID, rec.SpanID = reqID, traceID(tp), spanID(tp)
 
+	if r.Method == http.MethodConnect {
+		// A gateway is no forward proxy: a tunnel to wherever the client
+		// names would bypass routing and isolation.
+		w.Header()[hdrRequestID] = []string{reqID}
+		w.Header().Set("Allow", allowedMethods)
+		p.reply(w, http.StatusMethodNotAllowed, fmt.Sprintf("CONNECT is not served by the gateway of cell %q", p.cell), &rec)
+		p.emit(&rec)
+		return
+	}
+	if mustCloseAfter(r) {
+		w.Header().Set(hdrConnection, "close")
+	}
+
 	tb := p.tbl.Load()
 	route, path := tb.router.Match(r.URL.Path)
 	if route == nil {
@@ -503,9 +551,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sp := tb.pools[route.svc]
 	ups := sp.load()
 	var triedBuf [4]*Upstream
-	up, tried := p.pick(sp, ups, triedBuf[:0], r)
+	cands := make([]*Upstream, 0, 8)
+	up, tried := p.pick(sp, ups, triedBuf[:0], cands, r)
 	if up == nil && p.opts.Wake != nil && p.opts.Wake(route.Service) {
-		up, ups, tried = p.hold(r, sp, tried)
+		up, ups, tried = p.hold(r, sp, tried, cands)
 	}
 	if up == nil {
 		w.Header().Set("Retry-After", "1")
@@ -517,27 +566,27 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	idempotent := isIdempotent(r)
 	var a attempt
 	for {
-		a = p.try(r, route, up, &t)
+		a = p.try(r, route, sp, up, &t)
 		rec.Tries++
 		if rec.Tries > route.Retries || !a.retryable(idempotent, body) {
 			break
 		}
 		var next *Upstream
-		next, tried = p.pick(sp, ups, tried, r)
+		next, tried = p.pick(sp, ups, tried, cands, r)
 		if next == nil {
 			break
 		}
 		a.discard()
 		up = next
 	}
-	p.finish(w, r, &a, upgrade, &rec)
+	p.finish(w, r, sp, &a, upgrade, &rec)
 }
 
 // hold keeps a request that found no available replica while the
 // controller starts one (a service scaled to zero, or one whose replicas
 // are all starting), up to HoldTimeout. At most MaxHeld requests wait at
 // once; the others are answered 503 at once.
-func (p *Proxy) hold(r *http.Request, sp *servicePool, tried []*Upstream) (*Upstream, []*Upstream, []*Upstream) {
+func (p *Proxy) hold(r *http.Request, sp *servicePool, tried, cands []*Upstream) (*Upstream, []*Upstream, []*Upstream) {
 	if p.held.Add(1) > int64(p.opts.MaxHeld) {
 		p.held.Add(-1)
 		return nil, nil, tried
@@ -555,7 +604,7 @@ func (p *Proxy) hold(r *http.Request, sp *servicePool, tried []*Upstream) (*Upst
 			return nil, nil, tried
 		case <-tick.C:
 			ups := sp.load()
-			if up, t := p.pick(sp, ups, tried[:0], r); up != nil {
+			if up, t := p.pick(sp, ups, tried[:0], cands, r); up != nil {
 				return up, ups, t
 			}
 		}
@@ -572,16 +621,18 @@ func (p *Proxy) noReplicaMessage(service string) string {
 	return fmt.Sprintf("no healthy replica of service %q in cell %q", service, p.cell)
 }
 
-// pick selects an available replica not tried yet and counts the request
-// against it. It returns tried with every replica it considered added.
-func (p *Proxy) pick(sp *servicePool, ups, tried []*Upstream, r *http.Request) (*Upstream, []*Upstream) {
+// pick selects a replica not tried yet among the candidates (see
+// candidates) and counts the request against it. It returns tried with
+// every replica it considered added. buf is scratch space for the
+// candidates.
+func (p *Proxy) pick(sp *servicePool, ups, tried, buf []*Upstream, r *http.Request) (*Upstream, []*Upstream) {
 	for range len(ups) + 1 {
-		cand := ups
-		if len(tried) > 0 {
-			cand = without(ups, tried)
+		cands := p.candidates(sp, ups, tried, buf[:0])
+		if len(cands) == 0 {
+			return nil, tried
 		}
-		up := sp.sel.Select(cand, r)
-		if up == nil || slices.Contains(tried, up) {
+		up := sp.sel.Select(cands, r)
+		if up == nil {
 			return nil, tried
 		}
 		tried = append(tried, up)
@@ -592,16 +643,64 @@ func (p *Proxy) pick(sp *servicePool, ups, tried []*Upstream, r *http.Request) (
 	return nil, tried
 }
 
-// without returns the upstreams of pool not in skip. It allocates, but only
-// retries call it.
-func without(pool, skip []*Upstream) []*Upstream {
-	out := make([]*Upstream, 0, len(pool))
-	for _, u := range pool {
-		if !slices.Contains(skip, u) {
-			out = append(out, u)
+// candidates appends to buf the replicas a new try may go to (see
+// appendCandidates), and reports the service entering and leaving panic
+// mode through Options.OnPanic.
+func (p *Proxy) candidates(sp *servicePool, ups, tried, buf []*Upstream) []*Upstream {
+	buf, st := appendCandidates(buf, ups, tried, p.now)
+	panicking := st.panicking()
+	if sp.panic.Load() != panicking && sp.panic.CompareAndSwap(!panicking, panicking) {
+		if panicking {
+			p.opts.Logf("proxy %s: service %s in panic mode: %d of %d healthy replicas available; routing to ejected ones too", p.cell, sp.name, st.available, st.healthy)
+		} else {
+			p.opts.Logf("proxy %s: service %s out of panic mode: %d of %d healthy replicas available", p.cell, sp.name, st.available, st.healthy)
+		}
+		if p.opts.OnPanic != nil {
+			p.opts.OnPanic(sp.name, panicking, st.healthy, st.available)
 		}
 	}
-	return out
+	return buf
+}
+
+// appendCandidates appends to buf the replicas of ups a new try may go
+// to: those available (healthy, not draining, not ejected) and not in
+// tried; in panic mode (poolState.panicking), the ejected ones too. It
+// returns them with the state of the pool. The clock is read once, and
+// only when some replica has an ejection end to compare with.
+func appendCandidates(buf, ups, tried []*Upstream, clock func() time.Time) ([]*Upstream, poolState) {
+	var st poolState
+	now := int64(0)
+	for _, u := range ups {
+		if u.draining.Load() {
+			continue
+		}
+		st.inRotation++
+		if u.unhealthy.Load() {
+			continue
+		}
+		st.healthy++
+		if u.ejectedUntil.Load() != 0 {
+			if now == 0 {
+				now = clock().UnixNano()
+			}
+			if u.ejectedAt(now) {
+				st.ejected++
+				continue
+			}
+		}
+		st.available++
+		if !slices.Contains(tried, u) {
+			buf = append(buf, u)
+		}
+	}
+	if st.panicking() {
+		for _, u := range ups {
+			if !u.draining.Load() && !u.unhealthy.Load() && u.ejectedAt(now) && !slices.Contains(tried, u) {
+				buf = append(buf, u)
+			}
+		}
+	}
+	return buf, st
 }
 
 // rawPathFor returns the encoded path to send upstream when the client's
@@ -620,7 +719,7 @@ func rawPathFor(u *url.URL, route *Route) string {
 // try sends the request to one replica. The route's timeout covers the
 // try until the response headers arrive; the body that follows is bounded
 // only by the client's context, so long downloads and streams work.
-func (p *Proxy) try(r *http.Request, route *Route, up *Upstream, t *target) attempt {
+func (p *Proxy) try(r *http.Request, route *Route, sp *servicePool, up *Upstream, t *target) attempt {
 	ctx, cancel := context.WithCancel(r.Context())
 	a := attempt{up: up, cancel: cancel}
 	timer := time.AfterFunc(route.Timeout, cancel)
@@ -647,7 +746,7 @@ func (p *Proxy) try(r *http.Request, route *Route, up *Upstream, t *target) atte
 	fired := !timer.Stop()
 	if err == nil && !fired {
 		a.resp = resp
-		p.observe(up, failNone, resp.StatusCode)
+		p.observe(sp, up, failNone, resp.StatusCode)
 		return a
 	}
 	if err == nil {
@@ -666,30 +765,18 @@ func (p *Proxy) try(r *http.Request, route *Route, up *Upstream, t *target) atte
 		a.err = fmt.Errorf("no response within %s", route.Timeout)
 	case isDialError(err):
 		a.fail, a.err = failConnect, err
+	case isNotSent(err):
+		a.fail, a.err = failNotSent, err
 	default:
 		a.fail, a.err = failBroken, err
 	}
-	p.observe(up, a.fail, 0)
+	p.observe(sp, up, a.fail, 0)
 	return a
 }
 
-// observe feeds a try's outcome to passive health checking: a 5xx answer
-// or a timeout counts against the replica as a failed answer, a connection
-// that could not be made or broke as a connection failure, any other
-// answer as a success. A try the client ended tells nothing.
-func (p *Proxy) observe(up *Upstream, fail failKind, status int) {
-	switch fail {
-	case failNone:
-		if status >= 500 {
-			p.observeFailure(up, false)
-		} else {
-			up.succeeded()
-		}
-	case failTimeout:
-		p.observeFailure(up, false)
-	case failConnect, failBroken:
-		p.observeFailure(up, true)
-	}
+// observe feeds a try's outcome to passive health checking (see Outlier).
+func (p *Proxy) observe(sp *servicePool, up *Upstream, fail failKind, status int) {
+	p.observeFailure(sp, up, failureOf(fail, status))
 }
 
 // isDialError reports whether err means no connection was made.
@@ -698,9 +785,23 @@ func isDialError(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// observeFailure feeds a failed try to passive health checking.
-func (p *Proxy) observeFailure(up *Upstream, connect bool) {
-	reason, until, ejected := up.failed(connect, p.now(), p.opts.Outlier)
+// observeFailure counts an outcome against a replica and ejects it when
+// it crossed a threshold and the pool can spare it.
+func (p *Proxy) observeFailure(sp *servicePool, up *Upstream, f failure) {
+	cfg := sp.outlier.Load()
+	reason, over := up.record(f, *cfg)
+	if !over {
+		return
+	}
+	now := p.now()
+	sp.ejectMu.Lock()
+	_, st := appendCandidates(nil, sp.load(), nil, func() time.Time { return now })
+	var until time.Time
+	ejected := false
+	if st.mayEject(up.Available(now), cfg.MaxEjectionPercent) {
+		until, ejected = up.eject(now, *cfg, reason)
+	}
+	sp.ejectMu.Unlock()
 	if !ejected {
 		return
 	}
@@ -711,15 +812,16 @@ func (p *Proxy) observeFailure(up *Upstream, connect bool) {
 }
 
 // finish answers the client with the last try's outcome and releases it.
-func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, a *attempt, upgrade string, rec *RequestRecord) {
+func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, sp *servicePool, a *attempt, upgrade string, rec *RequestRecord) {
 	rec.Upstream, rec.Replica = a.up.Addr, a.up.String()
 	defer p.emit(rec)
 	defer a.close()
 	switch {
 	case a.resp != nil && a.resp.StatusCode == http.StatusSwitchingProtocols:
+		stopWatch(r)
 		p.serveUpgrade(w, a.resp, upgrade, rec)
 	case a.resp != nil:
-		p.writeResponse(w, r, a, rec)
+		p.writeResponse(w, r, sp, a, rec)
 	case a.fail == failClient:
 		p.replyBodyError(w, r, a.err, rec)
 	case a.fail == failTimeout:

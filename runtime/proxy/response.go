@@ -12,7 +12,7 @@ import (
 // writeResponse sends the replica's answer to the client. Responses of
 // unknown length and event streams are flushed after every write, so
 // streamed data arrives as soon as the replica sends it.
-func (p *Proxy) writeResponse(w http.ResponseWriter, r *http.Request, a *attempt, rec *RequestRecord) {
+func (p *Proxy) writeResponse(w http.ResponseWriter, r *http.Request, sp *servicePool, a *attempt, rec *RequestRecord) {
 	resp := a.resp
 	h := w.Header()
 	if conn := resp.Header[hdrConnection]; len(conn) > 0 {
@@ -49,7 +49,7 @@ func (p *Proxy) writeResponse(w http.ResponseWriter, r *http.Request, a *attempt
 		// The replica broke off mid-body. Abort the client's response so
 		// it cannot mistake the truncated body for a complete one.
 		rec.Error = fmt.Sprintf("read from replica %s: %v", a.up, rerr)
-		p.observeFailure(a.up, true)
+		p.observeFailure(sp, a.up, failureGateway)
 		panic(http.ErrAbortHandler)
 	}
 	for k, vv := range resp.Trailer {

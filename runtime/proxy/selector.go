@@ -5,122 +5,66 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/orchestro/orchestro/cellspec"
 )
 
-// Selector picks the upstream for a request from a pool. It must consider
-// only available upstreams (healthy, not ejected, not draining) and return
-// nil when there is none. It is called concurrently and must not retain
-// the pool.
+// Selector picks the upstream for a request among candidates: the
+// replicas a try may go to, never empty. Which replicas those are
+// (healthy, not draining, not ejected, not tried yet for this request) is
+// the proxy's decision; a selector only applies its balance policy. It is
+// called concurrently and must not retain the slice.
 type Selector interface {
-	Select(pool []*Upstream, r *http.Request) *Upstream
+	Select(cands []*Upstream, r *http.Request) *Upstream
 }
 
 // NewSelector returns a fresh selector for a balance policy: "round_robin"
-// (also the empty string) or "least_request". now is the clock used to
-// decide whether an ejection has ended; nil means time.Now.
-func NewSelector(policy string, now func() time.Time) (Selector, error) {
+// (also the empty string) or "least_request".
+func NewSelector(policy string) (Selector, error) {
 	switch policy {
 	case "", cellspec.BalanceRoundRobin:
-		return &RoundRobin{Now: now}, nil
+		return &RoundRobin{}, nil
 	case cellspec.BalanceLeastRequest:
-		return &LeastRequest{Now: now}, nil
+		return &LeastRequest{}, nil
 	}
 	return nil, fmt.Errorf("unknown balance policy %q (want %s or %s)", policy, cellspec.BalanceRoundRobin, cellspec.BalanceLeastRequest)
 }
 
-// RoundRobin hands requests to the available upstreams in turn. Its single
-// counter indexes the available upstreams rather than the whole pool, so
-// an unavailable upstream's share is spread evenly instead of falling on
-// its neighbour.
+// RoundRobin hands requests to the candidates in turn. Its single counter
+// indexes the candidates rather than the whole pool, so an unavailable
+// upstream's share is spread evenly instead of falling on its neighbour.
 type RoundRobin struct {
-	// Now is the clock; nil means time.Now.
-	Now  func() time.Time
 	next atomic.Uint64
 }
 
 // Select implements Selector.
-func (s *RoundRobin) Select(pool []*Upstream, _ *http.Request) *Upstream {
-	c := clock{now: s.Now}
-	k := 0
-	for _, u := range pool {
-		if c.available(u) {
-			k++
-		}
-	}
-	if k == 0 {
+func (s *RoundRobin) Select(cands []*Upstream, _ *http.Request) *Upstream {
+	if len(cands) == 0 {
 		return nil
 	}
-	target := int((s.next.Add(1) - 1) % uint64(k))
-	var last *Upstream
-	i := 0
-	for _, u := range pool {
-		if !c.available(u) {
-			continue
-		}
-		if i == target {
-			return u
-		}
-		last = u
-		i++
-	}
-	// An upstream left rotation between the two passes.
-	return last
+	return cands[(s.next.Add(1)-1)%uint64(len(cands))]
 }
 
-// LeastRequest picks two distinct available upstreams at random and takes
-// the one with fewer requests in flight, or on a tie the one that has
-// served fewer ("power of two choices"). It avoids the herd behaviour of a
-// strict least-loaded pick while staying close to it.
-type LeastRequest struct {
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-}
+// LeastRequest picks two distinct candidates at random and takes the one
+// with fewer requests in flight, or on a tie the one that has served fewer
+// ("power of two choices"). It avoids the herd behaviour of a strict
+// least-loaded pick while staying close to it.
+type LeastRequest struct{}
 
 // Select implements Selector.
-func (s *LeastRequest) Select(pool []*Upstream, _ *http.Request) *Upstream {
-	c := clock{now: s.Now}
-	k := 0
-	var only *Upstream
-	for _, u := range pool {
-		if c.available(u) {
-			k++
-			only = u
-		}
+func (s *LeastRequest) Select(cands []*Upstream, _ *http.Request) *Upstream {
+	switch len(cands) {
+	case 0:
+		return nil
+	case 1:
+		return cands[0]
 	}
-	if k <= 1 {
-		return only
-	}
-	i := rand.IntN(k)
-	j := rand.IntN(k - 1)
+	i := rand.IntN(len(cands))
+	j := rand.IntN(len(cands) - 1)
 	if j >= i {
 		j++
 	}
-	var a, b *Upstream
-	n := 0
-	for _, u := range pool {
-		if !c.available(u) {
-			continue
-		}
-		switch n {
-		case i:
-			a = u
-		case j:
-			b = u
-		}
-		n++
-	}
-	switch {
-	case a == nil && b == nil:
-		return only
-	case a == nil:
-		return b
-	case b == nil:
-		return a
-	}
-	return lessLoaded(a, b)
+	return lessLoaded(cands[i], cands[j])
 }
 
 // lessLoaded returns the upstream with fewer requests in flight, then the
@@ -136,31 +80,4 @@ func lessLoaded(a, b *Upstream) *Upstream {
 		return b
 	}
 	return a
-}
-
-// clock reads the time at most once per selection, and only when some
-// upstream has an ejection end to compare with.
-type clock struct {
-	now func() time.Time
-	t   int64
-	set bool
-}
-
-func (c *clock) available(u *Upstream) bool {
-	if u.unhealthy.Load() || u.draining.Load() {
-		return false
-	}
-	until := u.ejectedUntil.Load()
-	if until == 0 {
-		return true
-	}
-	if !c.set {
-		if c.now != nil {
-			c.t = c.now().UnixNano()
-		} else {
-			c.t = time.Now().UnixNano()
-		}
-		c.set = true
-	}
-	return c.t >= until
 }

@@ -34,6 +34,10 @@ type ServerOptions struct {
 	// IdleTimeout closes a keep-alive connection that sent no request
 	// for this long; 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// DisableFastPath hands every connection to net/http, as a Proxy
+	// with a custom transport does: the switch that tells the fast path's
+	// worth, or rules it out when a difference is suspected.
+	DisableFastPath bool
 }
 
 // Server serves a Proxy on listeners, as an http.Server with the proxy as
@@ -69,8 +73,7 @@ type Server struct {
 	std  *http.Server
 	q    *connQueue
 
-	readers sync.Pool // *bufio.Reader
-	writers sync.Pool // *bufio.Writer
+	scratches sync.Pool // *scratch
 
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
@@ -92,14 +95,17 @@ func NewServer(p *Proxy, opts ServerOptions) *Server {
 	s := &Server{
 		p:     p,
 		opts:  opts,
-		std:   &http.Server{Handler: p, ReadHeaderTimeout: opts.ReadHeaderTimeout, IdleTimeout: opts.IdleTimeout},
+		std:   &http.Server{Handler: p, ReadHeaderTimeout: opts.ReadHeaderTimeout, IdleTimeout: opts.IdleTimeout, ConnContext: connContext},
 		q:     newConnQueue(),
 		lns:   map[net.Listener]struct{}{},
 		conns: map[*clientConn]struct{}{},
 	}
-	s.t, _ = p.transport.(*upstreamTransport)
-	s.readers.New = func() any { return bufio.NewReaderSize(nil, clientReadBuffer) }
-	s.writers.New = func() any { return bufio.NewWriterSize(nil, clientWriteBuffer) }
+	if !opts.DisableFastPath {
+		s.t, _ = p.transport.(*upstreamTransport)
+	}
+	s.scratches.New = func() any {
+		return &scratch{br: bufio.NewReaderSize(nil, clientReadBuffer), bw: bufio.NewWriterSize(nil, clientWriteBuffer)}
+	}
 	return s
 }
 
@@ -147,7 +153,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		if s.t == nil {
-			s.handOff(c)
+			s.handOff(newHandedOffConn(c, nil, time.Time{}))
 			continue
 		}
 		cc := &clientConn{s: s, conn: c}
@@ -284,10 +290,91 @@ func (queueAddr) Network() string { return "handoff" }
 func (queueAddr) String() string  { return "handoff" }
 
 // bufferedConn is a handed-off connection: reads drain the bytes the fast
-// path already took from the socket first.
+// path already took from the socket first. Every byte net/http reads goes
+// through a framingWatch, so the handler can tell a request after which
+// the connection must close (see mustCloseAfter).
 type bufferedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r     *bufio.Reader
+	watch framingWatch
+	// served counts the requests the handler has seen on the connection.
+	served atomic.Int64
+	// headDeadline bounds the head net/http reads first: it gets only the
+	// time left of the header timeout that was running when the fast path
+	// gave the head up, not a new one. Zero once applied.
+	mu           sync.Mutex
+	headDeadline time.Time
 }
 
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+// newHandedOffConn wraps a connection for net/http; r (nil for none)
+// holds what the fast path read of it, and headDeadline (zero for none)
+// bounds its first head.
+func newHandedOffConn(c net.Conn, r *bufio.Reader, headDeadline time.Time) *bufferedConn {
+	return &bufferedConn{Conn: c, r: r, headDeadline: headDeadline}
+}
+
+// Read drains the fast path's buffer, then reads the socket directly; the
+// buffer is let go once empty. net/http serializes its reads.
+func (c *bufferedConn) Read(p []byte) (n int, err error) {
+	if c.r != nil && c.r.Buffered() > 0 {
+		n, err = c.r.Read(p)
+	} else {
+		c.r = nil
+		n, err = c.Conn.Read(p)
+	}
+	c.watch.feed(p[:n])
+	return n, err
+}
+
+// SetReadDeadline applies net/http's deadlines, the first one (its header
+// timeout, set when it starts on the connection) no later than the
+// fast path's.
+func (c *bufferedConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	if hd := c.headDeadline; !hd.IsZero() {
+		if t.IsZero() || t.After(hd) {
+			t = hd
+		}
+		c.headDeadline = time.Time{}
+	}
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+// connKey is the context key of a request's handed-off connection.
+type connKey struct{}
+
+// connContext gives each request of a handed-off connection its
+// connection, for mustCloseAfter and stopWatch.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if bc, ok := c.(*bufferedConn); ok {
+		return context.WithValue(ctx, connKey{}, bc)
+	}
+	return ctx
+}
+
+// mustCloseAfter counts a request of a handed-off connection and reports
+// whether the connection must close after its answer: RFC 9112 section
+// 6.1 asks that of a request with both Transfer-Encoding and
+// Content-Length, and of an HTTP/1.0 request with Transfer-Encoding.
+// net/http hides both from the handler and keeps the connection open, so
+// the connection's framingWatch tells. net/http reads ahead, so the watch
+// may already know of a later pipelined request: the close waits for that
+// request's own answer.
+func mustCloseAfter(r *http.Request) bool {
+	bc, _ := r.Context().Value(connKey{}).(*bufferedConn)
+	if bc == nil {
+		return false
+	}
+	n := bc.served.Add(1)
+	at := bc.watch.closeHead()
+	return at != 0 && int64(at) <= n
+}
+
+// stopWatch ends the framing watch of a request's connection, whose
+// bytes stop being HTTP requests (the protocol was switched).
+func stopWatch(r *http.Request) {
+	if bc, _ := r.Context().Value(connKey{}).(*bufferedConn); bc != nil {
+		bc.watch.stop()
+	}
+}

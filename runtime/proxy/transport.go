@@ -72,14 +72,20 @@ var (
 // back when the response body reaches EOF, so connections never outnumber
 // requests in flight.
 //
-// Without a goroutine reading each idle connection, a replica closing one
-// is noticed only when the connection is next used. A request that then
-// fails before any byte of an answer arrives is sent again, once, on a new
-// connection, when its body can be sent again; a body that cannot (a
-// streamed one) always goes on a new connection.
+// Without a goroutine reading each idle connection, the pool looks at a
+// connection when it hands it out: one with anything waiting to be read
+// is dropped. A byte waiting is an answer nobody asked for (a replica that
+// wrote more than the answer to its last request, which would otherwise
+// become the next client's answer), and the end of the stream means the
+// replica closed it. A request on a reused connection that still fails
+// before any byte of an answer arrives (the replica closed it just then)
+// is sent again, once, on a new connection, when its body can be sent
+// again and either no byte of it was written or it is idempotent; a body
+// that cannot be sent again (a streamed one) always goes on a new
+// connection.
 //
-// Upgrade requests (WebSocket), CONNECT and anything but plain http go to
-// an http.Transport, which hands the proxy the switched connection as the
+// Upgrade requests (WebSocket) and anything but plain http go to an
+// http.Transport, which hands the proxy the switched connection as the
 // body of a 101 answer.
 type upstreamTransport struct {
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -150,7 +156,10 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if req.URL == nil || req.URL.Host == "" {
 		return nil, errors.New("request to a replica without a host")
 	}
-	if req.URL.Scheme != "http" || req.Method == http.MethodConnect || isUpgradeRequest(req.Header) {
+	if req.Method == http.MethodConnect {
+		return nil, errors.New("CONNECT is not forwarded to replicas")
+	}
+	if req.URL.Scheme != "http" || isUpgradeRequest(req.Header) {
 		return t.other.RoundTrip(req)
 	}
 	ctx := req.Context()
@@ -161,6 +170,7 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	hp := t.pool(addr)
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	replayable := !hasBody || req.GetBody != nil
+	idempotent := isIdempotent(req)
 	// A body that cannot be sent twice must not meet a stale connection.
 	fresh := !replayable
 	for retried := false; ; retried = true {
@@ -175,11 +185,15 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		if err == nil {
 			return resp, nil
 		}
-		if retried || !stale || !pc.reused || !replayable || ctx.Err() != nil {
+		sent := pc.sent.Load()
+		if retried || !pc.reused || !replayable || ctx.Err() != nil || (sent && !(stale && idempotent)) {
+			if !sent {
+				return nil, &notSentError{err}
+			}
 			return nil, err
 		}
-		// The replica closed the idle connection: send the request again,
-		// on a connection of its own, with a rewound body.
+		// The replica closed the connection as it was reused: send the
+		// request again, on a connection of its own, with a rewound body.
 		if hasBody {
 			body, gerr := req.GetBody()
 			if gerr != nil {
@@ -191,6 +205,20 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		}
 		fresh = true
 	}
+}
+
+// notSentError is the failure of a try that wrote no byte of its request:
+// the replica cannot have acted on it, so it may go to another replica
+// whatever its method.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// isNotSent reports whether err is a notSentError.
+func isNotSent(err error) bool {
+	var ns *notSentError
+	return errors.As(err, &ns)
 }
 
 // isUpgradeRequest reports whether a request asks to switch protocols.
@@ -244,6 +272,7 @@ func (t *upstreamTransport) conn(ctx context.Context, hp *hostPool, fresh bool) 
 	}
 	pc := &upConn{t: t, pool: hp, conn: c, headerLeft: math.MaxInt64}
 	pc.abort = func() { _ = c.Close() }
+	pc.peek.init(c)
 	pc.br = t.readers.Get().(*bufio.Reader)
 	pc.br.Reset(pc)
 	pc.bw = t.writers.Get().(*bufio.Writer)
@@ -265,29 +294,44 @@ type hostPool struct {
 	armed  bool
 }
 
-// get takes the newest idle connection. When it expired, so did every
-// older one: the pool is emptied and get returns nil.
+// get takes the newest idle connection that is still quiet (see
+// upstreamTransport), closing the others it meets. When the newest
+// expired, so did every older one: the pool is emptied and get returns
+// nil.
 func (hp *hostPool) get() *upConn {
+	for {
+		pc, expired := hp.take()
+		if expired != nil {
+			for _, pc := range expired {
+				pc.close(true)
+			}
+			return nil
+		}
+		if pc == nil || pc.quiet() {
+			return pc
+		}
+		pc.close(true)
+	}
+}
+
+// take pops the newest idle connection, or empties the pool and returns
+// its connections as expired when the newest has expired.
+func (hp *hostPool) take() (pc *upConn, expired []*upConn) {
 	hp.mu.Lock()
+	defer hp.mu.Unlock()
 	n := len(hp.idle)
 	if n == 0 {
-		hp.mu.Unlock()
-		return nil
+		return nil, nil
 	}
-	pc := hp.idle[n-1]
+	pc = hp.idle[n-1]
 	if time.Since(pc.idleAt) < hp.t.idleTimeout {
 		hp.idle[n-1] = nil
 		hp.idle = hp.idle[:n-1]
-		hp.mu.Unlock()
-		return pc
+		return pc, nil
 	}
-	expired := hp.idle
+	expired = hp.idle
 	hp.idle = nil
-	hp.mu.Unlock()
-	for _, pc := range expired {
-		pc.close(true)
-	}
-	return nil
+	return nil, expired
 }
 
 // put makes a connection idle, or closes it when the pool is full.
@@ -373,6 +417,11 @@ type upConn struct {
 	// wrote, when the body is written by a goroutine of its own, receives
 	// that write's outcome.
 	wrote chan error
+	// sent is set once any byte of the current request reached the
+	// connection; from then on the replica may have acted on it.
+	sent atomic.Bool
+	// peek looks at the socket without reading it (see quiet).
+	peek sockPeek
 }
 
 // Read feeds the connection's bufio.Reader, enforcing maxResponseHeader
@@ -393,7 +442,20 @@ func (pc *upConn) Read(p []byte) (int, error) {
 // connection's ReadFrom, which for a body that is not a file or socket
 // would copy through a fresh 32 KiB buffer: the bufio.Writer's own buffer
 // does as well.
-func (pc *upConn) Write(p []byte) (int, error) { return pc.conn.Write(p) }
+func (pc *upConn) Write(p []byte) (int, error) {
+	n, err := pc.conn.Write(p)
+	if n > 0 {
+		pc.sent.Store(true)
+	}
+	return n, err
+}
+
+// quiet reports whether nothing waits to be read on an idle connection,
+// neither a byte nor the end of the stream, so that it can carry a
+// request.
+func (pc *upConn) quiet() bool {
+	return pc.br.Buffered() == 0 && pc.peek.quiet()
+}
 
 // bufferedWriter hides the *bufio.Writer type from Request.Write while
 // keeping it buffered: Request.Write flushes the headers on their own
@@ -410,6 +472,7 @@ func (pc *upConn) roundTrip(ctx context.Context, req *http.Request) (resp *http.
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, pc.abort)
 	}
+	pc.sent.Store(false)
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	if hasBody && (req.GetBody == nil || req.ContentLength < 0 || req.ContentLength > maxSequentialBody) {
 		pc.wrote = make(chan error, 1)

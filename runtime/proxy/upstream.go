@@ -28,13 +28,13 @@ type Upstream struct {
 	// Addr is the "host:port" the proxy dials.
 	Addr string
 
-	inflight   atomic.Int64
-	served     atomic.Uint64
-	fails      atomic.Uint64
-	consec5xx  atomic.Int32
-	consecConn atomic.Int32
-	unhealthy  atomic.Bool
-	draining   atomic.Bool
+	inflight  atomic.Int64
+	served    atomic.Uint64
+	fails     atomic.Uint64
+	consec5xx atomic.Int32
+	consecGW  atomic.Int32
+	unhealthy atomic.Bool
+	draining  atomic.Bool
 	// ejectedUntil is the end of the current ejection in Unix nanoseconds,
 	// or 0 when the upstream has never been ejected or was un-ejected.
 	ejectedUntil atomic.Int64
@@ -43,6 +43,7 @@ type Upstream struct {
 	mu        sync.Mutex
 	ejections int
 	lastEnd   int64
+	reason    string // why the current or last ejection happened
 	idle      chan struct{}
 }
 
@@ -61,7 +62,7 @@ func (u *Upstream) Inflight() int64 { return u.inflight.Load() }
 func (u *Upstream) Served() uint64 { return u.served.Load() }
 
 // Fails returns the number of tries that failed: connection failures,
-// timeouts and 5xx answers.
+// gateway failures (broken connections, timeouts) and 5xx answers.
 func (u *Upstream) Fails() uint64 { return u.fails.Load() }
 
 // Healthy reports the active health state last set with SetHealthy.
@@ -101,14 +102,24 @@ func (u *Upstream) Available(now time.Time) bool {
 
 // SetHealthy records the result of an active health check. A transition
 // from unhealthy to healthy also ends a passive ejection, as Envoy does on a
-// successful active check: the replica has proven itself again. The
+// successful active check: the replica has proven itself again. A
+// successful check of a replica that stayed healthy ends an ejection for a
+// failed connection, which the check, having connected, disproves. The
 // ejection streak is kept, so a replica that keeps failing still backs off.
 func (u *Upstream) SetHealthy(healthy bool) {
 	was := !u.unhealthy.Swap(!healthy)
-	if healthy && !was {
+	switch {
+	case !healthy:
+	case !was:
 		u.consec5xx.Store(0)
-		u.consecConn.Store(0)
+		u.consecGW.Store(0)
 		u.ejectedUntil.Store(0)
+	case u.ejectedUntil.Load() != 0:
+		u.mu.Lock()
+		if u.reason == EjectConnectFailure {
+			u.ejectedUntil.Store(0)
+		}
+		u.mu.Unlock()
 	}
 }
 
@@ -161,45 +172,61 @@ func (u *Upstream) waitIdle(ctx context.Context) error {
 
 // Reasons passed to Options.OnEject.
 const (
-	// EjectConsecutive5xx means the replica answered 5xx too many times in
-	// a row.
-	EjectConsecutive5xx = "consecutive_5xx"
-	// EjectConnectFailure means connections to the replica failed.
+	// EjectConnectFailure means a connection to the replica could not be
+	// made.
 	EjectConnectFailure = "connect_failure"
+	// EjectGatewayFailure means tries to the replica failed too many times
+	// in a row after the request was sent: the connection broke or was
+	// reset, or no answer came within the route's timeout.
+	EjectGatewayFailure = "consecutive_gateway_failure"
+	// EjectConsecutive5xx means the replica answered 5xx too many times in
+	// a row, for a service whose outlier settings ask for that.
+	EjectConsecutive5xx = "consecutive_5xx"
 )
 
 // Outlier configures passive health checking, modelled on Envoy's outlier
-// detection. Zero fields take the defaults.
+// detection and made safe for the small pools of a developer's machine. A
+// failed connection ejects a replica at once; gateway failures (a
+// connection broken after the request was sent, a reset, a timeout) eject
+// it after several in a row; 5xx answers only when asked to, since an
+// application error, often a dependency's, says nothing of the replica's
+// own health. However many fail, at most MaxEjectionPercent of a
+// service's replicas are ejected at once, and never the last available
+// one.
 type Outlier struct {
-	// Consecutive5xx is how many 5xx answers (and try timeouts) in a row
-	// eject a replica. Default 5.
+	// Consecutive5xx is how many 5xx answers in a row eject a replica.
+	// 0, the default, means 5xx answers never do.
 	Consecutive5xx int
-	// ConsecutiveConnectFailures is how many failed or broken connections
-	// in a row eject a replica. Default 1: a replica that cannot be reached
-	// leaves rotation at once.
-	ConsecutiveConnectFailures int
+	// ConsecutiveGatewayFailures is how many gateway failures in a row
+	// eject a replica; 0 means DefaultConsecutiveGatewayFailures.
+	ConsecutiveGatewayFailures int
 	// BaseEjection is the first ejection's length; each further ejection in
-	// a streak doubles it. Default 30s.
+	// a streak doubles it. 0 means DefaultBaseEjection.
 	BaseEjection time.Duration
 	// MaxEjection caps the ejection length. A replica that stays
-	// un-ejected for this long starts a new streak. Default 5m.
+	// un-ejected for this long starts a new streak. 0 means
+	// DefaultMaxEjection.
 	MaxEjection time.Duration
+	// MaxEjectionPercent bounds the share of a service's replicas (those
+	// not draining) that may be ejected at once. 0 means
+	// DefaultMaxEjectionPercent; a negative value allows no ejection.
+	MaxEjectionPercent int
 }
 
 // Defaults of Outlier.
 const (
-	DefaultConsecutive5xx             = 5
-	DefaultConsecutiveConnectFailures = 1
+	DefaultConsecutiveGatewayFailures = 5
 	DefaultBaseEjection               = 30 * time.Second
 	DefaultMaxEjection                = 5 * time.Minute
+	DefaultMaxEjectionPercent         = 50
 )
 
 func (o Outlier) withDefaults() Outlier {
-	if o.Consecutive5xx <= 0 {
-		o.Consecutive5xx = DefaultConsecutive5xx
+	if o.Consecutive5xx < 0 {
+		o.Consecutive5xx = 0
 	}
-	if o.ConsecutiveConnectFailures <= 0 {
-		o.ConsecutiveConnectFailures = DefaultConsecutiveConnectFailures
+	if o.ConsecutiveGatewayFailures <= 0 {
+		o.ConsecutiveGatewayFailures = DefaultConsecutiveGatewayFailures
 	}
 	if o.BaseEjection <= 0 {
 		o.BaseEjection = DefaultBaseEjection
@@ -209,6 +236,9 @@ func (o Outlier) withDefaults() Outlier {
 	}
 	if o.MaxEjection < o.BaseEjection {
 		o.MaxEjection = o.BaseEjection
+	}
+	if o.MaxEjectionPercent == 0 {
+		o.MaxEjectionPercent = DefaultMaxEjectionPercent
 	}
 	return o
 }
@@ -224,36 +254,80 @@ func (o Outlier) EjectionDuration(n int) time.Duration {
 	return min(d, o.MaxEjection)
 }
 
-// succeeded records a try that got a non-5xx answer. It only writes when a
-// count is non-zero, so healthy traffic does not bounce the cache line.
-func (u *Upstream) succeeded() {
-	if u.consec5xx.Load() != 0 {
-		u.consec5xx.Store(0)
+// failure is what passive health checking learns from one try.
+type failure uint8
+
+const (
+	// noFailure: an answer other than 5xx.
+	noFailure failure = iota
+	// failure5xx: a 5xx answer.
+	failure5xx
+	// failureGateway: the connection broke or was reset after the request
+	// was sent, or no answer came in time.
+	failureGateway
+	// failureConnect: no connection could be made.
+	failureConnect
+	// failureNone: the try tells nothing of the replica (the client left).
+	failureNone
+)
+
+// failureOf classifies a try's outcome for passive health checking.
+func failureOf(fail failKind, status int) failure {
+	switch fail {
+	case failNone:
+		if status >= 500 {
+			return failure5xx
+		}
+		return noFailure
+	case failConnect:
+		return failureConnect
+	case failNotSent, failBroken, failTimeout:
+		return failureGateway
 	}
-	if u.consecConn.Load() != 0 {
-		u.consecConn.Store(0)
-	}
+	return failureNone
 }
 
-// failed records a failed try and ejects the upstream when the failure
-// crosses its threshold. It reports the ejection's reason and end.
-func (u *Upstream) failed(connect bool, now time.Time, cfg Outlier) (reason string, until time.Time, ejected bool) {
-	u.fails.Add(1)
-	counter, limit, reason := &u.consec5xx, cfg.Consecutive5xx, EjectConsecutive5xx
-	if connect {
-		counter, limit, reason = &u.consecConn, cfg.ConsecutiveConnectFailures, EjectConnectFailure
+// record counts a try's outcome against the upstream and reports whether
+// the upstream crossed a threshold that ejects it, and which. Healthy
+// traffic only reads the counters, so it does not bounce their cache line.
+func (u *Upstream) record(f failure, cfg Outlier) (reason string, eject bool) {
+	switch f {
+	case noFailure, failure5xx:
+		// An answer: the connection works.
+		if u.consecGW.Load() != 0 {
+			u.consecGW.Store(0)
+		}
+		if f == noFailure {
+			if u.consec5xx.Load() != 0 {
+				u.consec5xx.Store(0)
+			}
+			return "", false
+		}
+		u.fails.Add(1)
+		if cfg.Consecutive5xx <= 0 {
+			return "", false
+		}
+		return EjectConsecutive5xx, crossed(&u.consec5xx, cfg.Consecutive5xx)
+	case failureGateway:
+		u.fails.Add(1)
+		return EjectGatewayFailure, crossed(&u.consecGW, cfg.ConsecutiveGatewayFailures)
+	case failureConnect:
+		u.fails.Add(1)
+		return EjectConnectFailure, true
 	}
+	return "", false
+}
+
+// crossed counts one more failure in a row and reports whether it reached
+// limit, starting the count over when it did.
+func crossed(counter *atomic.Int32, limit int) bool {
 	n := counter.Add(1)
-	if int(n) < limit || !counter.CompareAndSwap(n, 0) {
-		return "", time.Time{}, false
-	}
-	until, ejected = u.eject(now, cfg)
-	return reason, until, ejected
+	return int(n) >= limit && counter.CompareAndSwap(n, 0)
 }
 
 // eject takes the upstream out of rotation until now plus the backoff of its
 // streak. An upstream that is already ejected stays as it is.
-func (u *Upstream) eject(now time.Time, cfg Outlier) (time.Time, bool) {
+func (u *Upstream) eject(now time.Time, cfg Outlier, reason string) (time.Time, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	n := now.UnixNano()
@@ -266,6 +340,49 @@ func (u *Upstream) eject(now time.Time, cfg Outlier) (time.Time, bool) {
 	u.ejections++
 	until := now.Add(cfg.EjectionDuration(u.ejections))
 	u.lastEnd = until.UnixNano()
+	u.reason = reason
 	u.ejectedUntil.Store(u.lastEnd)
 	return until, true
+}
+
+// ejected reports whether the upstream is ejected at now (Unix
+// nanoseconds).
+func (u *Upstream) ejectedAt(now int64) bool {
+	until := u.ejectedUntil.Load()
+	return until != 0 && now < until
+}
+
+// poolState is what the ejection and panic rules need to know of a
+// service's replicas.
+type poolState struct {
+	// inRotation counts the replicas not draining, healthy or not.
+	inRotation int
+	// healthy counts those healthy by active checks.
+	healthy int
+	// available counts the healthy ones not ejected.
+	available int
+	// ejected counts the healthy ones ejected.
+	ejected int
+}
+
+// mayEject reports whether one more of a pool's replicas, cand, may be
+// ejected: the ejected would stay within maxPercent of the replicas in
+// rotation, and another replica would stay available.
+func (s poolState) mayEject(candAvailable bool, maxPercent int) bool {
+	if maxPercent < 0 {
+		return false
+	}
+	others := s.available
+	if candAvailable {
+		others--
+	}
+	return others >= 1 && (s.ejected+1)*100 <= maxPercent*s.inRotation
+}
+
+// panicking reports whether the pool routes to its ejected replicas too,
+// as Envoy's panic threshold does: fewer than half of its healthy replicas
+// are available. Ejection then stops protecting anyone and only
+// concentrates the load on too few replicas.
+func (s poolState) panicking() bool {
+	return s.healthy > 0 && 2*s.available < s.healthy
 }

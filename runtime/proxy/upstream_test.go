@@ -36,6 +36,7 @@ func TestEjectionDuration(t *testing.T) {
 type event struct {
 	advance time.Duration
 	fail5xx int  // 5xx answers in a row
+	gateway int  // gateway failures in a row
 	connect bool // one connection failure
 	success bool
 }
@@ -57,18 +58,41 @@ func TestPassiveEjection(t *testing.T) {
 		wantAvailable bool
 	}{
 		{
-			name:          "four 5xx do not eject",
+			name:          "5xx answers do not eject unless asked",
+			events:        []event{{fail5xx: 50}},
+			wantAvailable: true,
+		},
+		{
+			name:          "four 5xx do not eject when five are asked",
+			cfg:           Outlier{Consecutive5xx: 5},
 			events:        []event{{fail5xx: 4}},
 			wantAvailable: true,
 		},
 		{
-			name:   "five 5xx eject for 30s",
+			name:   "five 5xx eject when asked",
+			cfg:    Outlier{Consecutive5xx: 5},
 			events: []event{{fail5xx: 5}},
 			want:   []ejection{{0, EjectConsecutive5xx, 30 * time.Second}},
 		},
 		{
-			name:          "success resets the count",
+			name:          "success resets the 5xx count",
+			cfg:           Outlier{Consecutive5xx: 5},
 			events:        []event{{fail5xx: 4}, {success: true}, {fail5xx: 4}},
+			wantAvailable: true,
+		},
+		{
+			name:          "four gateway failures do not eject",
+			events:        []event{{gateway: 4}},
+			wantAvailable: true,
+		},
+		{
+			name:   "five gateway failures eject",
+			events: []event{{gateway: 5}},
+			want:   []ejection{{0, EjectGatewayFailure, 30 * time.Second}},
+		},
+		{
+			name:          "any answer resets the gateway count, even a 5xx",
+			events:        []event{{gateway: 4}, {fail5xx: 1}, {gateway: 4}, {success: true}, {gateway: 4}},
 			wantAvailable: true,
 		},
 		{
@@ -97,13 +121,13 @@ func TestPassiveEjection(t *testing.T) {
 		},
 		{
 			name:          "ejection ends on time",
-			events:        []event{{fail5xx: 5}, {advance: 30 * time.Second}},
-			want:          []ejection{{0, EjectConsecutive5xx, 30 * time.Second}},
+			events:        []event{{gateway: 5}, {advance: 30 * time.Second}},
+			want:          []ejection{{0, EjectGatewayFailure, 30 * time.Second}},
 			wantAvailable: true,
 		},
 		{
 			name:   "failures while ejected do not extend it",
-			events: []event{{connect: true}, {advance: 10 * time.Second, connect: true}, {fail5xx: 10}},
+			events: []event{{connect: true}, {advance: 10 * time.Second, connect: true}, {gateway: 10}},
 			want:   []ejection{{0, EjectConnectFailure, 30 * time.Second}},
 		},
 		{
@@ -121,9 +145,9 @@ func TestPassiveEjection(t *testing.T) {
 		},
 		{
 			name:   "custom thresholds",
-			cfg:    Outlier{Consecutive5xx: 2, ConsecutiveConnectFailures: 3, BaseEjection: time.Second},
-			events: []event{{connect: true}, {connect: true}, {fail5xx: 2}},
-			want:   []ejection{{2, EjectConsecutive5xx, time.Second}},
+			cfg:    Outlier{Consecutive5xx: 2, ConsecutiveGatewayFailures: 3, BaseEjection: time.Second},
+			events: []event{{gateway: 2}, {fail5xx: 2}},
+			want:   []ejection{{1, EjectConsecutive5xx, time.Second}},
 		},
 	}
 	for _, tt := range tests {
@@ -132,23 +156,28 @@ func TestPassiveEjection(t *testing.T) {
 			cfg := tt.cfg.withDefaults()
 			u := &Upstream{ID: "a"}
 			var got []ejection
-			record := func(step int, reason string, until time.Time, ejected bool) {
-				if ejected {
+			observe := func(step int, f failure) {
+				reason, over := u.record(f, cfg)
+				if !over {
+					return
+				}
+				if until, ok := u.eject(clock.Now(), cfg, reason); ok {
 					got = append(got, ejection{step, reason, until.Sub(clock.Now())})
 				}
 			}
 			for i, ev := range tt.events {
 				clock.Advance(ev.advance)
 				for range ev.fail5xx {
-					reason, until, ejected := u.failed(false, clock.Now(), cfg)
-					record(i, reason, until, ejected)
+					observe(i, failure5xx)
+				}
+				for range ev.gateway {
+					observe(i, failureGateway)
 				}
 				if ev.connect {
-					reason, until, ejected := u.failed(true, clock.Now(), cfg)
-					record(i, reason, until, ejected)
+					observe(i, failureConnect)
 				}
 				if ev.success {
-					u.succeeded()
+					observe(i, noFailure)
 				}
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -161,6 +190,90 @@ func TestPassiveEjection(t *testing.T) {
 	}
 }
 
+func TestFailureOf(t *testing.T) {
+	tests := []struct {
+		fail   failKind
+		status int
+		want   failure
+	}{
+		{failNone, 200, noFailure},
+		{failNone, 404, noFailure},
+		{failNone, 500, failure5xx},
+		{failNone, 503, failure5xx},
+		{failConnect, 0, failureConnect},
+		{failNotSent, 0, failureGateway},
+		{failBroken, 0, failureGateway},
+		{failTimeout, 0, failureGateway},
+		{failClient, 0, failureNone},
+	}
+	for _, tt := range tests {
+		if got := failureOf(tt.fail, tt.status); got != tt.want {
+			t.Errorf("failureOf(%d, %d) = %d, want %d", tt.fail, tt.status, got, tt.want)
+		}
+	}
+}
+
+func TestMayRetry(t *testing.T) {
+	tests := []struct {
+		fail       failKind
+		status     int
+		idempotent bool
+		want       bool
+	}{
+		{failConnect, 0, false, true},
+		{failNotSent, 0, false, true},
+		{failBroken, 0, false, false},
+		{failBroken, 0, true, true},
+		{failTimeout, 0, false, false},
+		{failTimeout, 0, true, true},
+		{failNone, 502, false, false},
+		{failNone, 503, true, true},
+		{failNone, 500, true, false},
+		{failNone, 200, true, false},
+		{failClient, 0, true, false},
+	}
+	for _, tt := range tests {
+		if got := mayRetry(tt.fail, tt.status, tt.idempotent); got != tt.want {
+			t.Errorf("mayRetry(%d, %d, idempotent %v) = %v, want %v", tt.fail, tt.status, tt.idempotent, got, tt.want)
+		}
+	}
+}
+
+func TestPoolStateRules(t *testing.T) {
+	tests := []struct {
+		name          string
+		st            poolState
+		candAvailable bool
+		maxPercent    int
+		wantEject     bool
+		wantPanic     bool
+	}{
+		{"the last available replica stays", poolState{inRotation: 1, healthy: 1, available: 1}, true, 50, false, false},
+		{"one of two may go at 50%", poolState{inRotation: 2, healthy: 2, available: 2}, true, 50, true, false},
+		{"not the second of two at 50%", poolState{inRotation: 2, healthy: 2, available: 1, ejected: 1}, true, 50, false, false},
+		{"one of three at 50%", poolState{inRotation: 3, healthy: 3, available: 3}, true, 50, true, false},
+		{"not two of three at 50%", poolState{inRotation: 3, healthy: 3, available: 2, ejected: 1}, true, 50, false, false},
+		{"two of four at 50%", poolState{inRotation: 4, healthy: 4, available: 3, ejected: 1}, true, 50, true, false},
+		{"three of four at 100%", poolState{inRotation: 4, healthy: 4, available: 2, ejected: 2}, true, 100, true, false},
+		{"never the last one, even at 100%", poolState{inRotation: 4, healthy: 4, available: 1, ejected: 3}, true, 100, false, true},
+		{"an unhealthy candidate leaves the others as they are", poolState{inRotation: 3, healthy: 2, available: 2}, false, 50, true, false},
+		{"no ejection when the percentage forbids it", poolState{inRotation: 5, healthy: 5, available: 5}, true, -1, false, false},
+		{"panic: fewer than half of the healthy available", poolState{inRotation: 4, healthy: 3, available: 1, ejected: 2}, true, 50, false, true},
+		{"no panic at exactly half", poolState{inRotation: 4, healthy: 4, available: 2, ejected: 2}, false, 100, true, false},
+		{"no panic when none is healthy", poolState{inRotation: 2}, false, 50, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.st.mayEject(tt.candAvailable, tt.maxPercent); got != tt.wantEject {
+				t.Errorf("mayEject = %v, want %v", got, tt.wantEject)
+			}
+			if got := tt.st.panicking(); got != tt.wantPanic {
+				t.Errorf("panicking = %v, want %v", got, tt.wantPanic)
+			}
+		})
+	}
+}
+
 func TestSetHealthy(t *testing.T) {
 	clock := newFakeClock()
 	cfg := Outlier{}.withDefaults()
@@ -168,12 +281,23 @@ func TestSetHealthy(t *testing.T) {
 	if !u.Available(clock.Now()) {
 		t.Fatal("a new upstream is not available")
 	}
-	u.SetHealthy(true) // no transition: keeps an ejection
-	u.failed(true, clock.Now(), cfg)
+	eject := func(reason string) time.Time {
+		until, _ := u.eject(clock.Now(), cfg, reason)
+		return until
+	}
+	eject(EjectGatewayFailure)
 	u.SetHealthy(true)
 	if u.Available(clock.Now()) {
-		t.Fatal("a healthy report without a transition ended the ejection")
+		t.Fatal("a healthy report without a transition ended a gateway-failure ejection")
 	}
+	clock.Advance(cfg.EjectionDuration(1))
+	eject(EjectConnectFailure)
+	u.SetHealthy(true)
+	if !u.Available(clock.Now()) {
+		t.Fatal("a healthy report (the check connected) did not end a connect-failure ejection")
+	}
+	clock.Advance(time.Second)
+	eject(EjectGatewayFailure)
 	u.SetHealthy(false)
 	if u.Available(clock.Now().Add(time.Hour)) {
 		t.Fatal("an unhealthy upstream is available")
@@ -182,9 +306,8 @@ func TestSetHealthy(t *testing.T) {
 	if !u.Available(clock.Now()) {
 		t.Fatal("recovering from unhealthy did not end the ejection")
 	}
-	_, until, _ := u.failed(true, clock.Now(), cfg)
-	if got, want := until.Sub(clock.Now()), time.Minute; got != want {
-		t.Errorf("next ejection lasts %s, want %s (streak kept)", got, want)
+	if got, want := eject(EjectGatewayFailure).Sub(clock.Now()), 8*cfg.BaseEjection; got != want {
+		t.Errorf("fourth ejection lasts %s, want %s (streak kept)", got, want)
 	}
 }
 
