@@ -86,7 +86,7 @@ func eventColor(pal Palette, typ string) string {
 	switch typ {
 	case api.EventHealthy, api.EventStarted:
 		return pal.Green(typ)
-	case api.EventUnhealthy, api.EventEjected, api.EventExited, api.EventCrashloop, api.EventError:
+	case api.EventUnhealthy, api.EventEjected, api.EventPanic, api.EventExited, api.EventCrashloop, api.EventError:
 		return pal.Red(typ)
 	case api.EventScaled, api.EventReplaced, api.EventUpdated:
 		return pal.Yellow(typ)

@@ -140,6 +140,10 @@ const (
 	EventHealthy   = "healthy"
 	EventUnhealthy = "unhealthy"
 	EventEjected   = "ejected"
+	// EventPanic reports a service entering panic mode (too few replicas
+	// available, so the gateway routes to ejected ones too) or, with
+	// Message "ended", leaving it.
+	EventPanic     = "panic"
 	EventReplaced  = "replaced"
 	EventDrained   = "drained"
 	EventRemoved   = "removed"

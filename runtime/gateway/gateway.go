@@ -110,6 +110,13 @@ func Run(ctx context.Context, cfg Config) error {
 				Replica: strconv.Itoa(up.Replica), Type: api.EventEjected,
 				Message: fmt.Sprintf("until %s: %s", until.Format(time.TimeOnly), reason)})
 		},
+		OnPanic: func(service string, panicking bool, healthy, available int) {
+			msg := fmt.Sprintf("%d of %d healthy replicas available; routing to ejected ones too", available, healthy)
+			if !panicking {
+				msg = fmt.Sprintf("ended: %d of %d healthy replicas available", available, healthy)
+			}
+			bus.Publish(api.Event{Time: time.Now(), Cell: spec.Cell.Name, Service: service, Type: api.EventPanic, Message: msg})
+		},
 		Wake: func(service string) bool { return ctrl.Wake(service) },
 	})
 	if err != nil {

@@ -122,13 +122,14 @@ var (
 	descUnhealthy  = prometheus.NewDesc("orchestro_service_replicas_unhealthy", "Replicas failing their health check or ejected.", []string{"cell", "service"}, nil)
 	descInflight   = prometheus.NewDesc("orchestro_http_requests_in_flight", "Requests in flight to a service's replicas.", []string{"cell", "service"}, nil)
 	descTries      = prometheus.NewDesc("orchestro_replica_tries_total", "Tries sent to a replica.", []string{"cell", "service", "replica"}, nil)
-	descFails      = prometheus.NewDesc("orchestro_replica_failures_total", "Tries to a replica that failed (connection error or 5xx).", []string{"cell", "service", "replica"}, nil)
+	descFails      = prometheus.NewDesc("orchestro_replica_failures_total", "Tries to a replica that failed: no connection, a broken connection, a timeout or a 5xx answer.", []string{"cell", "service", "replica"}, nil)
 	descEjections  = prometheus.NewDesc("orchestro_replica_ejections_total", "Times passive health checking ejected a replica.", []string{"cell", "service", "replica"}, nil)
 	descLogDropped = prometheus.NewDesc("orchestro_access_log_dropped_total", "Request records dropped because the log writer fell behind.", []string{"cell"}, nil)
+	descPanic      = prometheus.NewDesc("orchestro_gateway_panic", "1 while a service is in panic mode: too few replicas available, so ejected ones take requests too.", []string{"cell", "service"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDesired, descReady, descUnhealthy, descInflight, descTries, descFails, descEjections, descLogDropped} {
+	for _, d := range []*prometheus.Desc{descDesired, descReady, descUnhealthy, descInflight, descTries, descFails, descEjections, descLogDropped, descPanic} {
 		ch <- d
 	}
 }
@@ -146,6 +147,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descUnhealthy, prometheus.GaugeValue, float64(unhealthy), st.Cell, s.Service)
 		ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(s.InFlight), st.Cell, s.Service)
+		panicking := 0.0
+		if c.px.Panicking(s.Service) {
+			panicking = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descPanic, prometheus.GaugeValue, panicking, st.Cell, s.Service)
 		for _, up := range c.px.Upstreams(s.Service) {
 			n := strconv.Itoa(up.Replica)
 			ch <- prometheus.MustNewConstMetric(descTries, prometheus.CounterValue, float64(up.Served()), st.Cell, s.Service, n)
