@@ -27,9 +27,20 @@
 // record's strings; none without records). Every other connection, and
 // every request the proxy would answer with an error of its own, is
 // handed with the bytes already read to an http.Server running the Proxy,
-// for the rest of its life, so each behaviour has one implementation. net/http's per-request costs (a
-// background read goroutine, a Request with its header map, a context,
-// deadlines) were half the gateway's user CPU.
+// for the rest of its life, so each behaviour has one implementation.
+// net/http's per-request costs (a background read goroutine, a Request
+// with its header map, a context, deadlines) were half the gateway's user
+// CPU.
+//
+// A connection's first request must arrive within the header timeout of
+// the accept, and a head handed to net/http keeps only the time left. A
+// connection takes its buffers and parse space from a pool at its first
+// byte and gives them back after a second without a request, so an idle
+// connection costs a few KiB. On handed-off connections a framing watch
+// follows the requests as net/http reads them, and the connection closes
+// after a request with both Transfer-Encoding and Content-Length, or with
+// Transfer-Encoding on HTTP/1.0 (RFC 9112 section 6.1), which net/http
+// itself would keep open.
 //
 // # Transport
 //
@@ -38,32 +49,44 @@
 // surplus connections were the gateway's main cost. The request is written
 // and the answer read on the request's goroutine, over a LIFO pool of
 // keep-alive connections per replica, so there are never more connections
-// than requests in flight. A connection the replica closed while idle is
-// only noticed when next used; the request is then sent again on a new
-// connection, when its body can be sent again. Upgrade requests go through
-// an http.Transport.
+// than requests in flight. A pooled connection is looked at (a
+// non-blocking peek at the socket) before it carries a request: anything
+// waiting on it, an answer nobody asked for or the replica's close, drops
+// it, so bytes a replica wrote past its answer never become another
+// client's answer. A request on a reused connection that still fails
+// before any answer is sent again on a new connection only when no byte of
+// it was written or it is idempotent. Upgrade requests go through an
+// http.Transport; CONNECT is refused with 405.
 //
 // # Retries
 //
-// A try that cannot connect, or whose connection breaks before any answer,
-// is retried on another replica for any method: the replica cannot have
-// acted on it. An idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, or
-// any request with an Idempotency-Key header) that gets 502, 503 or 504 or
-// times out is retried too, up to the route's retries. Bodies of up to
-// MaxRetryBody bytes are buffered so they can be sent again; larger ones
-// are streamed, and retried only when a connection could not be made
-// before any of the body was read. The route's timeout bounds each try up
-// to the response headers; the response body is then bounded only by the
-// client, so long downloads, event streams and upgraded connections are
-// not cut off.
+// A try that cannot connect, or whose connection broke before any byte of
+// the request was written, is retried on another replica for any method:
+// the replica cannot have acted on it. Once a byte was written the replica
+// may have acted on the request even when no answer came, so a broken
+// connection, a timeout or a 502, 503 or 504 answer lead to another try
+// only for an idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, or any
+// request with an Idempotency-Key header), up to the route's retries.
+// Bodies of up to MaxRetryBody bytes are buffered so they can be sent
+// again; larger ones are streamed, and retried only when a connection
+// could not be made before any of the body was read. The route's timeout
+// bounds each try up to the response headers; the response body is then
+// bounded only by the client, so long downloads, event streams and
+// upgraded connections are not cut off.
 //
 // # Passive health
 //
-// As in Envoy's outlier detection, a replica whose connection fails, or
-// that answers 5xx (or times out) several times in a row, is ejected for a
-// backoff that doubles with each ejection of a streak, up to a cap (see
-// Outlier). A successful answer resets the consecutive count; a successful
-// active health check after a failed one ends the ejection.
+// As in Envoy's outlier detection, made safe for small pools (see
+// Outlier): a replica that refuses a connection is ejected at once, and
+// one whose tries break, reset or time out several times in a row after
+// the request was sent; 5xx answers eject only when the cell asks. An
+// ejection lasts a backoff that doubles with each ejection of a streak, up
+// to a cap; a successful active health check ends it early when the
+// replica was unhealthy, or when the ejection was for a refused
+// connection. At most a share of a service's replicas (half by default)
+// is ejected at once, and never the last available one. When fewer than
+// half of a service's healthy replicas are available, the service is in
+// panic mode and routes to the ejected ones too (Options.OnPanic).
 //
 // # Headers
 //
