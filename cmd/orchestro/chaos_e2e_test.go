@@ -88,6 +88,7 @@ func TestChaos(t *testing.T) {
 		{"scale-flap", testChaosScaleFlap},
 		{"rolling-restart", testChaosRestart},
 		{"pause-replica", testChaosPauseReplica},
+		{"crashing-request", testChaosCrashingRequest},
 		{"gateway-restart", testChaosGatewayRestart},
 		{"gateway-kill", testChaosGatewayKill},
 	} {
@@ -169,6 +170,48 @@ func testChaosKillReplicas(t *testing.T, cli *client.Client, p *project) {
 	t.Logf("tries retried on another replica by the shop gateway (/catalog): %.0f", gwRetries(t, cli, p)-retriesBefore)
 	gwCheckNoFailures(t, "4 SIGKILLs of catalog replicas", res)
 	chaosCheckProbe(t, "4 SIGKILLs of catalog replicas", pres)
+}
+
+// testChaosCrashingRequest: under load, one POST whose handling makes the
+// catalog replica that gets it exit (the echo service's crash=1). The
+// replica may have acted on it, so the gateway sends it to no other
+// replica: exactly one replica exits, the client gets 502, no other
+// request fails, and catalog heals back to 3.
+func testChaosCrashingRequest(t *testing.T, cli *client.Client, p *project) {
+	url := p.url("SHOP_PORT") + chaosPath
+	load := gwStartLoad(t, url, gwClients, 60*time.Second)
+	time.Sleep(time.Second)
+
+	at := time.Now()
+	resp, err := http.Post(url+"?crash=1", "application/json", strings.NewReader(`{"order":1}`))
+	if err != nil {
+		t.Fatalf("POST %s?crash=1: %v", url, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("POST ?crash=1: %s %q, want 502", resp.Status, body)
+	}
+	t.Logf("POST ?crash=1 answered %s after %s", resp.Status, time.Since(at).Round(time.Millisecond))
+	healed, ok, why := gwServiceAt(t, p, "shop", "catalog", chaosCatalogReplicas, nil, 45*time.Second)
+	if !ok {
+		t.Errorf("shop/catalog not back at %d healthy replicas 45s after the crash: %s", chaosCatalogReplicas, why)
+	}
+	time.Sleep(time.Second)
+	res := load.stop()
+
+	exited := 0
+	for _, e := range gwEvents(t, p, "shop", "catalog", at) {
+		t.Logf("  event %s", e)
+		if strings.Contains(e, " exited: ") {
+			exited++
+		}
+	}
+	if exited != 1 {
+		t.Errorf("%d catalog replicas exited, want 1: the crashing POST ran on each of them", exited)
+	}
+	t.Logf("catalog back at %d healthy replicas %s after the crash", chaosCatalogReplicas, healed.Round(time.Millisecond))
+	gwCheckNoFailures(t, "a POST that crashes its catalog replica", res)
 }
 
 // chaosPickVictim picks, at random, a running catalog replica that ps shows

@@ -54,6 +54,7 @@ func TestMetricsPassPromlint(t *testing.T) {
 		`orchestro_http_retries_total{cell="shop",route="/orders",service="orders"} 1`,
 		`orchestro_service_replicas_desired{cell="shop",service="orders"} 2`,
 		`orchestro_replica_tries_total{cell="shop",replica="1",service="orders"} 0`,
+		`orchestro_gateway_panic{cell="shop",service="orders"} 0`,
 		`orchestro_health_checks_total{cell="shop",replica="1",result="success",service="orders"} 1`,
 		`go_build_info`,
 	} {

@@ -17,6 +17,8 @@
 //	             requests in flight for autoscaling tests
 //	burn=50ms    spin the CPU that long (at most 30s), for CPU autoscaling tests
 //	status=503   answer with that status code instead of 200
+//	crash=1      exit the process at once with status 3, answering nothing:
+//	             a replica that crashes on one request
 //
 // Configuration comes from the environment only: PORT (default 8080) and
 // SERVICE_NAME (default "echo"). The program logs one plain-text line per
@@ -129,6 +131,10 @@ type reply struct {
 
 func (s *server) echo(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if q.Get("crash") == "1" {
+		log.Printf("echo: crashing on %s %s, as asked", r.Method, r.URL.Path)
+		os.Exit(3)
+	}
 
 	status := http.StatusOK
 	if v := q.Get("status"); v != "" {
