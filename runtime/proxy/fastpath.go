@@ -272,12 +272,10 @@ func bstr(b []byte) string {
 // anything, when the proxy would answer with an error of its own.
 func (cc *clientConn) serveRequest(headLen int) serveResult {
 	s, p, h := cc.s, cc.s.p, &cc.req
-	tb := p.tbl.Load()
-	route, upPath := tb.router.Match(bstr(h.path))
+	route, sp, upPath := p.route(bstr(h.path))
 	if route == nil {
 		return handOffConn
 	}
-	sp := tb.pools[route.svc]
 	ups := sp.load()
 	up, tried := p.pick(sp, ups, cc.tried[:0], cc.cands[:0], nil)
 	if up == nil {
@@ -286,9 +284,8 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 	s.fast.Add(1)
 
 	var rec RequestRecord
-	if p.records != nil {
-		rec.Time = p.now()
-	}
+	var recording bool
+	rec.Time, recording = p.recordTime()
 	var tp [traceparentLen]byte
 	prior := ""
 	if h.tpCount == 1 {
@@ -296,7 +293,7 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 	}
 	putTraceparent(&tp, prior)
 	reqID := cc.buildRequest(upPath, &tp)
-	if p.records != nil {
+	if recording {
 		cc.fillRecord(&rec, reqID, &tp)
 	}
 	rec.Route, rec.Service = route.Prefix, route.Service
@@ -319,11 +316,8 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 	for {
 		pc, rd, hn, fail, err = cc.try(sp, up, route.Timeout, idempotent)
 		tries++
-		if tries > route.Retries || !mayRetry(fail, cc.resp.status, idempotent) {
-			break
-		}
 		var next *Upstream
-		next, tried = p.pick(sp, ups, tried, cc.cands[:0], nil)
+		next, tried = p.nextTry(sp, ups, tried, cc.cands[:0], route, tries, fail, cc.resp.status, idempotent, true, nil)
 		if next == nil {
 			break
 		}
@@ -336,13 +330,11 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 	rec.Tries = tries
 	rec.Upstream, rec.Replica = up.Addr, up.String()
 	keep = keep && !s.closed.Load()
-	switch fail {
-	case failNone:
+	if fail == failNone {
 		keep = cc.relay(pc, rd, hn, sp, up, reqID, &rec, isHead, minor, keep)
-	case failTimeout:
-		keep = cc.reply(http.StatusGatewayTimeout, fmt.Sprintf("replica %s of service %q: %v", up, route.Service, err), reqID, &rec, isHead, minor, keep)
-	default:
-		keep = cc.reply(http.StatusBadGateway, fmt.Sprintf("replica %s of service %q: %v", up, route.Service, err), reqID, &rec, isHead, minor, keep)
+	} else {
+		status, msg := failureAnswer(fail, up, route.Service, err)
+		keep = cc.reply(status, msg, reqID, &rec, isHead, minor, keep)
 	}
 	up.release()
 	p.emit(&rec)
@@ -381,11 +373,12 @@ func (cc *clientConn) buildRequest(path string, tp *[traceparentLen]byte) []byte
 	for i := range h.fields {
 		f := &h.fields[i]
 		switch f.kind {
-		case kOther, kDate, kIdempotencyKey:
-			b = append(b, f.name...)
-			b = append(b, ": "...)
-			b = append(b, f.value...)
-			b = append(b, "\r\n"...)
+		case kHost, kUserAgent, kContentLength:
+			// Written above.
+		default:
+			if f.kind.forwardedUpstream() {
+				b = appendField(b, bstr(f.name), f.value)
+			}
 		}
 	}
 	b = append(b, "X-Request-Id: "...)
@@ -393,7 +386,7 @@ func (cc *clientConn) buildRequest(path string, tp *[traceparentLen]byte) []byte
 	if len(h.requestID) > 0 {
 		b = append(b, h.requestID...)
 	} else {
-		b = cc.s.p.ids.appendNext(b)
+		b = cc.s.p.appendRequestID(b)
 	}
 	idEnd := len(b)
 	b = append(b, "\r\n"...)
@@ -466,13 +459,16 @@ func (cc *clientConn) fillRecord(rec *RequestRecord, reqID []byte, tp *[tracepar
 // of it was written, and only an idempotent one otherwise.
 func (cc *clientConn) try(sp *servicePool, up *Upstream, timeout time.Duration, idempotent bool) (pc *upConn, rd *bufio.Reader, hn int, fail failKind, err error) {
 	cc.resp.status = 0
-	pc, rd, hn, fail, err = cc.exchange(up, timeout, idempotent)
+	pc, rd, hn, err = cc.exchange(up, timeout, idempotent)
+	if err != nil {
+		fail = failKindOf(err)
+	}
 	cc.s.p.observe(sp, up, fail, cc.resp.status)
 	return pc, rd, hn, fail, err
 }
 
-// exchange does try's work, classifying a failure.
-func (cc *clientConn) exchange(up *Upstream, timeout time.Duration, idempotent bool) (pc *upConn, rd *bufio.Reader, hn int, fail failKind, err error) {
+// exchange does try's work. Its errors carry their class (see failKindOf).
+func (cc *clientConn) exchange(up *Upstream, timeout time.Duration, idempotent bool) (pc *upConn, rd *bufio.Reader, hn int, err error) {
 	addr := up.Addr
 	if !hasPort(addr) {
 		addr = net.JoinHostPort(addr, "80")
@@ -483,23 +479,24 @@ func (cc *clientConn) exchange(up *Upstream, timeout time.Duration, idempotent b
 	for retried := false; ; retried = true {
 		pc, err = cc.upstreamConn(hp, fresh, deadline)
 		if err != nil {
-			if isDialError(err) {
-				return nil, nil, 0, failConnect, err
+			if !isDialError(err) {
+				err = &notSentError{err}
 			}
-			return nil, nil, 0, failNotSent, err
+			return nil, nil, 0, err
 		}
 		_ = pc.conn.SetReadDeadline(deadline)
-		if n, err := pc.conn.Write(cc.out); err != nil {
+		if n, werr := pc.conn.Write(cc.out); werr != nil {
 			pc.close(true)
-			if !retried && pc.reused && (n == 0 || idempotent) {
+			sent := n > 0
+			if !retried && mayResend(pc.reused, sent, true, idempotent) {
 				fresh = true
 				continue
 			}
-			err = fmt.Errorf("write request to %s: %w", addr, err)
-			if n == 0 {
-				return nil, nil, 0, failNotSent, err
+			err = fmt.Errorf("write request to %s: %w", addr, werr)
+			if !sent {
+				err = &notSentError{err}
 			}
-			return nil, nil, 0, failBroken, err
+			return nil, nil, 0, err
 		}
 		var stale bool
 		rd, hn, stale, err = cc.readResponseHead(pc)
@@ -507,17 +504,17 @@ func (cc *clientConn) exchange(up *Upstream, timeout time.Duration, idempotent b
 			// The timeout covers the head only; the body, and the
 			// connection's next request, are not bound by it.
 			_ = pc.conn.SetReadDeadline(time.Time{})
-			return pc, rd, hn, failNone, nil
+			return pc, rd, hn, nil
 		}
 		pc.close(true)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			return nil, nil, 0, failTimeout, fmt.Errorf("no response within %s", timeout)
-		case stale && !retried && pc.reused && idempotent:
+			return nil, nil, 0, &tryTimeoutError{timeout}
+		case !retried && mayResend(pc.reused, true, stale, idempotent):
 			fresh = true
 			continue
 		}
-		return nil, nil, 0, failBroken, fmt.Errorf("read response from %s: %w", addr, err)
+		return nil, nil, 0, fmt.Errorf("read response from %s: %w", addr, err)
 	}
 }
 
@@ -783,7 +780,7 @@ func (cc *clientConn) pump(rd *bufio.Reader, n int64, chunk bool) (written int64
 	var bufp *[]byte
 	defer func() {
 		if bufp != nil {
-			cc.s.p.copyBufs.Put(bufp)
+			cc.s.p.copyBuffers().Put(bufp)
 		}
 	}()
 	for n != 0 {
@@ -796,7 +793,7 @@ func (cc *clientConn) pump(rd *bufio.Reader, n int64, chunk bool) (written int64
 			if n < 0 || n >= pumpDirect {
 				// A large read goes straight into a buffer of our own.
 				if bufp == nil {
-					bufp = cc.s.p.copyBufs.Get()
+					bufp = cc.s.p.copyBuffers().Get()
 				}
 				buf := *bufp
 				if n > 0 && int64(len(buf)) > n {

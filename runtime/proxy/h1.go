@@ -54,8 +54,10 @@ const (
 	kDate
 )
 
-// classify returns the kind of a header name, ignoring case.
-func classify(name []byte) fieldKind {
+// classify returns the kind of a header name, ignoring case. It takes
+// the fast path's in-place names and net/http's canonical strings alike,
+// so the rules below are written once for both request paths.
+func classify[T ~string | ~[]byte](name T) fieldKind {
 	switch len(name) {
 	case 2:
 		if eqFold(name, "te") {
@@ -134,7 +136,7 @@ func classify(name []byte) fieldKind {
 }
 
 // hopByHop reports whether a field of this kind is hop-by-hop (RFC 9110
-// section 7.6.1), as isHopByHop does for canonical names.
+// section 7.6.1), which a proxy must not forward in either direction.
 func (k fieldKind) hopByHop() bool {
 	switch k {
 	case kConnection, kProxyConnection, kKeepAlive, kProxyAuthenticate,
@@ -144,9 +146,35 @@ func (k fieldKind) hopByHop() bool {
 	return false
 }
 
+// forwardedUpstream reports whether a client's field of this kind goes to
+// the replica as the client sent it: not hop-by-hop, not one the proxy
+// sets itself (the request ID, trace context and X-Forwarded-* fields),
+// and not Expect, which the proxy has answered by the time it sends the
+// body. (Host, User-Agent and Content-Length are forwarded, each written
+// where the request's shape puts it.)
+func (k fieldKind) forwardedUpstream() bool {
+	switch k {
+	case kRequestID, kTraceparent, kForwardedFor, kForwardedProto, kForwardedHost, kExpect:
+		return false
+	}
+	return !k.hopByHop()
+}
+
+// idempotentMethod reports whether a method may be repeated without
+// changing its effect (RFC 9110 section 9.2.2; TRACE aside, which the
+// gateway never retries). A request with an Idempotency-Key is
+// idempotent whatever its method.
+func idempotentMethod[T ~string | ~[]byte](m T) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
 // eqFold reports whether b equals the lower-case ASCII string s, ignoring
 // the case of b.
-func eqFold(b []byte, s string) bool {
+func eqFold[T ~string | ~[]byte](b T, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
@@ -338,15 +366,8 @@ func (h *reqHead) connection(v []byte) bool {
 	return true
 }
 
-// idempotent reports whether the request may be repeated, as isIdempotent
-// does.
-func (h *reqHead) idempotent() bool {
-	switch string(h.method) {
-	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE":
-		return true
-	}
-	return h.idemKey
-}
+// idempotent reports whether the request may be repeated.
+func (h *reqHead) idempotent() bool { return idempotentMethod(h.method) || h.idemKey }
 
 // respHead is a parsed response head. Its slices point into the buffer it
 // was parsed from.

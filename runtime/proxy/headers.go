@@ -24,28 +24,13 @@ const (
 	hdrTe             = "Te"
 )
 
-// isHopByHop reports whether a canonical header name is a hop-by-hop field
-// (RFC 9110 section 7.6.1), which a proxy must not forward.
-func isHopByHop(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
-}
+// isHopByHop reports whether a header name is a hop-by-hop field, which a
+// proxy must not forward.
+func isHopByHop(k string) bool { return classify(k).hopByHop() }
 
 // skipRequestHeader reports whether a client header is left out of the
-// upstream request: hop-by-hop fields, the fields the proxy sets itself, and
-// Expect (the server has already answered 100-continue by the time the
-// proxy reads the body).
-func skipRequestHeader(k string) bool {
-	switch k {
-	case hdrRequestID, hdrTraceparent, hdrForwardedFor, hdrForwardedProto, hdrForwardedHost, "Expect":
-		return true
-	}
-	return isHopByHop(k)
-}
+// upstream request (see fieldKind.forwardedUpstream).
+func skipRequestHeader(k string) bool { return !classify(k).forwardedUpstream() }
 
 // extraHeaders is the number of fields the proxy may add to a request;
 // commonHeaders the number it always adds. The map is sized for the common

@@ -421,14 +421,65 @@ type attempt struct {
 	rd     *bodyReader
 }
 
-// retryable reports whether the request may be tried again on another
-// replica: mayRetry says so, and the body can be sent again.
-func (a *attempt) retryable(idempotent bool, body *requestBody) bool {
-	status := 0
-	if a.resp != nil {
-		status = a.resp.StatusCode
+// status is the status of the try's answer, 0 without one.
+func (a *attempt) status() int {
+	if a.resp == nil {
+		return 0
 	}
-	return mayRetry(a.fail, status, idempotent) && body.canReplay(a.rd, a.fail.unsent())
+	return a.resp.StatusCode
+}
+
+// nextTry decides, after a request's tries-th try ended with fail and
+// status, whether another try follows, and picks its replica: when the
+// route allows more tries, the outcome allows a retry (mayRetry), the body
+// can be sent again (replayable) and a replica not tried yet is
+// available. It returns nil when the last try's outcome is the answer.
+// Both request paths decide through it.
+func (p *Proxy) nextTry(sp *servicePool, ups, tried, cands []*Upstream, route *Route, tries int, fail failKind, status int, idempotent, replayable bool, r *http.Request) (*Upstream, []*Upstream) {
+	if tries > route.Retries || !mayRetry(fail, status, idempotent) || !replayable {
+		return nil, tried
+	}
+	return p.pick(sp, ups, tried, cands, r)
+}
+
+// mayResend reports whether a try whose connection failed may be sent
+// again at once on a new connection to the same replica: the failed
+// connection was a reused one (the replica may just have closed it), and
+// either no byte of the request was written, or the connection ended
+// before any answer (stale) and the request is idempotent.
+func mayResend(reused, sent, stale, idempotent bool) bool {
+	return reused && (!sent || (stale && idempotent))
+}
+
+// tryTimeoutError is the failure of a try that got no answer head within
+// its route's timeout.
+type tryTimeoutError struct{ d time.Duration }
+
+func (e *tryTimeoutError) Error() string { return fmt.Sprintf("no response within %s", e.d) }
+
+// failKindOf classifies the error of a try that got no answer; both
+// request paths classify through it.
+func failKindOf(err error) failKind {
+	var timeout *tryTimeoutError
+	switch {
+	case errors.As(err, &timeout):
+		return failTimeout
+	case isDialError(err):
+		return failConnect
+	case isNotSent(err):
+		return failNotSent
+	}
+	return failBroken
+}
+
+// failureAnswer is the proxy's own answer to a request whose last try got
+// no usable answer: 504 after a timeout, 502 otherwise.
+func failureAnswer(fail failKind, up *Upstream, service string, err error) (int, string) {
+	status := http.StatusBadGateway
+	if fail == failTimeout {
+		status = http.StatusGatewayTimeout
+	}
+	return status, fmt.Sprintf("replica %s of service %q: %v", up, service, err)
 }
 
 // unsent reports whether no byte of the request can have reached the
@@ -479,11 +530,7 @@ func (a *attempt) close() {
 // its effect: by its method, or because the client sent an
 // Idempotency-Key.
 func isIdempotent(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return len(r.Header[hdrIdempotencyKey]) > 0
+	return idempotentMethod(r.Method) || len(r.Header[hdrIdempotencyKey]) > 0
 }
 
 // target is what every try of a request sends.
@@ -568,11 +615,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for {
 		a = p.try(r, route, sp, up, &t)
 		rec.Tries++
-		if rec.Tries > route.Retries || !a.retryable(idempotent, body) {
-			break
-		}
 		var next *Upstream
-		next, tried = p.pick(sp, ups, tried, cands, r)
+		next, tried = p.nextTry(sp, ups, tried, cands, route, rec.Tries, a.fail, a.status(), idempotent, body.canReplay(a.rd, a.fail.unsent()), r)
 		if next == nil {
 			break
 		}
@@ -760,15 +804,11 @@ func (p *Proxy) try(r *http.Request, route *Route, sp *servicePool, up *Upstream
 		if cerr := t.body.clientErr(); cerr != nil {
 			a.err = fmt.Errorf("read request body: %w", cerr)
 		}
-	case fired:
-		a.fail = failTimeout
-		a.err = fmt.Errorf("no response within %s", route.Timeout)
-	case isDialError(err):
-		a.fail, a.err = failConnect, err
-	case isNotSent(err):
-		a.fail, a.err = failNotSent, err
 	default:
-		a.fail, a.err = failBroken, err
+		if fired {
+			err = &tryTimeoutError{route.Timeout}
+		}
+		a.fail, a.err = failKindOf(err), err
 	}
 	p.observe(sp, up, a.fail, 0)
 	return a
@@ -824,10 +864,9 @@ func (p *Proxy) finish(w http.ResponseWriter, r *http.Request, sp *servicePool, 
 		p.writeResponse(w, r, sp, a, rec)
 	case a.fail == failClient:
 		p.replyBodyError(w, r, a.err, rec)
-	case a.fail == failTimeout:
-		p.reply(w, http.StatusGatewayTimeout, fmt.Sprintf("replica %s of service %q: %v", a.up, rec.Service, a.err), rec)
 	default:
-		p.reply(w, http.StatusBadGateway, fmt.Sprintf("replica %s of service %q: %v", a.up, rec.Service, a.err), rec)
+		status, msg := failureAnswer(a.fail, a.up, rec.Service, a.err)
+		p.reply(w, status, msg, rec)
 	}
 }
 

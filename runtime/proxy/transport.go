@@ -186,7 +186,7 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			return resp, nil
 		}
 		sent := pc.sent.Load()
-		if retried || !pc.reused || !replayable || ctx.Err() != nil || (sent && !(stale && idempotent)) {
+		if retried || !replayable || ctx.Err() != nil || !mayResend(pc.reused, sent, stale, idempotent) {
 			if !sent {
 				return nil, &notSentError{err}
 			}

@@ -1,0 +1,41 @@
+package proxy
+
+import "time"
+
+// The seam between the Proxy and its fast HTTP/1 server. The fast path
+// (fastpath.go) reaches the Proxy only through the methods in this file and
+// the ones named here, so that the two request paths share every rule and
+// the fast path can be switched off (ServerOptions.DisableFastPath)
+// without the Proxy noticing:
+//
+//   - route: the route and service pool of a path;
+//   - pick and nextTry: the replica of a request's first try, and whether
+//     and where another try follows;
+//   - observe and observeFailure: passive health;
+//   - emit: the request's record.
+
+// route returns the route of a path, its service's pool and the path to
+// send upstream; a nil route when none matches.
+func (p *Proxy) route(path string) (*Route, *servicePool, string) {
+	tb := p.tbl.Load()
+	route, upPath := tb.router.Match(path)
+	if route == nil {
+		return nil, nil, ""
+	}
+	return route, tb.pools[route.svc], upPath
+}
+
+// recordTime returns the start time of a request's record, or the zero
+// time when the proxy keeps no records (and the clock need not be read).
+func (p *Proxy) recordTime() (time.Time, bool) {
+	if p.records == nil {
+		return time.Time{}, false
+	}
+	return p.now(), true
+}
+
+// appendRequestID appends a new request ID to b.
+func (p *Proxy) appendRequestID(b []byte) []byte { return p.ids.appendNext(b) }
+
+// copyBuffers is the pool of the buffers response bodies are copied with.
+func (p *Proxy) copyBuffers() *BufferPool { return p.copyBufs }
