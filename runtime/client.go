@@ -15,6 +15,7 @@ import (
 
 	"github.com/orchestro/orchestro/runtime/admin"
 	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
 // Client is the command line's side of the runtime: it builds images,
@@ -22,7 +23,7 @@ import (
 // admin APIs. It never changes a replica directly, except that Down
 // removes what the gateways left behind.
 type Client struct {
-	eng Engine
+	eng engine.Engine
 	hc  *http.Client
 	now func() time.Time
 }
@@ -30,7 +31,7 @@ type Client struct {
 // NewClient connects to the Docker engine named by the environment. When no
 // engine answers the error is one line naming the address tried.
 func NewClient(ctx context.Context) (*Client, error) {
-	eng, err := NewDockerEngine(ctx)
+	eng, err := engine.NewDockerEngine(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -39,12 +40,12 @@ func NewClient(ctx context.Context) (*Client, error) {
 
 // NewClientWithEngine returns a client over an existing engine (tests pass
 // a fake).
-func NewClientWithEngine(eng Engine) *Client {
+func NewClientWithEngine(eng engine.Engine) *Client {
 	return &Client{eng: eng, hc: &http.Client{}, now: time.Now}
 }
 
 // Engine returns the engine the client uses.
-func (c *Client) Engine() Engine { return c.eng }
+func (c *Client) Engine() engine.Engine { return c.eng }
 
 // gateway is a gateway container of a project, as found by label.
 type gateway struct {
@@ -61,21 +62,21 @@ type gateway struct {
 // endpoints.
 func (c *Client) gateways(ctx context.Context, project string) ([]gateway, error) {
 	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelProject+"="+project),
-		filters.Arg("label", LabelRole+"="+RoleGateway),
+		filters.Arg("label", engine.LabelProject+"="+project),
+		filters.Arg("label", engine.LabelRole+"="+engine.RoleGateway),
 	)})
 	if err != nil {
 		return nil, fmt.Errorf("list gateways of project %s: %w", project, err)
 	}
 	var out []gateway
 	for _, s := range list {
-		g := gateway{id: s.ID, cell: s.Labels[LabelCell], state: s.State, hash: s.Labels[LabelConfigHash]}
+		g := gateway{id: s.ID, cell: s.Labels[engine.LabelCell], state: s.State, hash: s.Labels[engine.LabelConfigHash]}
 		ins, err := c.eng.ContainerInspect(ctx, s.ID)
 		if err != nil {
 			continue
 		}
 		for _, e := range ins.Config.Env {
-			if v, ok := strings.CutPrefix(e, EnvToken+"="); ok {
+			if v, ok := strings.CutPrefix(e, api.EnvToken+"="); ok {
 				g.token = v
 			}
 		}
@@ -97,12 +98,8 @@ func (c *Client) gateways(ctx context.Context, project string) ([]gateway, error
 	return out, nil
 }
 
-// LabelAdminPort marks, on a gateway container, the container port of its
-// admin API.
-const LabelAdminPort = "io.orchestro.admin-port"
-
 func isAdminPort(labels map[string]string, p nat.Port) bool {
-	return labels[LabelAdminPort] == p.Port()
+	return labels[engine.LabelAdminPort] == p.Port()
 }
 
 func (c *Client) admin(g gateway) *admin.Client {
@@ -173,9 +170,9 @@ func (c *Client) downStatus(ctx context.Context, project string, g gateway, why 
 		cs.URL = fmt.Sprintf("http://127.0.0.1:%d", g.port)
 	}
 	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelProject+"="+project),
-		filters.Arg("label", LabelCell+"="+g.cell),
-		filters.Arg("label", LabelRole+"="+RoleReplica),
+		filters.Arg("label", engine.LabelProject+"="+project),
+		filters.Arg("label", engine.LabelCell+"="+g.cell),
+		filters.Arg("label", engine.LabelRole+"="+engine.RoleReplica),
 	)})
 	if err != nil {
 		return cs
@@ -183,14 +180,14 @@ func (c *Client) downStatus(ctx context.Context, project string, g gateway, why 
 	bySvc := map[string]*api.ServiceStatus{}
 	var names []string
 	for _, s := range list {
-		svc := s.Labels[LabelService]
+		svc := s.Labels[engine.LabelService]
 		ss := bySvc[svc]
 		if ss == nil {
 			ss = &api.ServiceStatus{Service: svc, Image: s.Image, Health: "unknown", Replicas: []api.ReplicaStatus{}}
 			bySvc[svc] = ss
 			names = append(names, svc)
 		}
-		ss.Replicas = append(ss.Replicas, api.ReplicaStatus{Name: ContainerName(s.Names), ContainerID: s.ID, State: s.State, Health: "unknown", ConfigHash: s.Labels[LabelConfigHash]})
+		ss.Replicas = append(ss.Replicas, api.ReplicaStatus{Name: engine.ContainerName(s.Names), ContainerID: s.ID, State: s.State, Health: "unknown", ConfigHash: s.Labels[engine.LabelConfigHash]})
 	}
 	sort.Strings(names)
 	for _, n := range names {

@@ -9,11 +9,12 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
+	dockerimage "github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 
 	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
 // Down removes the project: each gateway first drains and removes its
@@ -33,8 +34,8 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 	start := c.now()
 	// The keeper goes first, so it does not restart gateways being removed.
 	if _, err := c.removeContainers(ctx, filters.NewArgs(
-		filters.Arg("label", LabelProject+"="+project),
-		filters.Arg("label", LabelRole+"="+RoleKeeper),
+		filters.Arg("label", engine.LabelProject+"="+project),
+		filters.Arg("label", engine.LabelRole+"="+engine.RoleKeeper),
 	)); err != nil {
 		return err
 	}
@@ -58,12 +59,12 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 			errs = append(errs, err)
 		}
 	}
-	n, err := c.removeContainers(ctx, filters.NewArgs(filters.Arg("label", LabelProject+"="+project)))
+	n, err := c.removeContainers(ctx, filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+project)))
 	if err != nil {
 		errs = append(errs, err)
 	}
 	removed := len(gws) + n
-	nets, err := c.eng.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelProject+"="+project))})
+	nets, err := c.eng.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+project))})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list networks: %w", err))
 	}
@@ -75,7 +76,7 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 		progress.Done("network "+nw.Name, "remove network "+nw.Name, nil)
 	}
 	if opts.Volumes {
-		vols, err := c.eng.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelProject+"="+project))})
+		vols, err := c.eng.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+project))})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list volumes: %w", err))
 		}
@@ -88,9 +89,9 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 		}
 	}
 	if opts.Images {
-		imgs, err := c.eng.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
-			filters.Arg("label", LabelProject+"="+project),
-			filters.Arg("label", LabelManaged+"=true"),
+		imgs, err := c.eng.ImageList(ctx, dockerimage.ListOptions{Filters: filters.NewArgs(
+			filters.Arg("label", engine.LabelProject+"="+project),
+			filters.Arg("label", engine.LabelManaged+"=true"),
 		)})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list images: %w", err))
@@ -101,7 +102,7 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 				name = img.RepoTags[0]
 			}
 			// By ID, with force: an image tagged twice goes in one call.
-			if _, err := c.eng.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) {
+			if _, err := c.eng.ImageRemove(ctx, img.ID, dockerimage.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !errdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("remove image %s: %w", name, err))
 				continue
 			}
@@ -131,11 +132,11 @@ func (c *Client) removeCell(ctx context.Context, project string, g gateway, time
 		cancel()
 	}
 	if err := c.eng.ContainerRemove(ctx, g.id, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("remove gateway %s: %w", GatewayName(project, g.cell), err)
+		return fmt.Errorf("remove gateway %s: %w", engine.GatewayName(project, g.cell), err)
 	}
 	_, err := c.removeContainers(ctx, filters.NewArgs(
-		filters.Arg("label", LabelProject+"="+project),
-		filters.Arg("label", LabelCell+"="+g.cell),
+		filters.Arg("label", engine.LabelProject+"="+project),
+		filters.Arg("label", engine.LabelCell+"="+g.cell),
 	))
 	return err
 }
@@ -151,7 +152,7 @@ func (c *Client) removeContainers(ctx context.Context, f filters.Args) (int, err
 	n := 0
 	for _, s := range list {
 		if err := c.eng.ContainerRemove(ctx, s.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove container %s: %w", ContainerName(s.Names), err))
+			errs = append(errs, fmt.Errorf("remove container %s: %w", engine.ContainerName(s.Names), err))
 			continue
 		}
 		n++

@@ -13,6 +13,8 @@ import (
 	"github.com/docker/docker/api/types/volume"
 
 	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/engine"
+	"github.com/orchestro/orchestro/runtime/engine/enginetest"
 )
 
 // TestDownRemovesEverythingByLabel builds the leftovers of an `up` killed
@@ -21,10 +23,10 @@ import (
 // and leaves other projects alone.
 func TestDownRemovesEverythingByLabel(t *testing.T) {
 	ctx := context.Background()
-	eng := NewFakeEngine()
+	eng := enginetest.NewFake()
 	eng.AddImage("img:1", nil)
-	eng.AddImage("demo-shop-orders:abc", map[string]string{LabelProject: "demo", LabelManaged: "true"})
-	eng.AddImage("other-shop-orders:abc", map[string]string{LabelProject: "other", LabelManaged: "true"})
+	eng.AddImage("demo-shop-orders:abc", map[string]string{engine.LabelProject: "demo", engine.LabelManaged: "true"})
+	eng.AddImage("other-shop-orders:abc", map[string]string{engine.LabelProject: "other", engine.LabelManaged: "true"})
 	mk := func(name string, labels map[string]string) {
 		t.Helper()
 		resp, err := eng.ContainerCreate(ctx, &container.Config{Image: "img:1", Labels: labels}, &container.HostConfig{}, nil, nil, name)
@@ -35,17 +37,17 @@ func TestDownRemovesEverythingByLabel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mk("demo-keeper", map[string]string{LabelProject: "demo", LabelRole: RoleKeeper})
-	mk("demo-shop-gateway", map[string]string{LabelProject: "demo", LabelCell: "shop", LabelRole: RoleGateway})
-	mk("demo-shop-orders-1", ReplicaLabels("demo", "shop", "orders", 1, "h"))
-	mk("demo-users-accounts-1", ReplicaLabels("demo", "users", "accounts", 1, "h"))
-	mk("other-shop-orders-1", ReplicaLabels("other", "shop", "orders", 1, "h"))
+	mk("demo-keeper", map[string]string{engine.LabelProject: "demo", engine.LabelRole: engine.RoleKeeper})
+	mk("demo-shop-gateway", map[string]string{engine.LabelProject: "demo", engine.LabelCell: "shop", engine.LabelRole: engine.RoleGateway})
+	mk("demo-shop-orders-1", engine.ReplicaLabels("demo", "shop", "orders", 1, "h"))
+	mk("demo-users-accounts-1", engine.ReplicaLabels("demo", "users", "accounts", 1, "h"))
+	mk("other-shop-orders-1", engine.ReplicaLabels("other", "shop", "orders", 1, "h"))
 	for _, n := range []string{"demo_mesh", "demo_shop"} {
-		if _, err := eng.NetworkCreate(ctx, n, network.CreateOptions{Labels: map[string]string{LabelProject: "demo"}}); err != nil {
+		if _, err := eng.NetworkCreate(ctx, n, network.CreateOptions{Labels: map[string]string{engine.LabelProject: "demo"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := eng.VolumeCreate(ctx, volume.CreateOptions{Name: "demo_data", Labels: map[string]string{LabelProject: "demo"}}); err != nil {
+	if _, err := eng.VolumeCreate(ctx, volume.CreateOptions{Name: "demo_data", Labels: map[string]string{engine.LabelProject: "demo"}}); err != nil {
 		t.Fatal(err)
 	}
 	eng.ResetCalls()
@@ -60,19 +62,19 @@ func TestDownRemovesEverythingByLabel(t *testing.T) {
 			t.Errorf("image %s present = %v, want %v", ref, err == nil, want)
 		}
 	}
-	left, err := eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelProject+"=demo"))})
+	left, err := eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"=demo"))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(left) != 0 {
 		t.Errorf("%d containers left", len(left))
 	}
-	nets, _ := eng.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelProject+"=demo"))})
-	vols, _ := eng.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelProject+"=demo"))})
+	nets, _ := eng.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"=demo"))})
+	vols, _ := eng.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"=demo"))})
 	if len(nets) != 0 || len(vols.Volumes) != 0 {
 		t.Errorf("left %d networks and %d volumes", len(nets), len(vols.Volumes))
 	}
-	other, _ := eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelProject+"=other"))})
+	other, _ := eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"=other"))})
 	if len(other) != 1 {
 		t.Errorf("another project's container was touched")
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
 // Logs writes the log lines of the project's replicas (and, for service
@@ -22,18 +23,18 @@ import (
 // lines of every container are merged in time order; with it, lines are
 // written as they come, and replicas that start later are picked up.
 func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, sink func(api.LogLine)) error {
-	f := filters.NewArgs(filters.Arg("label", LabelProject+"="+project))
+	f := filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+project))
 	if opts.Cell != "" {
-		f.Add("label", LabelCell+"="+opts.Cell)
+		f.Add("label", engine.LabelCell+"="+opts.Cell)
 	}
 	switch opts.Service {
 	case "":
 		// Replicas and gateways; the keeper only speaks of restarts.
-		f.Add("label", LabelCell)
-	case RoleGateway:
-		f.Add("label", LabelRole+"="+RoleGateway)
+		f.Add("label", engine.LabelCell)
+	case engine.RoleGateway:
+		f.Add("label", engine.LabelRole+"="+engine.RoleGateway)
 	default:
-		f.Add("label", LabelService+"="+opts.Service)
+		f.Add("label", engine.LabelService+"="+opts.Service)
 	}
 	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 	if err != nil {
@@ -115,12 +116,12 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 }
 
 func logMeta(s container.Summary) api.LogLine {
-	n, _ := strconv.Atoi(s.Labels[LabelReplica])
-	svc := s.Labels[LabelService]
-	if s.Labels[LabelRole] == RoleGateway {
-		svc = RoleGateway
+	n, _ := strconv.Atoi(s.Labels[engine.LabelReplica])
+	svc := s.Labels[engine.LabelService]
+	if s.Labels[engine.LabelRole] == engine.RoleGateway {
+		svc = engine.RoleGateway
 	}
-	return api.LogLine{Cell: s.Labels[LabelCell], Service: svc, Replica: n}
+	return api.LogLine{Cell: s.Labels[engine.LabelCell], Service: svc, Replica: n}
 }
 
 // containerLogs streams one container's log lines to fn until the stream

@@ -17,13 +17,15 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
+	dockerimage "github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/engine"
+	"github.com/orchestro/orchestro/runtime/image"
 )
 
 // defaultAdminPort is the container port of a gateway's admin API, moved
@@ -40,15 +42,15 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 	}
 	start := c.now()
 	progress.Start("gateway-image", "gateway image")
-	gwImage, err := GatewayImage(ctx, c.eng, opts.GatewayImage, io.Discard)
+	gwImage, err := image.Gateway(ctx, c.eng, opts.GatewayImage, io.Discard)
 	progress.Done("gateway-image", "gateway image "+gwImage, err)
 	if err != nil {
 		return err
 	}
-	images := map[string]map[string]ServiceImage{}
-	gocache := &goBuildCache{}
+	images := map[string]map[string]api.ServiceImage{}
+	gocache := &image.GoBuildCache{}
 	for _, cell := range p.Cells {
-		images[cell.Name] = map[string]ServiceImage{}
+		images[cell.Name] = map[string]api.ServiceImage{}
 		for _, name := range cell.ServiceNames() {
 			img, err := c.serviceImage(ctx, p.Name, cell, cell.Services[name], opts.Build, progress, gocache)
 			if err != nil {
@@ -75,7 +77,7 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 	if err := c.orphans(ctx, p, existing, opts, progress); err != nil {
 		return err
 	}
-	if err := c.ensureNetwork(ctx, MeshNetworkName(p.Name), map[string]string{LabelProject: p.Name}); err != nil {
+	if err := c.ensureNetwork(ctx, engine.MeshNetworkName(p.Name), map[string]string{engine.LabelProject: p.Name}); err != nil {
 		return err
 	}
 	if err := c.ensureVolumes(ctx, p); err != nil {
@@ -90,11 +92,11 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 		byCell[g.cell] = g
 	}
 	for _, cell := range p.Cells {
-		spec := &GatewaySpec{Project: p.Name, Cell: cell, Images: images[cell.Name], Peers: map[string]string{}, AdminPort: adminPort}
+		spec := &api.GatewaySpec{Project: p.Name, Cell: cell, Images: images[cell.Name], Peers: map[string]string{}, AdminPort: adminPort}
 		for _, u := range cell.Uses {
-			spec.Peers[u] = fmt.Sprintf("%s:%d", GatewayName(p.Name, u), p.Cell(u).Gateway.Port)
+			spec.Peers[u] = fmt.Sprintf("%s:%d", engine.GatewayName(p.Name, u), p.Cell(u).Gateway.Port)
 		}
-		if err := c.ensureNetwork(ctx, NetworkName(p.Name, cell.Name), map[string]string{LabelProject: p.Name, LabelCell: cell.Name}); err != nil {
+		if err := c.ensureNetwork(ctx, engine.NetworkName(p.Name, cell.Name), map[string]string{engine.LabelProject: p.Name, engine.LabelCell: cell.Name}); err != nil {
 			return err
 		}
 		if err := c.ensureGateway(ctx, spec, gwImage, token, byCell[cell.Name], progress); err != nil {
@@ -109,54 +111,54 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 }
 
 // serviceImage builds or finds the image of one service.
-func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspec.Cell, s *cellspec.Service, policy api.BuildPolicy, progress api.Progress, gocache *goBuildCache) (ServiceImage, error) {
+func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspec.Cell, s *cellspec.Service, policy api.BuildPolicy, progress api.Progress, gocache *image.GoBuildCache) (api.ServiceImage, error) {
 	what := cell.Name + "/" + s.Name
-	labels := map[string]string{LabelManaged: "true", LabelProject: project, LabelCell: cell.Name, LabelService: s.Name}
+	labels := map[string]string{engine.LabelManaged: "true", engine.LabelProject: project, engine.LabelCell: cell.Name, engine.LabelService: s.Name}
 	repo := project + "-" + cell.Name + "-" + s.Name
 	var ref string
 	switch {
 	case s.Image != "":
 		ref = s.Image
 		progress.Start("image "+what, "image "+ref+" for "+what)
-		err := EnsureImage(ctx, c.eng, ref, io.Discard)
+		err := image.Ensure(ctx, c.eng, ref, io.Discard)
 		progress.Done("image "+what, "image "+ref+" for "+what, err)
 		if err != nil {
-			return ServiceImage{}, fmt.Errorf("service %s: %w", what, err)
+			return api.ServiceImage{}, fmt.Errorf("service %s: %w", what, err)
 		}
 	case policy == api.BuildNever:
 		r, err := c.latestImage(ctx, labels)
 		if err != nil {
-			return ServiceImage{}, fmt.Errorf("service %s: %w", what, err)
+			return api.ServiceImage{}, fmt.Errorf("service %s: %w", what, err)
 		}
 		ref = r
 	case s.Build.Go != "":
 		progress.Start("build "+what, "build "+what+" (go)")
-		r, err := buildGo(ctx, c.eng, s.Build, repo, labels, io.Discard, gocache.compile)
+		r, err := gocache.BuildGo(ctx, c.eng, s.Build, repo, labels, io.Discard)
 		progress.Done("build "+what, "build "+what+" → "+r, err)
 		if err != nil {
-			return ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
+			return api.ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
 		}
 		ref = r
 	default:
 		ref = repo + ":latest"
-		exists, err := imageExists(ctx, c.eng, ref)
+		exists, err := image.Exists(ctx, c.eng, ref)
 		if err != nil {
-			return ServiceImage{}, err
+			return api.ServiceImage{}, err
 		}
 		if !exists || policy == api.BuildAlways {
 			progress.Start("build "+what, "build "+what+" (Dockerfile)")
-			err := BuildDockerfile(ctx, c.eng, s.Build, ref, labels, io.Discard)
+			err := image.BuildDockerfile(ctx, c.eng, s.Build, ref, labels, io.Discard)
 			progress.Done("build "+what, "build "+what+" → "+ref, err)
 			if err != nil {
-				return ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
+				return api.ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
 			}
 		}
 	}
 	ins, err := c.eng.ImageInspect(ctx, ref)
 	if err != nil {
-		return ServiceImage{}, fmt.Errorf("service %s: inspect image %s: %w", what, ref, err)
+		return api.ServiceImage{}, fmt.Errorf("service %s: inspect image %s: %w", what, ref, err)
 	}
-	return ServiceImage{Ref: ref, ID: ins.ID}, nil
+	return api.ServiceImage{Ref: ref, ID: ins.ID}, nil
 }
 
 // latestImage finds the newest image built for a service (--no-build).
@@ -165,7 +167,7 @@ func (c *Client) latestImage(ctx context.Context, labels map[string]string) (str
 	for k, v := range labels {
 		args.Add("label", k+"="+v)
 	}
-	list, err := c.eng.ImageList(ctx, image.ListOptions{Filters: args})
+	list, err := c.eng.ImageList(ctx, dockerimage.ListOptions{Filters: args})
 	if err != nil {
 		return "", fmt.Errorf("list images: %w", err)
 	}
@@ -205,8 +207,8 @@ func (c *Client) ensureNetwork(ctx context.Context, name string, labels map[stri
 	}
 	for _, n := range list {
 		if n.Name == name {
-			if n.Labels[LabelProject] != labels[LabelProject] {
-				return fmt.Errorf("network %s exists but does not belong to project %s; remove it or choose another project name (-p)", name, labels[LabelProject])
+			if n.Labels[engine.LabelProject] != labels[engine.LabelProject] {
+				return fmt.Errorf("network %s exists but does not belong to project %s; remove it or choose another project name (-p)", name, labels[engine.LabelProject])
 			}
 			return nil
 		}
@@ -228,8 +230,8 @@ func (c *Client) ensureVolumes(ctx context.Context, p *cellspec.Project) error {
 					continue
 				}
 				seen[v.Source] = true
-				vn := VolumeName(p.Name, v.Source)
-				if _, err := c.eng.VolumeCreate(ctx, volume.CreateOptions{Name: vn, Labels: map[string]string{LabelProject: p.Name}}); err != nil {
+				vn := engine.VolumeName(p.Name, v.Source)
+				if _, err := c.eng.VolumeCreate(ctx, volume.CreateOptions{Name: vn, Labels: map[string]string{engine.LabelProject: p.Name}}); err != nil {
 					return fmt.Errorf("create volume %s: %w", vn, err)
 				}
 			}
@@ -241,8 +243,8 @@ func (c *Client) ensureVolumes(ctx context.Context, p *cellspec.Project) error {
 // gatewayHash identifies the parts of a gateway container that cannot
 // change without recreating it. The cell spec is not among them: a new
 // spec goes to the running gateway through its admin API.
-func gatewayHash(spec *GatewaySpec, img string) string {
-	return hashJSON(struct {
+func gatewayHash(spec *api.GatewaySpec, img string) string {
+	return engine.ConfigHash(struct {
 		Image     string
 		Port      int
 		AdminPort int
@@ -252,9 +254,9 @@ func gatewayHash(spec *GatewaySpec, img string) string {
 }
 
 // ensureGateway creates, starts or updates the gateway of one cell.
-func (c *Client) ensureGateway(ctx context.Context, spec *GatewaySpec, img, token string, cur gateway, progress api.Progress) error {
+func (c *Client) ensureGateway(ctx context.Context, spec *api.GatewaySpec, img, token string, cur gateway, progress api.Progress) error {
 	cell := spec.Cell.Name
-	name := GatewayName(spec.Project, cell)
+	name := engine.GatewayName(spec.Project, cell)
 	id := "gateway " + cell
 	progress.Start(id, "gateway "+name)
 	err := c.convergeGateway(ctx, spec, img, token, cur, func(text string) { progress.Start(id, text) })
@@ -264,9 +266,9 @@ func (c *Client) ensureGateway(ctx context.Context, spec *GatewaySpec, img, toke
 
 // convergeGateway creates, starts or updates one gateway; say reports what
 // it is doing.
-func (c *Client) convergeGateway(ctx context.Context, spec *GatewaySpec, img, token string, cur gateway, say func(string)) error {
+func (c *Client) convergeGateway(ctx context.Context, spec *api.GatewaySpec, img, token string, cur gateway, say func(string)) error {
 	cell := spec.Cell.Name
-	name := GatewayName(spec.Project, cell)
+	name := engine.GatewayName(spec.Project, cell)
 	hash := gatewayHash(spec, img)
 	if cur.id != "" && cur.hash != hash {
 		say("recreate gateway " + name + " (gateway image or ports changed)")
@@ -312,9 +314,9 @@ func (c *Client) convergeGateway(ctx context.Context, spec *GatewaySpec, img, to
 	return nil
 }
 
-func (c *Client) createGateway(ctx context.Context, spec *GatewaySpec, img, token, hash string) error {
+func (c *Client) createGateway(ctx context.Context, spec *api.GatewaySpec, img, token, hash string) error {
 	cell := spec.Cell.Name
-	name := GatewayName(spec.Project, cell)
+	name := engine.GatewayName(spec.Project, cell)
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return fmt.Errorf("encode spec of cell %s: %w", cell, err)
@@ -323,13 +325,13 @@ func (c *Client) createGateway(ctx context.Context, spec *GatewaySpec, img, toke
 	adminPort := nat.Port(strconv.Itoa(spec.AdminPort) + "/tcp")
 	cfg := &container.Config{
 		Image: img,
-		Env:   []string{EnvSpec + "=" + string(data), EnvToken + "=" + token},
+		Env:   []string{api.EnvSpec + "=" + string(data), api.EnvToken + "=" + token},
 		Labels: map[string]string{
-			LabelProject:    spec.Project,
-			LabelCell:       cell,
-			LabelRole:       RoleGateway,
-			LabelConfigHash: hash,
-			LabelAdminPort:  strconv.Itoa(spec.AdminPort),
+			engine.LabelProject:    spec.Project,
+			engine.LabelCell:       cell,
+			engine.LabelRole:       engine.RoleGateway,
+			engine.LabelConfigHash: hash,
+			engine.LabelAdminPort:  strconv.Itoa(spec.AdminPort),
 		},
 		ExposedPorts: nat.PortSet{dataPort: {}, adminPort: {}},
 	}
@@ -345,7 +347,7 @@ func (c *Client) createGateway(ctx context.Context, spec *GatewaySpec, img, toke
 	}
 	aliases := append([]string{cell}, spec.Cell.Uses...)
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		NetworkName(spec.Project, cell): {Aliases: aliases},
+		engine.NetworkName(spec.Project, cell): {Aliases: aliases},
 	}}
 	resp, err := c.eng.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
 	if err != nil {
@@ -355,7 +357,7 @@ func (c *Client) createGateway(ctx context.Context, spec *GatewaySpec, img, toke
 		return fmt.Errorf("create gateway %s: %w", name, err)
 	}
 	// API 1.41 attaches one network at creation; the mesh comes second.
-	if err := c.eng.NetworkConnect(ctx, MeshNetworkName(spec.Project), resp.ID, &network.EndpointSettings{}); err != nil {
+	if err := c.eng.NetworkConnect(ctx, engine.MeshNetworkName(spec.Project), resp.ID, &network.EndpointSettings{}); err != nil {
 		return fmt.Errorf("connect gateway %s to the mesh: %w", name, err)
 	}
 	if err := c.eng.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
@@ -367,17 +369,17 @@ func (c *Client) createGateway(ctx context.Context, spec *GatewaySpec, img, toke
 // ensureKeeper creates or starts the project's keeper, which restarts
 // gateways that were killed (Docker does not, after `docker kill`).
 func (c *Client) ensureKeeper(ctx context.Context, project, img string) error {
-	name := KeeperName(project)
+	name := engine.KeeperName(project)
 	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelProject+"="+project),
-		filters.Arg("label", LabelRole+"="+RoleKeeper),
+		filters.Arg("label", engine.LabelProject+"="+project),
+		filters.Arg("label", engine.LabelRole+"="+engine.RoleKeeper),
 	)})
 	if err != nil {
 		return fmt.Errorf("list keeper of project %s: %w", project, err)
 	}
-	hash := hashJSON(img)
+	hash := engine.ConfigHash(img)
 	for _, k := range list {
-		if k.Labels[LabelConfigHash] == hash {
+		if k.Labels[engine.LabelConfigHash] == hash {
 			if k.State != "running" {
 				if err := c.eng.ContainerStart(ctx, k.ID, container.StartOptions{}); err != nil {
 					return fmt.Errorf("start %s: %w", name, err)
@@ -392,8 +394,8 @@ func (c *Client) ensureKeeper(ctx context.Context, project, img string) error {
 	cfg := &container.Config{
 		Image:  img,
 		Cmd:    []string{"keeper"},
-		Env:    []string{EnvProject + "=" + project},
-		Labels: map[string]string{LabelProject: project, LabelRole: RoleKeeper, LabelConfigHash: hash},
+		Env:    []string{api.EnvProject + "=" + project},
+		Labels: map[string]string{engine.LabelProject: project, engine.LabelRole: engine.RoleKeeper, engine.LabelConfigHash: hash},
 	}
 	host := &container.HostConfig{
 		NetworkMode:   "none",
@@ -443,7 +445,7 @@ func (c *Client) waitAdmin(ctx context.Context, project, cell string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	logs := c.tailLogs(ctx, GatewayName(project, cell), 10)
+	logs := c.tailLogs(ctx, engine.GatewayName(project, cell), 10)
 	return fmt.Errorf("gateway of cell %s did not answer within 30s: %v%s", cell, last, logs)
 }
 

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-
-	"github.com/orchestro/orchestro/runtime"
 )
 
 // ErrStopped is returned by Add once the sampler's Run has returned, and
@@ -27,6 +25,12 @@ const (
 	retryMin = time.Second
 	retryMax = 10 * time.Second
 )
+
+// StatsSource is the part of the Docker engine a CPUSampler reads: the
+// SDK's ContainerStats, streaming when stream is set. engine.Engine is one.
+type StatsSource interface {
+	ContainerStats(ctx context.Context, containerID string, stream bool) (container.StatsResponseReader, error)
+}
 
 // Usage is the latest resource use of one container.
 type Usage struct {
@@ -64,7 +68,7 @@ func WithErrorHandler(f func(containerID string, err error)) SamplerOption {
 // its container is registered is opened again after a growing delay. Add,
 // Remove, Usage and CPUMetric are safe for concurrent use.
 type CPUSampler struct {
-	eng     runtime.Engine
+	eng     StatsSource
 	onError func(containerID string, err error)
 	// wake tells Run that Add registered a container to start.
 	wake chan struct{}
@@ -85,7 +89,7 @@ type statsStream struct {
 }
 
 // NewCPUSampler returns a sampler that reads container stats from eng.
-func NewCPUSampler(eng runtime.Engine, opts ...SamplerOption) *CPUSampler {
+func NewCPUSampler(eng StatsSource, opts ...SamplerOption) *CPUSampler {
 	s := &CPUSampler{
 		eng:     eng,
 		wake:    make(chan struct{}, 1),

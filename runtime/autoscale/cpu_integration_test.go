@@ -2,72 +2,17 @@ package autoscale
 
 import (
 	"context"
-	"crypto/rand"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 
 	"github.com/orchestro/orchestro/cellspec"
-	"github.com/orchestro/orchestro/runtime"
+	"github.com/orchestro/orchestro/runtime/engine/enginetest"
+	"github.com/orchestro/orchestro/runtime/image"
 )
-
-// labelTest marks what one integration test run creates, so its cleanup
-// removes exactly that.
-const labelTest = "io.orchestro.test"
-
-// needEngine returns the real Docker engine, skipping the test without one
-// unless CI is set: there a missing engine is a failure.
-func needEngine(t *testing.T) runtime.Engine {
-	t.Helper()
-	eng, err := runtime.NewDockerEngine(t.Context())
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and the Docker engine is needed: %v", err)
-		}
-		t.Skipf("integration test needs a Docker engine: %v", err)
-	}
-	t.Cleanup(func() { _ = eng.Close() })
-	return eng
-}
-
-// testLabels returns labels unique to this test run and registers a cleanup
-// that removes every container and image carrying them.
-func testLabels(t *testing.T, eng runtime.Engine) map[string]string {
-	t.Helper()
-	id := strings.ToLower(rand.Text()[:12])
-	label := labelTest + "=" + id
-	t.Cleanup(func() {
-		// t.Context() has ended by now.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		f := filters.NewArgs(filters.Arg("label", label))
-		cs, err := eng.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-		if err != nil {
-			t.Errorf("cleanup: list containers %s: %v", label, err)
-		}
-		for _, c := range cs {
-			if err := eng.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
-				t.Errorf("cleanup: remove container %s: %v", c.ID, err)
-			}
-		}
-		imgs, err := eng.ImageList(ctx, image.ListOptions{All: true, Filters: f})
-		if err != nil {
-			t.Errorf("cleanup: list images %s: %v", label, err)
-		}
-		for _, img := range imgs {
-			if _, err := eng.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
-				t.Errorf("cleanup: remove image %s: %v", img.ID, err)
-			}
-		}
-	})
-	return map[string]string{runtime.LabelManaged: "true", labelTest: id}
-}
 
 // busyProgram writes a Go main package that spins on every core it has,
 // so that it stays well above half a core even on a machine busy with
@@ -108,12 +53,12 @@ func TestCPUSamplerDocker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	eng := needEngine(t)
-	labels := testLabels(t, eng)
+	eng := enginetest.NeedEngine(t)
+	labels := enginetest.UniqueLabels(t, eng)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 
-	tag, err := runtime.BuildGo(ctx, eng, &cellspec.Build{Go: busyProgram(t)}, "orchestro-test-busy", labels, nil)
+	tag, err := image.BuildGo(ctx, eng, &cellspec.Build{Go: busyProgram(t)}, "orchestro-test-busy", labels, nil)
 	if err != nil {
 		t.Fatalf("build the busy image: %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/orchestro/orchestro/runtime"
+	"github.com/orchestro/orchestro/runtime/engine/enginetest"
 )
 
 // stats builds a linux stats document: CPU totals now and at the previous
@@ -153,7 +153,7 @@ func windowsStats(read, preRead time.Time, total, preTotal uint64) container.Sta
 }
 
 // fakeContainer creates and starts a container in the fake engine.
-func fakeContainer(t *testing.T, f *runtime.FakeEngine, name string) string {
+func fakeContainer(t *testing.T, f *enginetest.Fake, name string) string {
 	t.Helper()
 	f.AddImage("busy:1", nil)
 	resp, err := f.ContainerCreate(t.Context(), &container.Config{Image: "busy:1"}, nil, nil, nil, name)
@@ -167,7 +167,7 @@ func fakeContainer(t *testing.T, f *runtime.FakeEngine, name string) string {
 }
 
 // statsCalls counts the ContainerStats calls for a container name.
-func statsCalls(f *runtime.FakeEngine, name string) int {
+func statsCalls(f *enginetest.Fake, name string) int {
 	n := 0
 	for _, c := range f.Calls() {
 		if c == "ContainerStats "+name {
@@ -210,7 +210,7 @@ func startSampler(t *testing.T, s *CPUSampler) (stop func() error) {
 
 func TestCPUSamplerFakeEngine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := runtime.NewFakeEngine()
+		f := enginetest.NewFake()
 		a := fakeContainer(t, f, "a")
 		// A stream's first document has no previous read; the second
 		// one gives a value.
@@ -308,7 +308,7 @@ func TestCPUSamplerFakeEngine(t *testing.T) {
 
 func TestCPUSamplerRetriesWithBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := runtime.NewFakeEngine()
+		f := enginetest.NewFake()
 		id := fakeContainer(t, f, "a")
 		boom := errors.New("engine hiccup")
 		f.SetError("ContainerStats", boom)
@@ -354,7 +354,6 @@ func TestCPUSamplerRetriesWithBackoff(t *testing.T) {
 // pipeEngine serves every stats stream through a pipe the test writes to,
 // closed when the request's context ends, as the engine's HTTP stream is.
 type pipeEngine struct {
-	runtime.Engine
 	mu      sync.Mutex
 	writers map[string]*io.PipeWriter
 }
@@ -443,7 +442,7 @@ func TestCPUSamplerStream(t *testing.T) {
 }
 
 func TestCPUSamplerAddEmpty(t *testing.T) {
-	s := NewCPUSampler(runtime.NewFakeEngine())
+	s := NewCPUSampler(enginetest.NewFake())
 	if err := s.Add(""); err == nil {
 		t.Error("Add of an empty ID succeeded")
 	}

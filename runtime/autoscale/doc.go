@@ -24,4 +24,9 @@
 // each service's Window, build Metrics from the Windows and the sampler,
 // call Decide, and act on a Decision whose Replicas differ from the
 // current count.
+//
+// It may import package cellspec, package api, the Docker SDK's types and
+// the standard library. The sampler reads stats through StatsSource, an
+// interface of the one engine call it makes, so the package does not
+// depend on the engine package.
 package autoscale

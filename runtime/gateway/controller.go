@@ -22,9 +22,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orchestro/orchestro/cellspec"
-	"github.com/orchestro/orchestro/runtime"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/autoscale"
+	"github.com/orchestro/orchestro/runtime/engine"
 	"github.com/orchestro/orchestro/runtime/health"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
@@ -67,7 +67,7 @@ type replica struct {
 // the engine by label, plans with the pure plan function and executes the
 // plan. It alone creates, replaces and removes the cell's replicas.
 type Controller struct {
-	eng       runtime.Engine
+	eng       engine.Engine
 	proxy     *proxy.Proxy
 	prober    *health.Prober
 	events    publisher
@@ -82,7 +82,7 @@ type Controller struct {
 	onCheck func(service string, replica int, ok bool)
 
 	mu            sync.Mutex
-	spec          *runtime.GatewaySpec
+	spec          *api.GatewaySpec
 	overrides     map[string]int
 	restartBefore map[string]time.Time
 	stopping      bool
@@ -102,14 +102,14 @@ type Controller struct {
 // the latest spec pushed through the admin API. It lives in the gateway
 // container's own filesystem, so it goes with the container.
 type controllerState struct {
-	Spec          *runtime.GatewaySpec `json:"spec,omitempty"`
+	Spec          *api.GatewaySpec     `json:"spec,omitempty"`
 	Overrides     map[string]int       `json:"overrides,omitempty"`
 	RestartBefore map[string]time.Time `json:"restart_before,omitempty"`
 }
 
 // NewController returns a controller for the cell in spec. statePath is
 // where overrides are kept across restarts ("" keeps none).
-func NewController(eng runtime.Engine, spec *runtime.GatewaySpec, px *proxy.Proxy, events publisher, statePath string) *Controller {
+func NewController(eng engine.Engine, spec *api.GatewaySpec, px *proxy.Proxy, events publisher, statePath string) *Controller {
 	c := &Controller{
 		eng:           eng,
 		proxy:         px,
@@ -138,7 +138,7 @@ func NewController(eng runtime.Engine, spec *runtime.GatewaySpec, px *proxy.Prox
 }
 
 // Spec returns the spec the controller runs.
-func (c *Controller) Spec() *runtime.GatewaySpec {
+func (c *Controller) Spec() *api.GatewaySpec {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.spec
@@ -233,7 +233,7 @@ func (c *Controller) watchEngine(ctx context.Context) {
 	for ctx.Err() == nil {
 		f := filters.NewArgs(
 			filters.Arg("type", "container"),
-			filters.Arg("label", runtime.LabelProject+"="+c.spec.Project),
+			filters.Arg("label", engine.LabelProject+"="+c.spec.Project),
 		)
 		msgs, errs := c.eng.Events(ctx, events.ListOptions{Filters: f})
 	stream:
@@ -274,7 +274,7 @@ func (c *Controller) desired() []DesiredService {
 		out = append(out, DesiredService{
 			Name:          name,
 			Replicas:      n,
-			Hash:          runtime.ServiceConfigHash(c.spec.Project, cell.Name, s, c.spec.Images[name]),
+			Hash:          engine.ServiceConfigHash(c.spec.Project, cell.Name, s, c.spec.Images[name].ID),
 			Restart:       s.Restart,
 			DependsOn:     s.DependsOn,
 			RestartBefore: c.restartBefore[name],
@@ -286,9 +286,9 @@ func (c *Controller) desired() []DesiredService {
 // reconcile is one observe → plan → execute round.
 func (c *Controller) reconcile(ctx context.Context) error {
 	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", runtime.LabelProject+"="+c.spec.Project),
-		filters.Arg("label", runtime.LabelCell+"="+c.spec.Cell.Name),
-		filters.Arg("label", runtime.LabelRole+"="+runtime.RoleReplica),
+		filters.Arg("label", engine.LabelProject+"="+c.spec.Project),
+		filters.Arg("label", engine.LabelCell+"="+c.spec.Cell.Name),
+		filters.Arg("label", engine.LabelRole+"="+engine.RoleReplica),
 	)})
 	if err != nil {
 		return fmt.Errorf("list replicas of cell %s: %w", c.spec.Cell.Name, err)
@@ -315,7 +315,7 @@ func (c *Controller) reviveGateways(ctx context.Context) {
 	if stopping {
 		return
 	}
-	for _, what := range revive(ctx, c.eng, c.spec.Project, runtime.GatewayName(c.spec.Project, c.spec.Cell.Name)) {
+	for _, what := range revive(ctx, c.eng, c.spec.Project, engine.GatewayName(c.spec.Project, c.spec.Cell.Name)) {
 		c.emit(api.Event{Type: api.EventStarted, Message: "restarted " + what})
 	}
 }
@@ -324,24 +324,24 @@ func (c *Controller) reviveGateways(ctx context.Context) {
 // must be held.
 func (c *Controller) observe(list []container.Summary) {
 	now := c.now()
-	netName := runtime.NetworkName(c.spec.Project, c.spec.Cell.Name)
+	netName := engine.NetworkName(c.spec.Project, c.spec.Cell.Name)
 	seen := map[string]bool{}
 	for _, s := range list {
 		// Refuse to act on anything that is not ours, whatever the
 		// engine's filter returned.
-		if s.Labels[runtime.LabelProject] != c.spec.Project || s.Labels[runtime.LabelCell] != c.spec.Cell.Name {
+		if s.Labels[engine.LabelProject] != c.spec.Project || s.Labels[engine.LabelCell] != c.spec.Cell.Name {
 			continue
 		}
 		seen[s.ID] = true
 		r := c.replicas[s.ID]
 		if r == nil {
-			n, _ := strconv.Atoi(s.Labels[runtime.LabelReplica])
+			n, _ := strconv.Atoi(s.Labels[engine.LabelReplica])
 			r = &replica{
 				id:      s.ID,
-				name:    runtime.ContainerName(s.Names),
-				service: s.Labels[runtime.LabelService],
+				name:    engine.ContainerName(s.Names),
+				service: s.Labels[engine.LabelService],
 				n:       n,
-				hash:    s.Labels[runtime.LabelConfigHash],
+				hash:    s.Labels[engine.LabelConfigHash],
 				created: time.Unix(s.Created, 0),
 				health:  health.StateStarting,
 			}
@@ -566,7 +566,7 @@ func (c *Controller) reportWaits(p Plan) {
 }
 
 func (c *Controller) replicaName(service string, n int) string {
-	return runtime.ReplicaName(c.spec.Project, c.spec.Cell.Name, service, n)
+	return engine.ReplicaName(c.spec.Project, c.spec.Cell.Name, service, n)
 }
 
 // create creates and starts one replica.
@@ -577,7 +577,7 @@ func (c *Controller) create(ctx context.Context, op Op) error {
 	svc := spec.Cell.Services[op.Service]
 	img := spec.Images[op.Service]
 	name := c.replicaName(op.Service, op.N)
-	hash := runtime.ServiceConfigHash(spec.Project, spec.Cell.Name, svc, img)
+	hash := engine.ServiceConfigHash(spec.Project, spec.Cell.Name, svc, img.ID)
 	cfg, hostCfg, netCfg := replicaConfig(spec, svc, img, op.N, name, hash)
 	resp, err := c.eng.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, name)
 	if err != nil {
@@ -591,7 +591,7 @@ func (c *Controller) create(ctx context.Context, op Op) error {
 }
 
 // replicaConfig is the container configuration of replica n of a service.
-func replicaConfig(spec *runtime.GatewaySpec, svc *cellspec.Service, img runtime.ServiceImage, n int, name, hash string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+func replicaConfig(spec *api.GatewaySpec, svc *cellspec.Service, img api.ServiceImage, n int, name, hash string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	env := make([]string, 0, len(svc.Env)+4)
 	keys := make([]string, 0, len(svc.Env))
 	for k := range svc.Env {
@@ -615,7 +615,7 @@ func replicaConfig(spec *runtime.GatewaySpec, svc *cellspec.Service, img runtime
 		Image:    ref,
 		Hostname: name,
 		Env:      env,
-		Labels:   runtime.ReplicaLabels(spec.Project, spec.Cell.Name, svc.Name, n, hash),
+		Labels:   engine.ReplicaLabels(spec.Project, spec.Cell.Name, svc.Name, n, hash),
 	}
 	if len(svc.Command) > 0 {
 		cfg.Cmd = svc.Command
@@ -636,12 +636,12 @@ func replicaConfig(spec *runtime.GatewaySpec, svc *cellspec.Service, img runtime
 			m.Source = v.Source
 		} else {
 			m.Type = mount.TypeVolume
-			m.Source = runtime.VolumeName(spec.Project, v.Source)
+			m.Source = engine.VolumeName(spec.Project, v.Source)
 		}
 		hostCfg.Mounts = append(hostCfg.Mounts, m)
 	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		runtime.NetworkName(spec.Project, spec.Cell.Name): {Aliases: []string{svc.Name}},
+		engine.NetworkName(spec.Project, spec.Cell.Name): {Aliases: []string{svc.Name}},
 	}}
 	return cfg, hostCfg, netCfg
 }

@@ -13,4 +13,12 @@
 // The project keeper (RunKeeper) is the same binary in another mode: it
 // restarts gateways that were stopped without being removed, since Docker
 // disables a container's restart policy on `docker kill`.
+//
+// It may import packages engine (engine access and identity), api (the
+// spec the command line hands it), admin, proxy, health and autoscale,
+// package cellspec, the Docker SDK and the standard library. It never
+// imports package image or the command line's backend (package runtime): a
+// gateway builds no image and drives no other cell. Parts that make only a
+// few engine calls declare an interface of just those (KeeperEngine, and
+// the exec calls of health checks); the controller takes engine.Engine.
 package gateway

@@ -19,9 +19,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orchestro/orchestro/cellspec"
-	"github.com/orchestro/orchestro/runtime"
 	"github.com/orchestro/orchestro/runtime/admin"
 	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/engine"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
 
@@ -35,11 +35,11 @@ const StatePath = "/var/lib/orchestro/state.json"
 // on the container (ORCHESTRO_SPEC, ORCHESTRO_TOKEN).
 func Main(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "keeper" {
-		project := os.Getenv(runtime.EnvProject)
+		project := os.Getenv(api.EnvProject)
 		if project == "" {
-			return fmt.Errorf("keeper: %s is not set", runtime.EnvProject)
+			return fmt.Errorf("keeper: %s is not set", api.EnvProject)
 		}
-		eng, err := runtime.NewDockerEngine(ctx)
+		eng, err := engine.NewDockerEngine(ctx)
 		if err != nil {
 			return fmt.Errorf("keeper: %w", err)
 		}
@@ -47,18 +47,18 @@ func Main(ctx context.Context, args []string) error {
 		return RunKeeper(ctx, eng, project, slog.New(slog.NewJSONHandler(os.Stderr, nil)))
 	}
 	tuneGC()
-	raw := os.Getenv(runtime.EnvSpec)
+	raw := os.Getenv(api.EnvSpec)
 	if raw == "" {
-		return fmt.Errorf("gateway: %s is not set; this command runs inside a gateway container", runtime.EnvSpec)
+		return fmt.Errorf("gateway: %s is not set; this command runs inside a gateway container", api.EnvSpec)
 	}
-	var spec runtime.GatewaySpec
+	var spec api.GatewaySpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		return fmt.Errorf("gateway: decode %s: %w", runtime.EnvSpec, err)
+		return fmt.Errorf("gateway: decode %s: %w", api.EnvSpec, err)
 	}
 	if spec.Cell == nil {
-		return fmt.Errorf("gateway: %s holds no cell", runtime.EnvSpec)
+		return fmt.Errorf("gateway: %s holds no cell", api.EnvSpec)
 	}
-	eng, err := runtime.NewDockerEngine(ctx)
+	eng, err := engine.NewDockerEngine(ctx)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -66,7 +66,7 @@ func Main(ctx context.Context, args []string) error {
 	return Run(ctx, Config{
 		Engine:    eng,
 		Spec:      &spec,
-		Token:     os.Getenv(runtime.EnvToken),
+		Token:     os.Getenv(api.EnvToken),
 		StatePath: StatePath,
 		AccessLog: os.Stdout,
 		Log:       slog.New(slog.NewJSONHandler(os.Stderr, nil)),
@@ -86,8 +86,8 @@ func tuneGC() {
 
 // Config is what a gateway runs with.
 type Config struct {
-	Engine    runtime.Engine
-	Spec      *runtime.GatewaySpec
+	Engine    engine.Engine
+	Spec      *api.GatewaySpec
 	Token     string
 	StatePath string
 	// AccessLog receives one JSON line per request.
@@ -222,8 +222,15 @@ func (d *DataPlane) record(r *proxy.RequestRecord) {
 	d.log.log(r)
 }
 
+// execEngine is the part of the Docker engine exec health checks use.
+type execEngine interface {
+	ContainerExecCreate(ctx context.Context, containerID string, options container.ExecOptions) (container.ExecCreateResponse, error)
+	ContainerExecStart(ctx context.Context, execID string, options container.ExecStartOptions) error
+	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
+}
+
 // execer runs exec health checks through the engine.
-type execer struct{ eng runtime.Engine }
+type execer struct{ eng execEngine }
 
 // Exec runs cmd in the container and returns its exit code and output.
 func (e execer) Exec(ctx context.Context, containerID string, cmd []string) (int, string, error) {

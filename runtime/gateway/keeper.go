@@ -9,8 +9,16 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
-	"github.com/orchestro/orchestro/runtime"
+	"github.com/orchestro/orchestro/runtime/engine"
 )
+
+// KeeperEngine is the part of the Docker engine the keeper uses: it lists
+// the project's stopped containers and starts them again. engine.Engine is
+// one.
+type KeeperEngine interface {
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerStart(ctx context.Context, containerID string, options container.StartOptions) error
+}
 
 // revive starts the project's gateways and keeper that stopped without
 // being removed, except self, and describes what it started.
@@ -20,9 +28,9 @@ import (
 // project's gateways and its keeper therefore watch over each other: a
 // killed one is back within seconds and adopts its replicas. Only starting
 // is done here; creating and removing them stays with the command line.
-func revive(ctx context.Context, eng runtime.Engine, project, self string) []string {
+func revive(ctx context.Context, eng KeeperEngine, project, self string) []string {
 	list, err := eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", runtime.LabelProject+"="+project),
+		filters.Arg("label", engine.LabelProject+"="+project),
 		filters.Arg("status", "exited"),
 	)})
 	if err != nil {
@@ -30,9 +38,9 @@ func revive(ctx context.Context, eng runtime.Engine, project, self string) []str
 	}
 	var started []string
 	for _, s := range list {
-		role := s.Labels[runtime.LabelRole]
-		name := runtime.ContainerName(s.Names)
-		if s.Labels[runtime.LabelProject] != project || name == self || (role != runtime.RoleGateway && role != runtime.RoleKeeper) {
+		role := s.Labels[engine.LabelRole]
+		name := engine.ContainerName(s.Names)
+		if s.Labels[engine.LabelProject] != project || name == self || (role != engine.RoleGateway && role != engine.RoleKeeper) {
 			continue
 		}
 		if err := eng.ContainerStart(ctx, s.ID, container.StartOptions{}); err == nil {
@@ -45,8 +53,8 @@ func revive(ctx context.Context, eng runtime.Engine, project, self string) []str
 // RunKeeper is the project keeper: a container that only restarts the
 // project's gateways when they stop without being removed, so that a
 // project with a single cell (no other gateway to watch it) heals too.
-func RunKeeper(ctx context.Context, eng runtime.Engine, project string, log *slog.Logger) error {
-	self := runtime.KeeperName(project)
+func RunKeeper(ctx context.Context, eng KeeperEngine, project string, log *slog.Logger) error {
+	self := engine.KeeperName(project)
 	log.Info("keeper started", "project", project)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/orchestro/orchestro/runtime"
 	"github.com/orchestro/orchestro/runtime/admin"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/health"
@@ -200,7 +199,7 @@ func (c *Controller) Restart(ctx context.Context, service string) error {
 // manual scale overrides are dropped (the file is the truth again), except
 // for autoscaled services, whose count is kept within the new bounds.
 func (c *Controller) UpdateSpec(ctx context.Context, raw []byte) error {
-	var spec runtime.GatewaySpec
+	var spec api.GatewaySpec
 	if err := json.Unmarshal(raw, &spec); err != nil {
 		return admin.BadRequest(fmt.Errorf("decode spec: %w", err))
 	}

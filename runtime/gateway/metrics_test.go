@@ -9,12 +9,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/orchestro/orchestro/cellspec"
-	"github.com/orchestro/orchestro/runtime"
 	"github.com/orchestro/orchestro/runtime/admin"
+	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/engine/enginetest"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
 
-func testSpec() *runtime.GatewaySpec {
+func testSpec() *api.GatewaySpec {
 	cell := &cellspec.Cell{
 		Name:    "shop",
 		Gateway: cellspec.Gateway{Port: 8081, Balance: cellspec.BalanceRoundRobin, Routes: []cellspec.Route{{Path: "/orders", Service: "orders", Timeout: cellspec.Duration(time.Second), Retries: 2}}},
@@ -22,7 +23,7 @@ func testSpec() *runtime.GatewaySpec {
 			"orders": {Name: "orders", Image: "orders:1", Port: 8080, Replicas: 2, Restart: cellspec.RestartAlways},
 		},
 	}
-	return &runtime.GatewaySpec{Project: "demo", Cell: cell, Images: map[string]runtime.ServiceImage{"orders": {Ref: "orders:1", ID: "sha256:1"}}}
+	return &api.GatewaySpec{Project: "demo", Cell: cell, Images: map[string]api.ServiceImage{"orders": {Ref: "orders:1", ID: "sha256:1"}}}
 }
 
 func TestMetricsPassPromlint(t *testing.T) {
@@ -31,7 +32,7 @@ func TestMetricsPassPromlint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrl := NewController(runtime.NewFakeEngine(), spec, px, admin.NewEventBus(0), "")
+	ctrl := NewController(enginetest.NewFake(), spec, px, admin.NewEventBus(0), "")
 	m := newMetrics("shop")
 	m.observe(&proxy.RequestRecord{Method: "GET", Route: "/orders", Service: "orders", Status: 200, Duration: 3 * time.Millisecond, Tries: 2})
 	m.observe(&proxy.RequestRecord{Method: "BREW", Service: "", Status: 404})

@@ -1,4 +1,4 @@
-package runtime
+package engine_test
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/system"
+
+	"github.com/orchestro/orchestro/runtime/engine"
+	"github.com/orchestro/orchestro/runtime/engine/enginetest"
 )
 
 func TestNewDockerEngineUnreachable(t *testing.T) {
@@ -27,14 +30,14 @@ func TestNewDockerEngineUnreachable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("DOCKER_HOST", tt.host)
 			start := time.Now()
-			eng, err := NewDockerEngine(t.Context())
+			eng, err := engine.NewDockerEngine(t.Context())
 			elapsed := time.Since(start)
 			if err == nil {
 				_ = eng.Close()
 				t.Fatal("NewDockerEngine succeeded, want an error")
 			}
-			if !errors.Is(err, ErrEngineUnreachable) {
-				t.Errorf("error %v does not wrap ErrEngineUnreachable", err)
+			if !errors.Is(err, engine.ErrUnreachable) {
+				t.Errorf("error %v does not wrap ErrUnreachable", err)
 			}
 			msg := err.Error()
 			if strings.Contains(msg, "\n") {
@@ -54,7 +57,7 @@ func TestNewDockerEngineUnreachable(t *testing.T) {
 
 // platformEngine reports a fixed version and info.
 type platformEngine struct {
-	*FakeEngine
+	*enginetest.Fake
 	version types.Version
 	info    system.Info
 }
@@ -62,7 +65,7 @@ type platformEngine struct {
 func (e platformEngine) ServerVersion(context.Context) (types.Version, error) { return e.version, nil }
 func (e platformEngine) Info(context.Context) (system.Info, error)            { return e.info, nil }
 
-func TestEnginePlatform(t *testing.T) {
+func TestPlatform(t *testing.T) {
 	tests := []struct {
 		name       string
 		version    types.Version
@@ -78,31 +81,31 @@ func TestEnginePlatform(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			eng := platformEngine{FakeEngine: NewFakeEngine(), version: tt.version, info: tt.info}
-			goos, goarch, err := EnginePlatform(t.Context(), eng)
+			eng := platformEngine{Fake: enginetest.NewFake(), version: tt.version, info: tt.info}
+			goos, goarch, err := engine.Platform(t.Context(), eng)
 			if tt.wantErrSub != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErrSub) {
-					t.Fatalf("EnginePlatform error = %v, want one containing %q", err, tt.wantErrSub)
+					t.Fatalf("Platform error = %v, want one containing %q", err, tt.wantErrSub)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("EnginePlatform: %v", err)
+				t.Fatalf("Platform: %v", err)
 			}
 			if goos != tt.wantOS || goarch != tt.wantArch {
-				t.Errorf("EnginePlatform = %s/%s, want %s/%s", goos, goarch, tt.wantOS, tt.wantArch)
+				t.Errorf("Platform = %s/%s, want %s/%s", goos, goarch, tt.wantOS, tt.wantArch)
 			}
 		})
 	}
 }
 
 func TestNewDockerEngineReal(t *testing.T) {
-	eng := needEngine(t)
-	goos, goarch, err := EnginePlatform(t.Context(), eng)
+	eng := enginetest.NeedEngine(t)
+	goos, goarch, err := engine.Platform(t.Context(), eng)
 	if err != nil {
-		t.Fatalf("EnginePlatform: %v", err)
+		t.Fatalf("Platform: %v", err)
 	}
 	if goos != "linux" || goarch == "" {
-		t.Errorf("EnginePlatform = %s/%s, want linux and an architecture", goos, goarch)
+		t.Errorf("Platform = %s/%s, want linux and an architecture", goos, goarch)
 	}
 }

@@ -1,4 +1,4 @@
-package runtime
+package image
 
 import (
 	"os"
@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/engine"
+	"github.com/orchestro/orchestro/runtime/engine/enginetest"
 )
 
 // tinyProgram writes a small Go main package into a new temporary module
@@ -71,9 +73,9 @@ func compileTiny(t *testing.T, dir, goarch string, cgo bool) string {
 func TestBuildGo(t *testing.T) {
 	needGo(t)
 	dir := tinyProgram(t, "hello")
-	eng := NewFakeEngine()
+	eng := enginetest.NewFake()
 	b := &cellspec.Build{Go: dir}
-	labels := map[string]string{LabelProject: "demo"}
+	labels := map[string]string{engine.LabelProject: "demo"}
 
 	tag, err := BuildGo(t.Context(), eng, b, "demo-shop-orders", labels, nil)
 	if err != nil {
@@ -106,8 +108,8 @@ func TestBuildGo(t *testing.T) {
 			t.Error("a CA bundle was added although the host has none")
 		}
 	}
-	if got := builds[0].Options.Labels[LabelManaged]; got != "true" {
-		t.Errorf("label %s = %q, want true", LabelManaged, got)
+	if got := builds[0].Options.Labels[engine.LabelManaged]; got != "true" {
+		t.Errorf("label %s = %q, want true", engine.LabelManaged, got)
 	}
 
 	// An unchanged program is not built again.
@@ -135,7 +137,7 @@ func TestBuildGoTargetsEngineArch(t *testing.T) {
 	if goruntime.GOARCH == "arm64" {
 		other = "amd64"
 	}
-	eng := NewFakeEngine()
+	eng := enginetest.NewFake()
 	eng.SetArch(other)
 	if _, err := BuildGo(t.Context(), eng, &cellspec.Build{Go: tinyProgram(t, "hi")}, "x", nil, nil); err != nil {
 		t.Fatalf("BuildGo: %v", err)
@@ -152,7 +154,7 @@ func TestBuildGoCompileError(t *testing.T) {
 		"go.mod":  "module example.com/broken\n\ngo 1.22\n",
 		"main.go": "package main\n\nfunc main() { undefinedThing() }\n",
 	})
-	eng := NewFakeEngine()
+	eng := enginetest.NewFake()
 	_, err := BuildGo(t.Context(), eng, &cellspec.Build{Go: dir}, "x", nil, nil)
 	if err == nil {
 		t.Fatal("BuildGo of a broken package succeeded")

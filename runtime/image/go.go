@@ -1,4 +1,4 @@
-package runtime
+package image
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
 // hostCABundle is where Debian-family systems (and most others, through
@@ -27,7 +28,7 @@ const hostCABundle = "/etc/ssl/certs/ca-certificates.crt"
 // host's CA certificates when the host has them. It returns the image tag,
 // repo:<content hash>. The hash covers the binary, the CA bundle, the
 // Dockerfile and the labels, so an unchanged program is not built again.
-func BuildGo(ctx context.Context, eng Engine, b *cellspec.Build, repo string, labels map[string]string, progress io.Writer) (string, error) {
+func BuildGo(ctx context.Context, eng engine.Engine, b *cellspec.Build, repo string, labels map[string]string, progress io.Writer) (string, error) {
 	return buildGo(ctx, eng, b, repo, labels, progress, compileGoBinary)
 }
 
@@ -53,16 +54,23 @@ func compileGoBinary(ctx context.Context, dir, goarch string, progress io.Writer
 	return data, nil
 }
 
-// goBuildCache compiles each Go package once, however many services of a
-// project run it (the demo runs two programs as four services).
-type goBuildCache struct {
+// GoBuildCache compiles each Go package once, however many services of a
+// project run it (the demo runs two programs as four services). The zero
+// value is ready to use; `up` uses one per run.
+type GoBuildCache struct {
 	mu   sync.Mutex
 	bins map[string][]byte
 	// compiler compiles on a miss; nil means compileGoBinary.
 	compiler goCompiler
 }
 
-func (c *goBuildCache) compile(ctx context.Context, dir, goarch string, progress io.Writer) ([]byte, error) {
+// BuildGo is the package's BuildGo, except that a Go package this cache
+// has already compiled for the architecture is not compiled again.
+func (c *GoBuildCache) BuildGo(ctx context.Context, eng engine.Engine, b *cellspec.Build, repo string, labels map[string]string, progress io.Writer) (string, error) {
+	return buildGo(ctx, eng, b, repo, labels, progress, c.compile)
+}
+
+func (c *GoBuildCache) compile(ctx context.Context, dir, goarch string, progress io.Writer) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := goarch + " " + dir
@@ -84,12 +92,12 @@ func (c *goBuildCache) compile(ctx context.Context, dir, goarch string, progress
 	return bin, nil
 }
 
-func buildGo(ctx context.Context, eng Engine, b *cellspec.Build, repo string, labels map[string]string, progress io.Writer, compile goCompiler) (string, error) {
+func buildGo(ctx context.Context, eng engine.Engine, b *cellspec.Build, repo string, labels map[string]string, progress io.Writer, compile goCompiler) (string, error) {
 	progress = orDiscard(progress)
 	if b == nil || b.Go == "" {
 		return "", fmt.Errorf("build image %s: no go package given", repo)
 	}
-	goos, goarch, err := EnginePlatform(ctx, eng)
+	goos, goarch, err := engine.Platform(ctx, eng)
 	if err != nil {
 		return "", fmt.Errorf("build image %s: %w", repo, err)
 	}

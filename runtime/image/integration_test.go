@@ -1,4 +1,4 @@
-package runtime
+package image
 
 import (
 	"bytes"
@@ -16,12 +16,14 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/engine"
+	"github.com/orchestro/orchestro/runtime/engine/enginetest"
 )
 
 // countingEngine counts the builds sent to the real engine, to prove that
 // an unchanged image is not built again.
 type countingEngine struct {
-	Engine
+	engine.Engine
 	builds atomic.Int32
 }
 
@@ -31,7 +33,7 @@ func (c *countingEngine) ImageBuild(ctx context.Context, r io.Reader, o build.Im
 }
 
 // checkImage asserts the image's test labels and entrypoint.
-func checkImage(t *testing.T, eng Engine, ref string, labels map[string]string, entrypoint []string) {
+func checkImage(t *testing.T, eng engine.Engine, ref string, labels map[string]string, entrypoint []string) {
 	t.Helper()
 	img, err := eng.ImageInspect(t.Context(), ref)
 	if err != nil {
@@ -48,7 +50,7 @@ func checkImage(t *testing.T, eng Engine, ref string, labels map[string]string, 
 }
 
 // runToCompletion runs the image once and returns what it printed.
-func runToCompletion(t *testing.T, eng Engine, ref string, labels map[string]string) string {
+func runToCompletion(t *testing.T, eng engine.Engine, ref string, labels map[string]string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -82,8 +84,8 @@ func runToCompletion(t *testing.T, eng Engine, ref string, labels map[string]str
 
 func TestIntegrationBuildGo(t *testing.T) {
 	needGo(t)
-	eng := &countingEngine{Engine: needEngine(t)}
-	labels := testLabels(t, eng)
+	eng := &countingEngine{Engine: enginetest.NeedEngine(t)}
+	labels := enginetest.UniqueLabels(t, eng)
 	ctx := t.Context()
 
 	b := &cellspec.Build{Go: tinyProgram(t, "hello from scratch")}
@@ -115,7 +117,7 @@ func TestIntegrationBuildGo(t *testing.T) {
 	// A failing RUN step of a Dockerfile build, on top of the Go image (a
 	// scratch image has no shell, the exec form needs none).
 	failCtx := writeTree(t, map[string]string{"Dockerfile": "FROM " + tag + "\nRUN [\"/app\", \"fail\"]\n"})
-	err = BuildDockerfile(ctx, eng, &cellspec.Build{Context: failCtx}, "orchestro-test-fail:"+labels[labelTest], labels, nil)
+	err = BuildDockerfile(ctx, eng, &cellspec.Build{Context: failCtx}, "orchestro-test-fail:"+labels[enginetest.LabelTest], labels, nil)
 	var be *BuildError
 	if !errors.As(err, &be) {
 		t.Fatalf("failing build: error %v, want a *BuildError", err)
@@ -137,8 +139,8 @@ func TestIntegrationBuildGo(t *testing.T) {
 }
 
 func TestIntegrationBuildDockerfile(t *testing.T) {
-	eng := needEngine(t)
-	labels := testLabels(t, eng)
+	eng := enginetest.NeedEngine(t)
+	labels := enginetest.UniqueLabels(t, eng)
 	ctx := t.Context()
 	dir := writeTree(t, map[string]string{
 		"Dockerfile":     "FROM scratch\nCOPY hello.txt /hello.txt\nENTRYPOINT [\"/nothing\"]\n",
@@ -147,7 +149,7 @@ func TestIntegrationBuildDockerfile(t *testing.T) {
 		"secret.txt":     "do not send\n",
 		".dockerignore":  "secret.txt\n",
 	})
-	tag := "orchestro-test-df:" + labels[labelTest]
+	tag := "orchestro-test-df:" + labels[enginetest.LabelTest]
 	var progress bytes.Buffer
 	if err := BuildDockerfile(ctx, eng, &cellspec.Build{Context: dir}, tag, labels, &progress); err != nil {
 		t.Fatalf("BuildDockerfile: %v\n%s", err, progress.String())
@@ -171,15 +173,15 @@ func TestIntegrationBuildDockerfile(t *testing.T) {
 
 func TestIntegrationGatewayImage(t *testing.T) {
 	needGo(t)
-	eng := &countingEngine{Engine: needEngine(t)}
-	labels := testLabels(t, eng)
+	eng := &countingEngine{Engine: enginetest.NeedEngine(t)}
+	labels := enginetest.UniqueLabels(t, eng)
 	ctx := t.Context()
-	_, goarch, err := EnginePlatform(ctx, eng)
+	_, goarch, err := engine.Platform(ctx, eng)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A unique stand-in for the orchestro binary, so the tag is new.
-	bin := compileTiny(t, tinyProgram(t, "gateway "+labels[labelTest]), goarch, false)
+	bin := compileTiny(t, tinyProgram(t, "gateway "+labels[enginetest.LabelTest]), goarch, false)
 	tag, err := buildGatewayImage(ctx, eng, bin, labels, nil)
 	if err != nil {
 		t.Fatalf("buildGatewayImage: %v", err)
@@ -192,14 +194,14 @@ func TestIntegrationGatewayImage(t *testing.T) {
 		t.Errorf("%d builds, want 1: the existing image must be reused", n)
 	}
 
-	if err := EnsureImage(ctx, eng, tag, nil); err != nil {
-		t.Errorf("EnsureImage of a local image: %v", err)
+	if err := Ensure(ctx, eng, tag, nil); err != nil {
+		t.Errorf("Ensure of a local image: %v", err)
 	}
 	// Nothing listens on port 1, so the pull fails at once.
-	missing := "127.0.0.1:1/orchestro-test/missing:" + labels[labelTest]
-	err = EnsureImage(ctx, eng, missing, nil)
+	missing := "127.0.0.1:1/orchestro-test/missing:" + labels[enginetest.LabelTest]
+	err = Ensure(ctx, eng, missing, nil)
 	want := "image " + missing + " is not present locally and could not be pulled: "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Errorf("EnsureImage of a missing image: %v, want an error starting with %q", err, want)
+		t.Errorf("Ensure of a missing image: %v, want an error starting with %q", err, want)
 	}
 }

@@ -1,4 +1,4 @@
-package runtime
+package image
 
 import (
 	"archive/tar"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/build"
+
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
 // contextFile is one file of a build context held in memory. Go images and
@@ -71,9 +73,9 @@ func contentHash(files []contextFile, labels map[string]string) string {
 // buildFilesIfMissing builds tag from an in-memory context unless an image
 // with that tag already exists. The tag carries the content hash, so an
 // existing tag means an identical image.
-func buildFilesIfMissing(ctx context.Context, eng Engine, tag string, files []contextFile, labels map[string]string, progress io.Writer) error {
+func buildFilesIfMissing(ctx context.Context, eng engine.Engine, tag string, files []contextFile, labels map[string]string, progress io.Writer) error {
 	progress = orDiscard(progress)
-	exists, err := imageExists(ctx, eng, tag)
+	exists, err := Exists(ctx, eng, tag)
 	if err != nil {
 		return fmt.Errorf("inspect image %s: %w", tag, err)
 	}
@@ -97,14 +99,14 @@ func buildFilesIfMissing(ctx context.Context, eng Engine, tag string, files []co
 // runBuild sends a build context to the engine and follows the build to its
 // end. Every image orchestro builds is labelled as managed. It returns the
 // new image's ID when the engine reports it.
-func runBuild(ctx context.Context, eng Engine, buildContext io.Reader, opts build.ImageBuildOptions, progress io.Writer) (string, error) {
+func runBuild(ctx context.Context, eng engine.Engine, buildContext io.Reader, opts build.ImageBuildOptions, progress io.Writer) (string, error) {
 	name := "(untagged)"
 	if len(opts.Tags) > 0 {
 		name = opts.Tags[0]
 	}
 	labels := make(map[string]string, len(opts.Labels)+1)
 	maps.Copy(labels, opts.Labels)
-	labels[LabelManaged] = "true"
+	labels[engine.LabelManaged] = "true"
 	opts.Labels = labels
 	// The classic builder's message stream is plain text lines; BuildKit's
 	// needs a session and protobuf decoding. Neither FROM scratch images nor

@@ -1,4 +1,4 @@
-package runtime
+package image
 
 import (
 	"context"
@@ -6,15 +6,17 @@ import (
 	"io"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/image"
+	dockerimage "github.com/docker/docker/api/types/image"
+
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
-// EnsureImage makes sure the image ref is present locally: an image that is
+// Ensure makes sure the image ref is present locally: an image that is
 // there is used as is (never re-pulled), otherwise it is pulled. The error
 // of a failed pull says that the image is neither local nor pullable.
-func EnsureImage(ctx context.Context, eng Engine, ref string, progress io.Writer) error {
+func Ensure(ctx context.Context, eng engine.Engine, ref string, progress io.Writer) error {
 	progress = orDiscard(progress)
-	exists, err := imageExists(ctx, eng, ref)
+	exists, err := Exists(ctx, eng, ref)
 	if err != nil {
 		return fmt.Errorf("inspect image %s: %w", ref, err)
 	}
@@ -22,7 +24,7 @@ func EnsureImage(ctx context.Context, eng Engine, ref string, progress io.Writer
 		return nil
 	}
 	fmt.Fprintf(progress, "pulling %s\n", ref)
-	body, err := eng.ImagePull(ctx, ref, image.PullOptions{})
+	body, err := eng.ImagePull(ctx, ref, dockerimage.PullOptions{})
 	if err != nil {
 		return fmt.Errorf("image %s is not present locally and could not be pulled: %w", ref, err)
 	}
@@ -35,8 +37,8 @@ func EnsureImage(ctx context.Context, eng Engine, ref string, progress io.Writer
 	return nil
 }
 
-// imageExists reports whether the engine has an image by that reference.
-func imageExists(ctx context.Context, eng Engine, ref string) (bool, error) {
+// Exists reports whether the engine has an image by that reference.
+func Exists(ctx context.Context, eng engine.Engine, ref string) (bool, error) {
 	_, err := eng.ImageInspect(ctx, ref)
 	switch {
 	case err == nil:

@@ -1,4 +1,4 @@
-package runtime
+package image
 
 import (
 	"errors"
@@ -14,6 +14,8 @@ import (
 	"github.com/moby/patternmatcher"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/engine"
+	"github.com/orchestro/orchestro/runtime/engine/enginetest"
 )
 
 // writeTree creates files (slash-separated paths) under a new temporary
@@ -107,9 +109,9 @@ func TestBuildDockerfileSendsContextAndOptions(t *testing.T) {
 		"secret.env":     "TOKEN=1\n",
 		".dockerignore":  "*.env\nDockerfile.dev\n",
 	})
-	eng := NewFakeEngine()
+	eng := enginetest.NewFake()
 	b := &cellspec.Build{Context: root, Dockerfile: "Dockerfile.dev", Args: map[string]string{"VERSION": "1", "EMPTY": ""}, Target: "dev"}
-	labels := map[string]string{LabelProject: "demo"}
+	labels := map[string]string{engine.LabelProject: "demo"}
 	if err := BuildDockerfile(t.Context(), eng, b, "demo-shop-orders:latest", labels, nil); err != nil {
 		t.Fatalf("BuildDockerfile: %v", err)
 	}
@@ -132,7 +134,7 @@ func TestBuildDockerfileSendsContextAndOptions(t *testing.T) {
 		Dockerfile:  "Dockerfile.dev",
 		BuildArgs:   map[string]*string{"VERSION": &one, "EMPTY": &empty},
 		Target:      "dev",
-		Labels:      map[string]string{LabelProject: "demo", LabelManaged: "true"},
+		Labels:      map[string]string{engine.LabelProject: "demo", engine.LabelManaged: "true"},
 		Version:     build.BuilderV1,
 		Remove:      true,
 		ForceRemove: true,
@@ -143,7 +145,7 @@ func TestBuildDockerfileSendsContextAndOptions(t *testing.T) {
 	if _, err := eng.ImageInspect(t.Context(), "demo-shop-orders:latest"); err != nil {
 		t.Errorf("built image not found: %v", err)
 	}
-	if labels[LabelManaged] != "" {
+	if labels[engine.LabelManaged] != "" {
 		t.Error("BuildDockerfile changed the caller's labels")
 	}
 }
@@ -151,7 +153,7 @@ func TestBuildDockerfileSendsContextAndOptions(t *testing.T) {
 func TestBuildDockerfileOutsideContext(t *testing.T) {
 	root := writeTree(t, map[string]string{"app.txt": "x"})
 	df := filepath.Join(writeTree(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY app.txt /\n"}), "Dockerfile")
-	eng := NewFakeEngine()
+	eng := enginetest.NewFake()
 	if err := BuildDockerfile(t.Context(), eng, &cellspec.Build{Context: root, Dockerfile: df}, "x:1", nil, nil); err != nil {
 		t.Fatalf("BuildDockerfile: %v", err)
 	}
@@ -167,8 +169,8 @@ func TestBuildDockerfileOutsideContext(t *testing.T) {
 func TestBuildDockerfileErrors(t *testing.T) {
 	t.Run("failing step", func(t *testing.T) {
 		root := writeTree(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY missing /\n"})
-		eng := NewFakeEngine()
-		eng.SetBuildHook(func(FakeBuild) ([]string, bool) {
+		eng := enginetest.NewFake()
+		eng.SetBuildHook(func(enginetest.FakeBuild) ([]string, bool) {
 			return []string{
 				`{"stream":"Step 1/2 : FROM scratch\n"}`,
 				`{"stream":" ---\u003e \n"}`,
@@ -191,14 +193,14 @@ func TestBuildDockerfileErrors(t *testing.T) {
 	})
 	t.Run("missing Dockerfile", func(t *testing.T) {
 		root := t.TempDir()
-		err := BuildDockerfile(t.Context(), NewFakeEngine(), &cellspec.Build{Context: root}, "x:1", nil, nil)
+		err := BuildDockerfile(t.Context(), enginetest.NewFake(), &cellspec.Build{Context: root}, "x:1", nil, nil)
 		if err == nil || !strings.Contains(err.Error(), "build image x:1: read dockerfile") || !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("error = %v, want a read dockerfile error wrapping os.ErrNotExist", err)
 		}
 	})
 	t.Run("engine refuses", func(t *testing.T) {
 		root := writeTree(t, map[string]string{"Dockerfile": "FROM scratch\n"})
-		eng := NewFakeEngine()
+		eng := enginetest.NewFake()
 		boom := errors.New("boom")
 		eng.SetError("ImageBuild", boom)
 		err := BuildDockerfile(t.Context(), eng, &cellspec.Build{Context: root}, "x:1", nil, nil)
@@ -208,7 +210,7 @@ func TestBuildDockerfileErrors(t *testing.T) {
 	})
 	t.Run("bad .dockerignore", func(t *testing.T) {
 		root := writeTree(t, map[string]string{"Dockerfile": "FROM scratch\n", ".dockerignore": "!\n"})
-		err := BuildDockerfile(t.Context(), NewFakeEngine(), &cellspec.Build{Context: root}, "x:1", nil, nil)
+		err := BuildDockerfile(t.Context(), enginetest.NewFake(), &cellspec.Build{Context: root}, "x:1", nil, nil)
 		if err == nil || !strings.Contains(err.Error(), ".dockerignore") {
 			t.Errorf("error = %v, want one naming .dockerignore", err)
 		}

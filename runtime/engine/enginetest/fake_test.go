@@ -1,4 +1,4 @@
-package runtime
+package enginetest
 
 import (
 	"bytes"
@@ -19,16 +19,18 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
 // createReplica creates (and optionally starts) replica n of demo/shop/orders.
-func createReplica(t *testing.T, f *FakeEngine, n int, start bool) string {
+func createReplica(t *testing.T, f *Fake, n int, start bool) string {
 	t.Helper()
 	ctx := t.Context()
-	name := ReplicaName("demo", "shop", "orders", n)
+	name := engine.ReplicaName("demo", "shop", "orders", n)
 	resp, err := f.ContainerCreate(ctx,
-		&container.Config{Image: "orders:1", Labels: ReplicaLabels("demo", "shop", "orders", n, "h1")},
-		&container.HostConfig{NetworkMode: container.NetworkMode(NetworkName("demo", "shop"))},
+		&container.Config{Image: "orders:1", Labels: engine.ReplicaLabels("demo", "shop", "orders", n, "h1")},
+		&container.HostConfig{NetworkMode: container.NetworkMode(engine.NetworkName("demo", "shop"))},
 		nil, nil, name)
 	if err != nil {
 		t.Fatalf("create %s: %v", name, err)
@@ -41,11 +43,11 @@ func createReplica(t *testing.T, f *FakeEngine, n int, start bool) string {
 	return resp.ID
 }
 
-func newDemoFake(t *testing.T) *FakeEngine {
+func newDemoFake(t *testing.T) *Fake {
 	t.Helper()
-	f := NewFakeEngine()
+	f := NewFake()
 	f.AddImage("orders:1", nil)
-	if _, err := f.NetworkCreate(t.Context(), NetworkName("demo", "shop"), network.CreateOptions{Labels: ProjectLabels("demo")}); err != nil {
+	if _, err := f.NetworkCreate(t.Context(), engine.NetworkName("demo", "shop"), network.CreateOptions{Labels: engine.ProjectLabels("demo")}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -88,9 +90,9 @@ func TestFakeContainerLifecycle(t *testing.T) {
 	}{
 		{"running only, newest first", container.ListOptions{}, []string{"/demo-shop-orders-3", "/demo-shop-orders-1"}},
 		{"all", container.ListOptions{All: true}, []string{"/demo-shop-orders-3", "/demo-shop-orders-2", "/demo-shop-orders-1"}},
-		{"label key=value", container.ListOptions{All: true, Filters: label("label", LabelReplica+"=2")}, []string{"/demo-shop-orders-2"}},
-		{"label key", container.ListOptions{All: true, Filters: label("label", LabelProject, "label", LabelRole+"="+RoleReplica)}, []string{"/demo-shop-orders-3", "/demo-shop-orders-2", "/demo-shop-orders-1"}},
-		{"other project", container.ListOptions{All: true, Filters: label("label", LabelProject+"=other")}, nil},
+		{"label key=value", container.ListOptions{All: true, Filters: label("label", engine.LabelReplica+"=2")}, []string{"/demo-shop-orders-2"}},
+		{"label key", container.ListOptions{All: true, Filters: label("label", engine.LabelProject, "label", engine.LabelRole+"="+engine.RoleReplica)}, []string{"/demo-shop-orders-3", "/demo-shop-orders-2", "/demo-shop-orders-1"}},
+		{"other project", container.ListOptions{All: true, Filters: label("label", engine.LabelProject+"=other")}, nil},
 		{"name", container.ListOptions{All: true, Filters: label("name", "orders-1")}, []string{"/demo-shop-orders-1"}},
 		{"status implies all", container.ListOptions{Filters: label("status", "created")}, []string{"/demo-shop-orders-2"}},
 		{"network", container.ListOptions{Filters: label("network", "demo_shop")}, []string{"/demo-shop-orders-3", "/demo-shop-orders-1"}},
@@ -164,7 +166,7 @@ func TestFakeCallsAndErrors(t *testing.T) {
 	if err := f.ContainerStop(ctx, id, container.StopOptions{}); err != nil {
 		t.Errorf("ContainerStop after clearing the error: %v", err)
 	}
-	_, _ = f.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelProject+"=demo"))})
+	_, _ = f.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"=demo"))})
 	want := []string{
 		"ContainerCreate demo-shop-orders-1",
 		"ContainerStart demo-shop-orders-1",
@@ -234,7 +236,7 @@ func TestFakeEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	msgs, errs := f.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("label", LabelProject+"=demo"),
+		filters.Arg("label", engine.LabelProject+"=demo"),
 	)})
 	id := createReplica(t, f, 1, true)
 	if err := f.Exit(id, 1); err != nil {
@@ -340,10 +342,10 @@ func TestFakeNetworksVolumesImages(t *testing.T) {
 	if _, err := f.NetworkCreate(ctx, "demo_shop", network.CreateOptions{}); !cerrdefs.IsConflict(err) {
 		t.Errorf("duplicate network: %v, want a conflict", err)
 	}
-	if _, err := f.NetworkCreate(ctx, "demo_mesh", network.CreateOptions{Labels: ProjectLabels("demo")}); err != nil {
+	if _, err := f.NetworkCreate(ctx, "demo_mesh", network.CreateOptions{Labels: engine.ProjectLabels("demo")}); err != nil {
 		t.Fatal(err)
 	}
-	nets, err := f.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelProject+"=demo"))})
+	nets, err := f.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"=demo"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +357,7 @@ func TestFakeNetworksVolumesImages(t *testing.T) {
 		t.Errorf("networks mismatch (-want +got):\n%s", diff)
 	}
 
-	resp, err := f.ContainerCreate(ctx, &container.Config{Image: "orders:1", Labels: ProjectLabels("demo")},
+	resp, err := f.ContainerCreate(ctx, &container.Config{Image: "orders:1", Labels: engine.ProjectLabels("demo")},
 		&container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "demo_data", Target: "/data"}}},
 		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"demo_shop": {Aliases: []string{"shop"}}}},
 		nil, "demo-shop-gateway")
@@ -403,8 +405,8 @@ func TestFakeNetworksVolumesImages(t *testing.T) {
 		t.Errorf("remove of an unused volume: %v", err)
 	}
 
-	f.AddImage("orders:2", map[string]string{LabelManaged: "true"})
-	imgs, err := f.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelManaged+"=true"))})
+	f.AddImage("orders:2", map[string]string{engine.LabelManaged: "true"})
+	imgs, err := f.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelManaged+"=true"))})
 	if err != nil || len(imgs) != 1 || imgs[0].RepoTags[0] != "orders:2" {
 		t.Errorf("managed images = %+v, %v; want orders:2", imgs, err)
 	}
@@ -433,8 +435,8 @@ func TestFakeConcurrentUse(t *testing.T) {
 	for n := 1; n <= 20; n++ {
 		wg.Go(func() {
 			// t.Fatal must not be called here, off the test goroutine.
-			resp, err := f.ContainerCreate(ctx, &container.Config{Image: "orders:1", Labels: ReplicaLabels("demo", "shop", "orders", n, "h")},
-				nil, nil, nil, ReplicaName("demo", "shop", "orders", n))
+			resp, err := f.ContainerCreate(ctx, &container.Config{Image: "orders:1", Labels: engine.ReplicaLabels("demo", "shop", "orders", n, "h")},
+				nil, nil, nil, engine.ReplicaName("demo", "shop", "orders", n))
 			if err != nil {
 				t.Error(err)
 				return

@@ -1,4 +1,4 @@
-package runtime
+package image
 
 import (
 	"context"
@@ -13,7 +13,10 @@ import (
 	"testing"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/image"
+	dockerimage "github.com/docker/docker/api/types/image"
+
+	"github.com/orchestro/orchestro/runtime/engine"
+	"github.com/orchestro/orchestro/runtime/engine/enginetest"
 )
 
 func TestCheckStaticELF(t *testing.T) {
@@ -66,7 +69,7 @@ func TestBuildGatewayImage(t *testing.T) {
 	sum := sha256.Sum256(data)
 	wantTag := "orchestro-gateway:" + hex.EncodeToString(sum[:])[:12]
 
-	eng := NewFakeEngine()
+	eng := enginetest.NewFake()
 	tag, err := buildGatewayImage(t.Context(), eng, bin, nil, nil)
 	if err != nil {
 		t.Fatalf("buildGatewayImage: %v", err)
@@ -84,8 +87,8 @@ func TestBuildGatewayImage(t *testing.T) {
 	if string(b[0].Files["orchestro"]) != string(data) {
 		t.Error("the image does not hold the binary")
 	}
-	if got := b[0].Options.Labels[LabelManaged]; got != "true" {
-		t.Errorf("label %s = %q, want true", LabelManaged, got)
+	if got := b[0].Options.Labels[engine.LabelManaged]; got != "true" {
+		t.Errorf("label %s = %q, want true", engine.LabelManaged, got)
 	}
 
 	if again, err := buildGatewayImage(t.Context(), eng, bin, nil, nil); err != nil || again != tag {
@@ -100,7 +103,7 @@ func TestBuildGatewayImageRefusesDynamicBinary(t *testing.T) {
 	if _, err := os.Stat("/bin/true"); err != nil || goruntime.GOOS != "linux" {
 		t.Skip("needs the dynamically linked /bin/true of a linux host")
 	}
-	eng := NewFakeEngine()
+	eng := enginetest.NewFake()
 	_, err := buildGatewayImage(t.Context(), eng, "/bin/true", nil, nil)
 	if err == nil {
 		t.Fatal("buildGatewayImage accepted a dynamic binary")
@@ -124,11 +127,11 @@ func TestBuildGatewayImageRefusesDynamicBinary(t *testing.T) {
 func TestGatewayImageOverride(t *testing.T) {
 	t.Run("flag wins over environment, local image is not pulled", func(t *testing.T) {
 		t.Setenv(EnvGatewayImage, "example/from-env:1")
-		eng := NewFakeEngine()
+		eng := enginetest.NewFake()
 		eng.AddImage("example/gateway:2", nil)
-		ref, err := GatewayImage(t.Context(), eng, "example/gateway:2", nil)
+		ref, err := Gateway(t.Context(), eng, "example/gateway:2", nil)
 		if err != nil || ref != "example/gateway:2" {
-			t.Fatalf("GatewayImage = %s, %v; want example/gateway:2", ref, err)
+			t.Fatalf("Gateway = %s, %v; want example/gateway:2", ref, err)
 		}
 		for _, c := range eng.Calls() {
 			if strings.HasPrefix(c, "ImagePull") || strings.HasPrefix(c, "ImageBuild") {
@@ -138,11 +141,11 @@ func TestGatewayImageOverride(t *testing.T) {
 	})
 	t.Run("environment, pulled when missing", func(t *testing.T) {
 		t.Setenv(EnvGatewayImage, "example/from-env:1")
-		eng := NewFakeEngine()
+		eng := enginetest.NewFake()
 		eng.SetPullable("example/from-env:1")
-		ref, err := GatewayImage(t.Context(), eng, "", nil)
+		ref, err := Gateway(t.Context(), eng, "", nil)
 		if err != nil || ref != "example/from-env:1" {
-			t.Fatalf("GatewayImage = %s, %v; want example/from-env:1", ref, err)
+			t.Fatalf("Gateway = %s, %v; want example/from-env:1", ref, err)
 		}
 		if _, err := eng.ImageInspect(t.Context(), ref); err != nil {
 			t.Errorf("the image was not pulled: %v", err)
@@ -150,8 +153,8 @@ func TestGatewayImageOverride(t *testing.T) {
 	})
 	t.Run("missing and not pullable", func(t *testing.T) {
 		t.Setenv(EnvGatewayImage, "")
-		eng := NewFakeEngine()
-		_, err := GatewayImage(t.Context(), eng, "example/x:1", nil)
+		eng := enginetest.NewFake()
+		_, err := Gateway(t.Context(), eng, "example/x:1", nil)
 		want := "gateway image: image example/x:1 is not present locally and could not be pulled: "
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("error = %v, want it to start with %q", err, want)
@@ -161,9 +164,9 @@ func TestGatewayImageOverride(t *testing.T) {
 
 func TestEnsureImage(t *testing.T) {
 	t.Run("present", func(t *testing.T) {
-		eng := NewFakeEngine()
+		eng := enginetest.NewFake()
 		eng.AddImage("example/x", nil)
-		if err := EnsureImage(t.Context(), eng, "example/x:latest", nil); err != nil {
+		if err := Ensure(t.Context(), eng, "example/x:latest", nil); err != nil {
 			t.Fatal(err)
 		}
 		if calls := eng.Calls(); len(calls) != 1 || calls[0] != "ImageInspect example/x:latest" {
@@ -171,25 +174,25 @@ func TestEnsureImage(t *testing.T) {
 		}
 	})
 	t.Run("inspect fails", func(t *testing.T) {
-		eng := NewFakeEngine()
+		eng := enginetest.NewFake()
 		boom := errors.New("boom")
 		eng.SetError("ImageInspect", boom)
-		err := EnsureImage(t.Context(), eng, "example/x:1", nil)
+		err := Ensure(t.Context(), eng, "example/x:1", nil)
 		if !errors.Is(err, boom) || !strings.HasPrefix(err.Error(), "inspect image example/x:1: ") {
 			t.Errorf("error = %v", err)
 		}
 	})
 	t.Run("pull stream reports an error", func(t *testing.T) {
-		eng := &pullFailEngine{NewFakeEngine()}
-		err := EnsureImage(t.Context(), eng, "example/x:1", nil)
+		eng := &pullFailEngine{enginetest.NewFake()}
+		err := Ensure(t.Context(), eng, "example/x:1", nil)
 		want := "image example/x:1 is not present locally and could not be pulled: manifest unknown"
 		if err == nil || err.Error() != want {
 			t.Errorf("error = %v, want %q", err, want)
 		}
 	})
 	t.Run("pull refused", func(t *testing.T) {
-		eng := NewFakeEngine()
-		err := EnsureImage(t.Context(), eng, "example/x:1", nil)
+		eng := enginetest.NewFake()
+		err := Ensure(t.Context(), eng, "example/x:1", nil)
 		if !cerrdefs.IsNotFound(err) {
 			t.Errorf("error = %v, want a not-found error", err)
 		}
@@ -198,8 +201,8 @@ func TestEnsureImage(t *testing.T) {
 
 // pullFailEngine reports a pull failure inside the pull's message stream,
 // as registries do for a missing tag.
-type pullFailEngine struct{ *FakeEngine }
+type pullFailEngine struct{ *enginetest.Fake }
 
-func (pullFailEngine) ImagePull(context.Context, string, image.PullOptions) (io.ReadCloser, error) {
+func (pullFailEngine) ImagePull(context.Context, string, dockerimage.PullOptions) (io.ReadCloser, error) {
 	return io.NopCloser(strings.NewReader(`{"status":"Pulling from example/x"}{"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"}`)), nil
 }

@@ -1,4 +1,4 @@
-package runtime
+package image
 
 import (
 	"archive/tar"
@@ -18,6 +18,7 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
 // outsideDockerfileName is the name a Dockerfile that lives outside the
@@ -34,7 +35,7 @@ var errContextDone = errors.New("build context no longer needed")
 // output lines go to progress (which may be nil); a failing build returns an
 // error wrapping a *BuildError that names the failing step and holds the
 // last lines of its output.
-func BuildDockerfile(ctx context.Context, eng Engine, b *cellspec.Build, tag string, labels map[string]string, progress io.Writer) error {
+func BuildDockerfile(ctx context.Context, eng engine.Engine, b *cellspec.Build, tag string, labels map[string]string, progress io.Writer) error {
 	if b == nil || b.Context == "" {
 		return fmt.Errorf("build image %s: no build context given", tag)
 	}

@@ -1,4 +1,4 @@
-package runtime
+package image
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
 // EnvGatewayImage names a published gateway image to use instead of one
@@ -18,23 +20,23 @@ import (
 // cannot run in a linux container (macOS, Windows, cgo builds).
 const EnvGatewayImage = "ORCHESTRO_GATEWAY_IMAGE"
 
-// GatewayImageRepo is the repository of the locally built gateway images.
-const GatewayImageRepo = "orchestro-gateway"
+// GatewayRepo is the repository of the locally built gateway images.
+const GatewayRepo = "orchestro-gateway"
 
-// GatewayImage returns the image the cell gateways run. An image named by
+// Gateway returns the image the cell gateways run. An image named by
 // override (a command-line flag) or by $ORCHESTRO_GATEWAY_IMAGE is used as
 // is, pulled if missing. Otherwise the running orchestro binary itself is
 // packed into a FROM scratch image, orchestro-gateway:<hash>, with
 // ENTRYPOINT ["/orchestro", "gateway"]; that needs a static linux binary
 // for the engine's architecture. An existing image of the same binary is
 // reused.
-func GatewayImage(ctx context.Context, eng Engine, override string, progress io.Writer) (string, error) {
+func Gateway(ctx context.Context, eng engine.Engine, override string, progress io.Writer) (string, error) {
 	ref := override
 	if ref == "" {
 		ref = os.Getenv(EnvGatewayImage)
 	}
 	if ref != "" {
-		if err := EnsureImage(ctx, eng, ref, progress); err != nil {
+		if err := Ensure(ctx, eng, ref, progress); err != nil {
 			return "", fmt.Errorf("gateway image: %w", err)
 		}
 		return ref, nil
@@ -51,8 +53,8 @@ func GatewayImage(ctx context.Context, eng Engine, override string, progress io.
 
 // buildGatewayImage packs the binary at exe into the gateway image. Tests
 // pass extra labels to find what they created.
-func buildGatewayImage(ctx context.Context, eng Engine, exe string, labels map[string]string, progress io.Writer) (string, error) {
-	goos, goarch, err := EnginePlatform(ctx, eng)
+func buildGatewayImage(ctx context.Context, eng engine.Engine, exe string, labels map[string]string, progress io.Writer) (string, error) {
+	goos, goarch, err := engine.Platform(ctx, eng)
 	if err != nil {
 		return "", fmt.Errorf("gateway image: %w", err)
 	}
@@ -68,7 +70,7 @@ func buildGatewayImage(ctx context.Context, eng Engine, exe string, labels map[s
 		return "", fmt.Errorf("gateway image: read %s: %w", exe, err)
 	}
 	sum := sha256.Sum256(data)
-	tag := GatewayImageRepo + ":" + hex.EncodeToString(sum[:])[:12]
+	tag := GatewayRepo + ":" + hex.EncodeToString(sum[:])[:12]
 	files := []contextFile{
 		{name: "Dockerfile", mode: 0o644, data: []byte("FROM scratch\nCOPY orchestro /orchestro\nENTRYPOINT [\"/orchestro\", \"gateway\"]\n")},
 		{name: "orchestro", mode: 0o755, data: data},

@@ -1,4 +1,4 @@
-package runtime
+package engine
 
 import (
 	"context"
@@ -27,8 +27,9 @@ import (
 
 // Engine is the part of the Docker Engine API orchestro uses. The signatures
 // are the SDK's own, so the real implementation is the SDK client itself and
-// the in-memory FakeEngine can stand in for it in tests. Keep it narrow: add
-// a method only when a caller needs it.
+// the in-memory fake of package enginetest can stand in for it in tests.
+// Keep it narrow: add a method only when a caller needs it. A caller that
+// makes only a few of these calls declares its own interface of just those.
 type Engine interface {
 	// Ping checks that the engine answers and negotiates the API version.
 	Ping(ctx context.Context) (types.Ping, error)
@@ -109,10 +110,10 @@ type Engine interface {
 // The SDK client is the real Engine.
 var _ Engine = (*client.Client)(nil)
 
-// ErrEngineUnreachable is returned (wrapped) by NewDockerEngine when no
-// Docker engine answers. Commands branch on it to fail at once with a
-// one-line explanation.
-var ErrEngineUnreachable = errors.New("docker engine unreachable")
+// ErrUnreachable is returned (wrapped) by NewDockerEngine when no Docker
+// engine answers. Commands branch on it to fail at once with a one-line
+// explanation.
+var ErrUnreachable = errors.New("docker engine unreachable")
 
 // pingTimeout bounds the first contact with the engine, so a command fails
 // fast instead of hanging when the engine is down or the address is wrong.
@@ -121,8 +122,8 @@ const pingTimeout = 2 * time.Second
 // NewDockerEngine connects to the Docker engine named by the environment
 // (DOCKER_HOST, DOCKER_API_VERSION, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY; the
 // local default socket otherwise) and checks that it answers. When it does
-// not, the error wraps ErrEngineUnreachable and reads as one line that names
-// the address tried and how to fix it.
+// not, the error wraps ErrUnreachable and reads as one line that names the
+// address tried and how to fix it.
 func NewDockerEngine(ctx context.Context) (Engine, error) {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -150,7 +151,7 @@ func NewDockerEngine(ctx context.Context) (Engine, error) {
 }
 
 // unreachableError is the one-line error of NewDockerEngine. It matches both
-// ErrEngineUnreachable and the underlying cause with errors.Is.
+// ErrUnreachable and the underlying cause with errors.Is.
 type unreachableError struct {
 	host  string
 	cause error
@@ -158,7 +159,7 @@ type unreachableError struct {
 }
 
 func (e *unreachableError) Error() string   { return e.msg }
-func (e *unreachableError) Unwrap() []error { return []error{ErrEngineUnreachable, e.cause} }
+func (e *unreachableError) Unwrap() []error { return []error{ErrUnreachable, e.cause} }
 
 // diagnoseUnreachable turns a failed ping into a short cause. The SDK hides
 // the socket error behind a generic "cannot connect" message, so when the
@@ -243,9 +244,9 @@ func firstLine(s string) string {
 	return s
 }
 
-// EnginePlatform returns the OS and architecture (GOOS/GOARCH spelling) of
+// Platform returns the OS and architecture (GOOS/GOARCH spelling) of
 // the engine's containers, which is what images built for it must target.
-func EnginePlatform(ctx context.Context, eng Engine) (goos, goarch string, err error) {
+func Platform(ctx context.Context, eng Engine) (goos, goarch string, err error) {
 	v, err := eng.ServerVersion(ctx)
 	if err != nil {
 		return "", "", fmt.Errorf("read engine version: %w", err)

@@ -1,16 +1,16 @@
-package runtime
+package api
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
 
 	"github.com/orchestro/orchestro/cellspec"
 )
 
-// Environment variables a gateway container reads.
+// Environment variables a gateway container reads. The command line's
+// backend sets them when it creates the container.
 const (
 	EnvSpec    = "ORCHESTRO_SPEC"
 	EnvToken   = "ORCHESTRO_TOKEN"
@@ -43,26 +43,10 @@ type ServiceImage struct {
 // Hash identifies the spec: equal specs have equal hashes.
 func (s *GatewaySpec) Hash() string { return hashJSON(s) }
 
-// ServiceConfigHash identifies what a replica of a service runs. A replica
-// whose config-hash label differs is out of date and is replaced. Fields
-// that the gateway applies without touching containers (replicas,
-// autoscale, health, routes) are left out on purpose.
-func ServiceConfigHash(project, cell string, s *cellspec.Service, img ServiceImage) string {
-	vols := append([]cellspec.Volume(nil), s.Volumes...)
-	sort.Slice(vols, func(i, j int) bool { return vols[i].Target < vols[j].Target })
-	return hashJSON(struct {
-		Project    string
-		Cell       string
-		Image      string
-		Port       int
-		Command    []string
-		Entrypoint []string
-		Env        map[string]string
-		Resources  cellspec.Resources
-		Volumes    []cellspec.Volume
-	}{project, cell, img.ID, s.Port, s.Command, s.Entrypoint, s.Env, s.Resources, vols})
-}
-
+// hashJSON returns the first 16 hex digits of the SHA-256 of v's JSON
+// encoding. It is the same function as engine.ConfigHash, copied so that
+// this package, which the command line's front end imports, stays free of
+// the engine and its Docker dependencies.
 func hashJSON(v any) string {
 	data, err := json.Marshal(v)
 	if err != nil {

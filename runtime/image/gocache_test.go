@@ -1,4 +1,4 @@
-package runtime
+package image
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 func TestGoBuildCacheCompilesEachPackageOnce(t *testing.T) {
 	calls := map[string]int{}
-	c := &goBuildCache{compiler: func(_ context.Context, dir, goarch string, _ io.Writer) ([]byte, error) {
+	c := &GoBuildCache{compiler: func(_ context.Context, dir, goarch string, _ io.Writer) ([]byte, error) {
 		calls[goarch+" "+dir]++
 		if dir == "/broken" {
 			return nil, errors.New("compile failed")

@@ -1,4 +1,4 @@
-package runtime
+package enginetest
 
 import (
 	"archive/tar"
@@ -34,9 +34,11 @@ import (
 	"github.com/docker/docker/client"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
-// FakeEngine is an in-memory Engine for unit tests of code that drives
+// Fake is an in-memory engine.Engine for unit tests of code that drives
 // Docker: planners, executors, the gateway's controller and image builds.
 // It keeps containers (with names, labels, state, networks and exit codes),
 // networks, volumes and images by tag; filters lists by label, name, id,
@@ -47,7 +49,7 @@ import (
 // exited); execs run synchronously inside ContainerExecStart; followed logs
 // and streamed stats end after what was set with SetLogs and SetStats;
 // failed pulls fail the ImagePull call itself.
-type FakeEngine struct {
+type Fake struct {
 	mu         sync.Mutex
 	seq        int
 	now        func() time.Time
@@ -128,12 +130,12 @@ type fakeSubscriber struct {
 }
 
 // The fake is a complete Engine.
-var _ Engine = (*FakeEngine)(nil)
+var _ engine.Engine = (*Fake)(nil)
 
-// NewFakeEngine returns an empty fake engine for the host's architecture,
+// NewFake returns an empty fake engine for the host's architecture,
 // with the predefined networks bridge, host and none.
-func NewFakeEngine() *FakeEngine {
-	f := &FakeEngine{
+func NewFake() *Fake {
+	f := &Fake{
 		now:        time.Now,
 		arch:       goruntime.GOARCH,
 		containers: map[string]*fakeContainer{},
@@ -153,14 +155,14 @@ func NewFakeEngine() *FakeEngine {
 }
 
 // SetClock replaces the clock that stamps creation, start and event times.
-func (f *FakeEngine) SetClock(now func() time.Time) {
+func (f *Fake) SetClock(now func() time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now = now
 }
 
 // SetArch sets the architecture (GOARCH spelling) the fake reports.
-func (f *FakeEngine) SetArch(goarch string) {
+func (f *Fake) SetArch(goarch string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.arch = goarch
@@ -169,7 +171,7 @@ func (f *FakeEngine) SetArch(goarch string) {
 // SetError makes every later call of the named method (such as
 // "ContainerStart") fail with err; a nil err clears it. Calls are still
 // recorded.
-func (f *FakeEngine) SetError(method string, err error) {
+func (f *Fake) SetError(method string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err == nil {
@@ -182,21 +184,21 @@ func (f *FakeEngine) SetError(method string, err error) {
 // Calls returns the calls received so far, one line each: the method, then
 // the object it acted on (container and network names rather than IDs) or,
 // for lists, the filters.
-func (f *FakeEngine) Calls() []string {
+func (f *Fake) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.calls)
 }
 
 // ResetCalls forgets the recorded calls.
-func (f *FakeEngine) ResetCalls() {
+func (f *Fake) ResetCalls() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = nil
 }
 
 // Builds returns the ImageBuild calls received so far.
-func (f *FakeEngine) Builds() []FakeBuild {
+func (f *Fake) Builds() []FakeBuild {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.builds)
@@ -204,7 +206,7 @@ func (f *FakeEngine) Builds() []FakeBuild {
 
 // AddImage adds a local image tagged ref (":latest" when ref has no tag)
 // and returns its ID. A tag already on another image moves to this one.
-func (f *FakeEngine) AddImage(ref string, labels map[string]string) string {
+func (f *Fake) AddImage(ref string, labels map[string]string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.addImage([]string{ref}, labels)
@@ -212,7 +214,7 @@ func (f *FakeEngine) AddImage(ref string, labels map[string]string) string {
 
 // SetPullable makes ImagePull succeed for the given references; pulls of
 // anything else fail.
-func (f *FakeEngine) SetPullable(refs ...string) {
+func (f *Fake) SetPullable(refs ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range refs {
@@ -222,7 +224,7 @@ func (f *FakeEngine) SetPullable(refs ...string) {
 
 // SetExecFunc decides the exit code of exec'd commands (exec health
 // checks). Without it every command exits 0.
-func (f *FakeEngine) SetExecFunc(fn func(containerID string, cmd []string) int) {
+func (f *Fake) SetExecFunc(fn func(containerID string, cmd []string) int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.execFunc = fn
@@ -231,14 +233,14 @@ func (f *FakeEngine) SetExecFunc(fn func(containerID string, cmd []string) int) 
 // SetBuildHook replaces the default, successful build. The hook returns the
 // JSON messages the build streams (one message per string); when ok is
 // false no image is created.
-func (f *FakeEngine) SetBuildHook(hook func(FakeBuild) (messages []string, ok bool)) {
+func (f *Fake) SetBuildHook(hook func(FakeBuild) (messages []string, ok bool)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.buildHook = hook
 }
 
 // SetLogs sets what ContainerLogs returns for a container.
-func (f *FakeEngine) SetLogs(containerID, stdout, stderr string) error {
+func (f *Fake) SetLogs(containerID, stdout, stderr string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.container(containerID)
@@ -251,7 +253,7 @@ func (f *FakeEngine) SetLogs(containerID, stdout, stderr string) error {
 
 // SetStats sets the documents ContainerStats returns for a container: all
 // of them when streaming, the last one otherwise.
-func (f *FakeEngine) SetStats(containerID string, stats ...container.StatsResponse) error {
+func (f *Fake) SetStats(containerID string, stats ...container.StatsResponse) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.container(containerID)
@@ -264,7 +266,7 @@ func (f *FakeEngine) SetStats(containerID string, stats ...container.StatsRespon
 
 // SetHealth sets the Docker health status ("starting", "healthy",
 // "unhealthy") a container reports and emits the health_status event.
-func (f *FakeEngine) SetHealth(containerID, status string) error {
+func (f *Fake) SetHealth(containerID, status string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.container(containerID)
@@ -278,7 +280,7 @@ func (f *FakeEngine) SetHealth(containerID, status string) error {
 
 // Exit simulates the process of a running container ending by itself (a
 // crash when code is not 0).
-func (f *FakeEngine) Exit(containerID string, code int) error {
+func (f *Fake) Exit(containerID string, code int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.container(containerID)
@@ -293,7 +295,7 @@ func (f *FakeEngine) Exit(containerID string, code int) error {
 }
 
 // Ping answers like an API 1.41 engine.
-func (f *FakeEngine) Ping(ctx context.Context) (types.Ping, error) {
+func (f *Fake) Ping(ctx context.Context) (types.Ping, error) {
 	if err := f.begin("Ping", ""); err != nil {
 		return types.Ping{}, err
 	}
@@ -301,7 +303,7 @@ func (f *FakeEngine) Ping(ctx context.Context) (types.Ping, error) {
 }
 
 // ServerVersion reports a linux engine of the fake's architecture.
-func (f *FakeEngine) ServerVersion(ctx context.Context) (types.Version, error) {
+func (f *Fake) ServerVersion(ctx context.Context) (types.Version, error) {
 	if err := f.begin("ServerVersion", ""); err != nil {
 		return types.Version{}, err
 	}
@@ -311,7 +313,7 @@ func (f *FakeEngine) ServerVersion(ctx context.Context) (types.Version, error) {
 }
 
 // Info reports a linux engine and its container counts.
-func (f *FakeEngine) Info(ctx context.Context) (system.Info, error) {
+func (f *Fake) Info(ctx context.Context) (system.Info, error) {
 	if err := f.begin("Info", ""); err != nil {
 		return system.Info{}, err
 	}
@@ -330,14 +332,14 @@ func (f *FakeEngine) Info(ctx context.Context) (system.Info, error) {
 }
 
 // DaemonHost names the fake.
-func (f *FakeEngine) DaemonHost() string { return "fake://engine" }
+func (f *Fake) DaemonHost() string { return "fake://engine" }
 
 // Close does nothing.
-func (f *FakeEngine) Close() error { return nil }
+func (f *Fake) Close() error { return nil }
 
 // Events streams the events of later changes until ctx ends, filtered by
 // type, event (action), container and label like the engine does.
-func (f *FakeEngine) Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error) {
+func (f *Fake) Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error) {
 	msgs := make(chan events.Message)
 	errs := make(chan error, 1)
 	if err := f.begin("Events", describeFilters(options.Filters)); err != nil {
@@ -379,7 +381,7 @@ func (f *FakeEngine) Events(ctx context.Context, options events.ListOptions) (<-
 }
 
 // ContainerList lists containers, newest first; stopped ones only with All.
-func (f *FakeEngine) ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error) {
+func (f *Fake) ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error) {
 	if err := f.begin("ContainerList", describeFilters(options.Filters)); err != nil {
 		return nil, err
 	}
@@ -409,7 +411,7 @@ func (f *FakeEngine) ContainerList(ctx context.Context, options container.ListOp
 }
 
 // ContainerInspect returns a container by ID, name or ID prefix.
-func (f *FakeEngine) ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error) {
+func (f *Fake) ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error) {
 	if err := f.begin("ContainerInspect", f.containerLabel(containerID)); err != nil {
 		return container.InspectResponse{}, err
 	}
@@ -425,7 +427,7 @@ func (f *FakeEngine) ContainerInspect(ctx context.Context, containerID string) (
 // ContainerCreate creates a container from a local image. Like the engine,
 // it needs the image and every named network to exist, refuses a name in
 // use and creates named volumes it mounts.
-func (f *FakeEngine) ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error) {
+func (f *Fake) ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error) {
 	name := strings.TrimPrefix(containerName, "/")
 	if err := f.begin("ContainerCreate", name); err != nil {
 		return container.CreateResponse{}, err
@@ -515,7 +517,7 @@ func (f *FakeEngine) ContainerCreate(ctx context.Context, config *container.Conf
 }
 
 // ContainerStart starts a container; starting a running one does nothing.
-func (f *FakeEngine) ContainerStart(ctx context.Context, containerID string, options container.StartOptions) error {
+func (f *Fake) ContainerStart(ctx context.Context, containerID string, options container.StartOptions) error {
 	if err := f.begin("ContainerStart", f.containerLabel(containerID)); err != nil {
 		return err
 	}
@@ -546,7 +548,7 @@ func (f *FakeEngine) ContainerStart(ctx context.Context, containerID string, opt
 
 // ContainerStop stops a running container, which then exits with code 0;
 // stopping a stopped one does nothing.
-func (f *FakeEngine) ContainerStop(ctx context.Context, containerID string, options container.StopOptions) error {
+func (f *Fake) ContainerStop(ctx context.Context, containerID string, options container.StopOptions) error {
 	if err := f.begin("ContainerStop", f.containerLabel(containerID)); err != nil {
 		return err
 	}
@@ -568,7 +570,7 @@ func (f *FakeEngine) ContainerStop(ctx context.Context, containerID string, opti
 // ContainerKill signals a running container. KILL (the default), TERM,
 // INT, HUP and QUIT end it with exit code 128+signal; other signals leave
 // it running.
-func (f *FakeEngine) ContainerKill(ctx context.Context, containerID, signal string) error {
+func (f *Fake) ContainerKill(ctx context.Context, containerID, signal string) error {
 	if err := f.begin("ContainerKill", f.containerLabel(containerID)); err != nil {
 		return err
 	}
@@ -590,7 +592,7 @@ func (f *FakeEngine) ContainerKill(ctx context.Context, containerID, signal stri
 }
 
 // ContainerRemove removes a container; a running one only with Force.
-func (f *FakeEngine) ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error {
+func (f *Fake) ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error {
 	if err := f.begin("ContainerRemove", f.containerLabel(containerID)); err != nil {
 		return err
 	}
@@ -618,7 +620,7 @@ func (f *FakeEngine) ContainerRemove(ctx context.Context, containerID string, op
 
 // ContainerLogs returns what SetLogs set: multiplexed stdout and stderr
 // frames, or the raw text for a container with a TTY.
-func (f *FakeEngine) ContainerLogs(ctx context.Context, containerID string, options container.LogsOptions) (io.ReadCloser, error) {
+func (f *Fake) ContainerLogs(ctx context.Context, containerID string, options container.LogsOptions) (io.ReadCloser, error) {
 	if err := f.begin("ContainerLogs", f.containerLabel(containerID)); err != nil {
 		return nil, err
 	}
@@ -657,7 +659,7 @@ func (f *FakeEngine) ContainerLogs(ctx context.Context, containerID string, opti
 
 // ContainerWait reports when the container reaches the condition: stopped
 // (not-running, the default), its next exit, or its removal.
-func (f *FakeEngine) ContainerWait(ctx context.Context, containerID string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error) {
+func (f *Fake) ContainerWait(ctx context.Context, containerID string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error) {
 	results := make(chan container.WaitResponse, 1)
 	errs := make(chan error, 1)
 	if err := f.begin("ContainerWait", f.containerLabel(containerID)); err != nil {
@@ -697,7 +699,7 @@ func (f *FakeEngine) ContainerWait(ctx context.Context, containerID string, cond
 }
 
 // ContainerStats returns the documents set with SetStats as a JSON stream.
-func (f *FakeEngine) ContainerStats(ctx context.Context, containerID string, stream bool) (container.StatsResponseReader, error) {
+func (f *Fake) ContainerStats(ctx context.Context, containerID string, stream bool) (container.StatsResponseReader, error) {
 	if err := f.begin("ContainerStats", f.containerLabel(containerID)); err != nil {
 		return container.StatsResponseReader{}, err
 	}
@@ -725,7 +727,7 @@ func (f *FakeEngine) ContainerStats(ctx context.Context, containerID string, str
 }
 
 // ContainerExecCreate prepares a command in a running container.
-func (f *FakeEngine) ContainerExecCreate(ctx context.Context, containerID string, options container.ExecOptions) (container.ExecCreateResponse, error) {
+func (f *Fake) ContainerExecCreate(ctx context.Context, containerID string, options container.ExecOptions) (container.ExecCreateResponse, error) {
 	if err := f.begin("ContainerExecCreate", f.containerLabel(containerID)+" "+strings.Join(options.Cmd, " ")); err != nil {
 		return container.ExecCreateResponse{}, err
 	}
@@ -748,7 +750,7 @@ func (f *FakeEngine) ContainerExecCreate(ctx context.Context, containerID string
 
 // ContainerExecStart runs a prepared command to completion; its exit code
 // comes from SetExecFunc.
-func (f *FakeEngine) ContainerExecStart(ctx context.Context, execID string, options container.ExecStartOptions) error {
+func (f *Fake) ContainerExecStart(ctx context.Context, execID string, options container.ExecStartOptions) error {
 	if err := f.begin("ContainerExecStart", ""); err != nil {
 		return err
 	}
@@ -777,7 +779,7 @@ func (f *FakeEngine) ContainerExecStart(ctx context.Context, execID string, opti
 }
 
 // ContainerExecInspect reports an exec's exit code.
-func (f *FakeEngine) ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error) {
+func (f *Fake) ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error) {
 	if err := f.begin("ContainerExecInspect", ""); err != nil {
 		return container.ExecInspect{}, err
 	}
@@ -792,7 +794,7 @@ func (f *FakeEngine) ContainerExecInspect(ctx context.Context, execID string) (c
 
 // NetworkList lists networks by name, filtered by label, name, id and
 // driver.
-func (f *FakeEngine) NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error) {
+func (f *Fake) NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error) {
 	if err := f.begin("NetworkList", describeFilters(options.Filters)); err != nil {
 		return nil, err
 	}
@@ -812,7 +814,7 @@ func (f *FakeEngine) NetworkList(ctx context.Context, options network.ListOption
 }
 
 // NetworkCreate creates a network; the name must be new.
-func (f *FakeEngine) NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error) {
+func (f *Fake) NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error) {
 	if err := f.begin("NetworkCreate", name); err != nil {
 		return network.CreateResponse{}, err
 	}
@@ -845,7 +847,7 @@ func (f *FakeEngine) NetworkCreate(ctx context.Context, name string, options net
 
 // NetworkRemove removes a network with no endpoints; the predefined ones
 // cannot be removed.
-func (f *FakeEngine) NetworkRemove(ctx context.Context, networkID string) error {
+func (f *Fake) NetworkRemove(ctx context.Context, networkID string) error {
 	if err := f.begin("NetworkRemove", f.networkLabel(networkID)); err != nil {
 		return err
 	}
@@ -870,7 +872,7 @@ func (f *FakeEngine) NetworkRemove(ctx context.Context, networkID string) error 
 
 // NetworkInspect returns a network by ID, name or ID prefix, with its
 // endpoints.
-func (f *FakeEngine) NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error) {
+func (f *Fake) NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error) {
 	if err := f.begin("NetworkInspect", f.networkLabel(networkID)); err != nil {
 		return network.Inspect{}, err
 	}
@@ -885,7 +887,7 @@ func (f *FakeEngine) NetworkInspect(ctx context.Context, networkID string, optio
 
 // NetworkConnect attaches a container to a network, with the aliases of
 // config.
-func (f *FakeEngine) NetworkConnect(ctx context.Context, networkID, containerID string, config *network.EndpointSettings) error {
+func (f *Fake) NetworkConnect(ctx context.Context, networkID, containerID string, config *network.EndpointSettings) error {
 	if err := f.begin("NetworkConnect", f.networkLabel(networkID)+" "+f.containerLabel(containerID)); err != nil {
 		return err
 	}
@@ -915,7 +917,7 @@ func (f *FakeEngine) NetworkConnect(ctx context.Context, networkID, containerID 
 }
 
 // VolumeList lists volumes by name, filtered by label, name and dangling.
-func (f *FakeEngine) VolumeList(ctx context.Context, options volume.ListOptions) (volume.ListResponse, error) {
+func (f *Fake) VolumeList(ctx context.Context, options volume.ListOptions) (volume.ListResponse, error) {
 	if err := f.begin("VolumeList", describeFilters(options.Filters)); err != nil {
 		return volume.ListResponse{}, err
 	}
@@ -945,7 +947,7 @@ func (f *FakeEngine) VolumeList(ctx context.Context, options volume.ListOptions)
 }
 
 // VolumeCreate creates a named volume, or returns the existing one.
-func (f *FakeEngine) VolumeCreate(ctx context.Context, options volume.CreateOptions) (volume.Volume, error) {
+func (f *Fake) VolumeCreate(ctx context.Context, options volume.CreateOptions) (volume.Volume, error) {
 	if err := f.begin("VolumeCreate", options.Name); err != nil {
 		return volume.Volume{}, err
 	}
@@ -958,7 +960,7 @@ func (f *FakeEngine) VolumeCreate(ctx context.Context, options volume.CreateOpti
 }
 
 // VolumeRemove removes a volume that no container uses.
-func (f *FakeEngine) VolumeRemove(ctx context.Context, volumeID string, force bool) error {
+func (f *Fake) VolumeRemove(ctx context.Context, volumeID string, force bool) error {
 	if err := f.begin("VolumeRemove", volumeID); err != nil {
 		return err
 	}
@@ -979,7 +981,7 @@ func (f *FakeEngine) VolumeRemove(ctx context.Context, volumeID string, force bo
 }
 
 // ImageInspect returns a local image by tag, ID or ID prefix.
-func (f *FakeEngine) ImageInspect(ctx context.Context, imageID string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+func (f *Fake) ImageInspect(ctx context.Context, imageID string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
 	if err := f.begin("ImageInspect", imageID); err != nil {
 		return image.InspectResponse{}, err
 	}
@@ -1001,7 +1003,7 @@ func (f *FakeEngine) ImageInspect(ctx context.Context, imageID string, _ ...clie
 
 // ImageList lists local images, filtered by label and reference (a glob
 // on repository:tag).
-func (f *FakeEngine) ImageList(ctx context.Context, options image.ListOptions) ([]image.Summary, error) {
+func (f *Fake) ImageList(ctx context.Context, options image.ListOptions) ([]image.Summary, error) {
 	if err := f.begin("ImageList", describeFilters(options.Filters)); err != nil {
 		return nil, err
 	}
@@ -1029,7 +1031,7 @@ func (f *FakeEngine) ImageList(ctx context.Context, options image.ListOptions) (
 // ImageBuild reads the tar context, records it (see Builds) and, unless a
 // build hook says otherwise, creates an image with the options' tags and
 // labels.
-func (f *FakeEngine) ImageBuild(ctx context.Context, buildContext io.Reader, options build.ImageBuildOptions) (build.ImageBuildResponse, error) {
+func (f *Fake) ImageBuild(ctx context.Context, buildContext io.Reader, options build.ImageBuildOptions) (build.ImageBuildResponse, error) {
 	if err := f.begin("ImageBuild", strings.Join(options.Tags, ",")); err != nil {
 		return build.ImageBuildResponse{}, err
 	}
@@ -1089,7 +1091,7 @@ func (f *FakeEngine) ImageBuild(ctx context.Context, buildContext io.Reader, opt
 
 // ImagePull succeeds for references made pullable with SetPullable and
 // fails for all others.
-func (f *FakeEngine) ImagePull(ctx context.Context, ref string, options image.PullOptions) (io.ReadCloser, error) {
+func (f *Fake) ImagePull(ctx context.Context, ref string, options image.PullOptions) (io.ReadCloser, error) {
 	if err := f.begin("ImagePull", ref); err != nil {
 		return nil, err
 	}
@@ -1109,7 +1111,7 @@ func (f *FakeEngine) ImagePull(ctx context.Context, ref string, options image.Pu
 
 // ImageRemove untags an image by tag, and removes it when no tag is left
 // or when removed by ID. An image a container uses needs Force.
-func (f *FakeEngine) ImageRemove(ctx context.Context, imageID string, options image.RemoveOptions) ([]image.DeleteResponse, error) {
+func (f *Fake) ImageRemove(ctx context.Context, imageID string, options image.RemoveOptions) ([]image.DeleteResponse, error) {
 	if err := f.begin("ImageRemove", imageID); err != nil {
 		return nil, err
 	}
@@ -1143,7 +1145,7 @@ func (f *FakeEngine) ImageRemove(ctx context.Context, imageID string, options im
 }
 
 // begin records a call and returns the error set for its method.
-func (f *FakeEngine) begin(method, target string) error {
+func (f *Fake) begin(method, target string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	call := method
@@ -1155,14 +1157,14 @@ func (f *FakeEngine) begin(method, target string) error {
 }
 
 // newID returns a deterministic 64-hex ID. Call with f.mu held.
-func (f *FakeEngine) newID(kind string) string {
+func (f *Fake) newID(kind string) string {
 	f.seq++
 	sum := sha256.Sum256([]byte(kind + "/" + strconv.Itoa(f.seq)))
 	return hex.EncodeToString(sum[:])
 }
 
 // container resolves an ID, name or ID prefix. Call with f.mu held.
-func (f *FakeEngine) container(ref string) (*fakeContainer, error) {
+func (f *Fake) container(ref string) (*fakeContainer, error) {
 	if c, ok := f.containers[ref]; ok {
 		return c, nil
 	}
@@ -1184,7 +1186,7 @@ func (f *FakeEngine) container(ref string) (*fakeContainer, error) {
 	return found, nil
 }
 
-func (f *FakeEngine) containerByName(name string) *fakeContainer {
+func (f *Fake) containerByName(name string) *fakeContainer {
 	for _, c := range f.containers {
 		if c.name == name {
 			return c
@@ -1194,7 +1196,7 @@ func (f *FakeEngine) containerByName(name string) *fakeContainer {
 }
 
 // containerLabel names a container in the call log by its name.
-func (f *FakeEngine) containerLabel(ref string) string {
+func (f *Fake) containerLabel(ref string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c, err := f.container(ref); err == nil {
@@ -1204,7 +1206,7 @@ func (f *FakeEngine) containerLabel(ref string) string {
 }
 
 // network resolves an ID, name or ID prefix. Call with f.mu held.
-func (f *FakeEngine) network(ref string) *fakeNetwork {
+func (f *Fake) network(ref string) *fakeNetwork {
 	if n, ok := f.networks[ref]; ok {
 		return n
 	}
@@ -1222,7 +1224,7 @@ func (f *FakeEngine) network(ref string) *fakeNetwork {
 }
 
 // networkLabel names a network in the call log by its name.
-func (f *FakeEngine) networkLabel(ref string) string {
+func (f *Fake) networkLabel(ref string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if n := f.network(ref); n != nil {
@@ -1233,7 +1235,7 @@ func (f *FakeEngine) networkLabel(ref string) string {
 
 // image resolves a tag, an ID (with or without "sha256:") or an ID prefix.
 // Call with f.mu held.
-func (f *FakeEngine) image(ref string) *fakeImage {
+func (f *Fake) image(ref string) *fakeImage {
 	if ref == "" {
 		return nil
 	}
@@ -1253,7 +1255,7 @@ func (f *FakeEngine) image(ref string) *fakeImage {
 }
 
 // addImage creates an image with the given tags. Call with f.mu held.
-func (f *FakeEngine) addImage(tags []string, labels map[string]string) string {
+func (f *Fake) addImage(tags []string, labels map[string]string) string {
 	id := "sha256:" + f.newID("image")
 	img := &fakeImage{id: id, labels: maps.Clone(labels), created: f.now()}
 	for _, t := range tags {
@@ -1272,7 +1274,7 @@ func (f *FakeEngine) addImage(tags []string, labels map[string]string) string {
 
 // createVolume creates a volume or returns the existing one. Call with
 // f.mu held.
-func (f *FakeEngine) createVolume(opts volume.CreateOptions) *volume.Volume {
+func (f *Fake) createVolume(opts volume.CreateOptions) *volume.Volume {
 	name := opts.Name
 	if name == "" {
 		name = f.newID("volume")
@@ -1300,7 +1302,7 @@ func (f *FakeEngine) createVolume(opts volume.CreateOptions) *volume.Volume {
 
 // volumeInUse reports whether a container mounts the volume. Call with
 // f.mu held.
-func (f *FakeEngine) volumeInUse(name string) bool {
+func (f *Fake) volumeInUse(name string) bool {
 	for _, c := range f.containers {
 		if slices.Contains(containerVolumes(c.hostConfig), name) {
 			return true
@@ -1328,7 +1330,7 @@ func containerVolumes(hc container.HostConfig) []string {
 
 // assignAddress gives an endpoint an address on its network. Call with
 // f.mu held.
-func (f *FakeEngine) assignAddress(n *fakeNetwork, c *fakeContainer, e *network.EndpointSettings) {
+func (f *Fake) assignAddress(n *fakeNetwork, c *fakeContainer, e *network.EndpointSettings) {
 	if n == nil || e.IPAddress != "" {
 		return
 	}
@@ -1343,7 +1345,7 @@ func (f *FakeEngine) assignAddress(n *fakeNetwork, c *fakeContainer, e *network.
 }
 
 // exit ends a running container. Call with f.mu held.
-func (f *FakeEngine) exit(c *fakeContainer, code int) {
+func (f *Fake) exit(c *fakeContainer, code int) {
 	c.state = container.StateExited
 	c.exitCode = code
 	c.finished = f.now()
@@ -1365,7 +1367,7 @@ func (f *FakeEngine) exit(c *fakeContainer, code int) {
 
 // containerEvent publishes a container event whose attributes are the
 // container's labels, name and image, like the engine's.
-func (f *FakeEngine) containerEvent(c *fakeContainer, action events.Action, extra map[string]string) {
+func (f *Fake) containerEvent(c *fakeContainer, action events.Action, extra map[string]string) {
 	attrs := maps.Clone(c.config.Labels)
 	if attrs == nil {
 		attrs = map[string]string{}
@@ -1378,7 +1380,7 @@ func (f *FakeEngine) containerEvent(c *fakeContainer, action events.Action, extr
 
 // publish queues an event for every subscriber whose filters match. It
 // never blocks. Call with f.mu held.
-func (f *FakeEngine) publish(typ events.Type, action events.Action, id string, attrs map[string]string) {
+func (f *Fake) publish(typ events.Type, action events.Action, id string, attrs map[string]string) {
 	now := f.now()
 	m := events.Message{Type: typ, Action: action, Actor: events.Actor{ID: id, Attributes: attrs}, Scope: "local", Time: now.Unix(), TimeNano: now.UnixNano()}
 	for s := range f.subs {
@@ -1402,7 +1404,7 @@ func (f *FakeEngine) publish(typ events.Type, action events.Action, id string, a
 }
 
 // summary renders a container as ContainerList does. Call with f.mu held.
-func (f *FakeEngine) summary(c *fakeContainer) container.Summary {
+func (f *Fake) summary(c *fakeContainer) container.Summary {
 	s := container.Summary{
 		ID:      c.id,
 		Names:   []string{"/" + c.name},
@@ -1422,7 +1424,7 @@ func (f *FakeEngine) summary(c *fakeContainer) container.Summary {
 }
 
 // status renders the human status column ("Up (healthy)", "Exited (137)").
-func (f *FakeEngine) status(c *fakeContainer) string {
+func (f *Fake) status(c *fakeContainer) string {
 	switch c.state {
 	case container.StateRunning:
 		if c.health != "" {
@@ -1436,7 +1438,7 @@ func (f *FakeEngine) status(c *fakeContainer) string {
 }
 
 // inspect renders a container as ContainerInspect does. Call with f.mu held.
-func (f *FakeEngine) inspect(c *fakeContainer) container.InspectResponse {
+func (f *Fake) inspect(c *fakeContainer) container.InspectResponse {
 	hc := c.hostConfig
 	state := &container.State{
 		Status:   c.state,
@@ -1478,7 +1480,7 @@ func (f *FakeEngine) inspect(c *fakeContainer) container.InspectResponse {
 
 // endpointsByName copies a container's endpoints keyed by network name.
 // Call with f.mu held.
-func (f *FakeEngine) endpointsByName(c *fakeContainer) map[string]*network.EndpointSettings {
+func (f *Fake) endpointsByName(c *fakeContainer) map[string]*network.EndpointSettings {
 	out := map[string]*network.EndpointSettings{}
 	for nid, e := range c.endpoints {
 		n := f.networks[nid]
@@ -1494,7 +1496,7 @@ func (f *FakeEngine) endpointsByName(c *fakeContainer) map[string]*network.Endpo
 }
 
 // networkInspect renders a network with its endpoints. Call with f.mu held.
-func (f *FakeEngine) networkInspect(n *fakeNetwork) network.Inspect {
+func (f *Fake) networkInspect(n *fakeNetwork) network.Inspect {
 	ni := network.Inspect{
 		Name:       n.name,
 		ID:         n.id,
@@ -1531,7 +1533,7 @@ func (f *FakeEngine) networkInspect(n *fakeNetwork) network.Inspect {
 
 // matchNetwork applies the "network" filter (name or ID). Call with f.mu
 // held.
-func (f *FakeEngine) matchNetwork(args filters.Args, c *fakeContainer) bool {
+func (f *Fake) matchNetwork(args filters.Args, c *fakeContainer) bool {
 	if !args.Contains("network") {
 		return true
 	}

@@ -1,4 +1,4 @@
-package runtime
+package enginetest
 
 import (
 	"context"
@@ -11,18 +11,21 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
-// labelTest marks what one integration test run creates, so its cleanup
-// removes exactly that.
-const labelTest = "io.orchestro.test"
+// LabelTest marks what one integration test run creates, so its cleanup
+// removes exactly that. UniqueLabels sets it to a value unique to the run.
+const LabelTest = "io.orchestro.test"
 
-// needEngine returns the real Docker engine for an integration test. When no
-// engine is reachable the test is skipped, except when CI is set: there a
-// missing engine fails the test, so CI can never pass by skipping.
-func needEngine(t *testing.T) Engine {
+// NeedEngine returns the real Docker engine for an integration test and
+// closes it when the test ends. When no engine is reachable the test is
+// skipped, except when CI is set: there a missing engine fails the test, so
+// CI can never pass by skipping.
+func NeedEngine(t testing.TB) engine.Engine {
 	t.Helper()
-	eng, err := NewDockerEngine(t.Context())
+	eng, err := engine.NewDockerEngine(t.Context())
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("CI is set and the Docker engine is needed: %v", err)
@@ -33,20 +36,21 @@ func needEngine(t *testing.T) Engine {
 	return eng
 }
 
-// testLabels returns labels unique to this test run (io.orchestro.managed
+// UniqueLabels returns labels unique to this test run (io.orchestro.managed
 // and io.orchestro.test=<random>) and registers a cleanup that removes every
-// container and image carrying them.
-func testLabels(t *testing.T, eng Engine) map[string]string {
+// container and image carrying them. Put them on everything the test creates
+// in the engine.
+func UniqueLabels(t testing.TB, eng engine.Engine) map[string]string {
 	t.Helper()
 	id := strings.ToLower(rand.Text()[:12])
-	t.Cleanup(func() { removeLabelled(t, eng, labelTest+"="+id) })
-	return map[string]string{LabelManaged: "true", labelTest: id}
+	t.Cleanup(func() { removeLabelled(t, eng, LabelTest+"="+id) })
+	return map[string]string{engine.LabelManaged: "true", LabelTest: id}
 }
 
 // removeLabelled removes the containers, then the images, with the label.
 // It runs in t.Cleanup, after t.Context() has ended, so it has its own
 // deadline.
-func removeLabelled(t *testing.T, eng Engine, label string) {
+func removeLabelled(t testing.TB, eng engine.Engine, label string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	f := filters.NewArgs(filters.Arg("label", label))

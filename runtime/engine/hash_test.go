@@ -1,41 +1,10 @@
-package runtime
+package engine
 
 import (
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/orchestro/orchestro/cellspec"
 )
-
-func TestNames(t *testing.T) {
-	got := []string{
-		NetworkName("demo", "shop"),
-		MeshNetworkName("demo"),
-		GatewayName("demo", "shop"),
-		ReplicaName("demo", "shop", "orders", 3),
-		VolumeName("demo", "data"),
-		KeeperName("demo"),
-	}
-	want := []string{"demo_shop", "demo_mesh", "demo-shop-gateway", "demo-shop-orders-3", "demo_data", "demo-keeper"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("names (-want +got):\n%s", diff)
-	}
-}
-
-func TestReplicaLabels(t *testing.T) {
-	want := map[string]string{
-		"io.orchestro.project":     "demo",
-		"io.orchestro.cell":        "shop",
-		"io.orchestro.service":     "orders",
-		"io.orchestro.replica":     "2",
-		"io.orchestro.role":        "replica",
-		"io.orchestro.config-hash": "abc",
-	}
-	if diff := cmp.Diff(want, ReplicaLabels("demo", "shop", "orders", 2, "abc")); diff != "" {
-		t.Errorf("labels (-want +got):\n%s", diff)
-	}
-}
 
 func TestServiceConfigHash(t *testing.T) {
 	base := func() *cellspec.Service {
@@ -45,7 +14,7 @@ func TestServiceConfigHash(t *testing.T) {
 			Volumes: []cellspec.Volume{{Type: "volume", Source: "a", Target: "/a"}, {Type: "bind", Source: "/b", Target: "/b"}},
 		}
 	}
-	img := ServiceImage{Ref: "orders:1", ID: "sha256:1"}
+	img := "sha256:1"
 	h := ServiceConfigHash("demo", "shop", base(), img)
 	if len(h) != 16 {
 		t.Fatalf("hash %q: want 16 hex digits", h)
@@ -83,7 +52,7 @@ func TestServiceConfigHash(t *testing.T) {
 			t.Errorf("%s did not change the hash", tt.name)
 		}
 	}
-	if got := ServiceConfigHash("demo", "shop", base(), ServiceImage{Ref: "orders:1", ID: "sha256:2"}); got == h {
+	if got := ServiceConfigHash("demo", "shop", base(), "sha256:2"); got == h {
 		t.Error("a rebuilt image (same tag, new ID) did not change the hash")
 	}
 }

@@ -1,4 +1,4 @@
-package runtime
+package engine
 
 import (
 	"fmt"
@@ -18,6 +18,9 @@ const (
 	// LabelManaged marks images orchestro built, so tests and `down
 	// --rmi` can find them.
 	LabelManaged = "io.orchestro.managed"
+	// LabelAdminPort marks, on a gateway container, the container port of
+	// its admin API.
+	LabelAdminPort = "io.orchestro.admin-port"
 )
 
 // Roles of the containers orchestro runs.
