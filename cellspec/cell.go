@@ -14,7 +14,7 @@ import (
 // of "did you mean" hints.
 var (
 	cellKeys      = []string{"cell", "gateway", "uses", "services"}
-	gatewayKeys   = []string{"port", "balance", "routes", "outlier"}
+	gatewayKeys   = []string{"port", "balance", "routes", "outlier", "fast_path"}
 	routeKeys     = []string{"path", "service", "strip_prefix", "timeout", "retries"}
 	serviceKeys   = []string{"build", "image", "port", "command", "entrypoint", "env", "replicas", "restart", "health", "autoscale", "outlier", "resources", "volumes", "depends_on"}
 	buildKeys     = []string{"context", "dockerfile", "args", "target", "go"}
@@ -104,6 +104,11 @@ func (d *decoder) decodeGateway(n *yaml.Node, rc *rawCell) {
 			}
 		case "outlier":
 			g.Outlier = d.decodeOutlier(v, p, rc)
+		case "fast_path":
+			d.pos[p] = d.at(v)
+			if on, ok := d.boolean(v, p); ok {
+				g.FastPath = &on
+			}
 		}
 	})
 	if n.Kind == yaml.MappingNode && !hasPort {
@@ -122,7 +127,7 @@ func (d *decoder) decodeRoute(n *yaml.Node, path string, i int, rc *rawCell) Rou
 		case "service":
 			r.Service = d.str(v, p)
 		case "strip_prefix":
-			r.StripPrefix = d.boolean(v, p)
+			r.StripPrefix, _ = d.boolean(v, p)
 		case "timeout":
 			r.Timeout, _ = d.duration(v, p)
 		case "retries":
@@ -215,7 +220,7 @@ func (d *decoder) decodeHealth(n *yaml.Node, path, svc string, rc *rawCell) *Hea
 		case "http":
 			h.HTTP = d.str(v, p)
 		case "tcp":
-			h.TCP = d.boolean(v, p)
+			h.TCP, _ = d.boolean(v, p)
 		case "exec":
 			h.Exec = d.command(v, p)
 		case "interval":
@@ -379,7 +384,7 @@ func parseVolume(s, dir string) (Volume, error) {
 		return v, nil
 	}
 	v.Type = VolumeNamed
-	if !isDNSLabel(strings.ReplaceAll(strings.ReplaceAll(v.Source, "_", "-"), ".", "-")) {
+	if !IsDNSLabel(strings.ReplaceAll(strings.ReplaceAll(v.Source, "_", "-"), ".", "-")) {
 		return v, fmt.Errorf("volume name %q must be letters, digits, '-', '_' or '.'", v.Source)
 	}
 	return v, nil

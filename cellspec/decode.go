@@ -160,19 +160,23 @@ func (d *decoder) number(n *yaml.Node, path string) (float64, bool) {
 	return v, true
 }
 
-func (d *decoder) boolean(n *yaml.Node, path string) bool {
+// boolean reads true or false (yes/no and on/off too, as YAML 1.1 tools
+// do). The second result is false when the value is neither, so that a
+// caller keeping whether a boolean was written does not take a bad value
+// for a written false.
+func (d *decoder) boolean(n *yaml.Node, path string) (bool, bool) {
 	s, ok := d.scalar(n, path, "true or false")
 	if !ok {
-		return false
+		return false, false
 	}
 	switch strings.ToLower(s) {
 	case "true", "yes", "on":
-		return true
+		return true, true
 	case "false", "no", "off":
-		return false
+		return false, true
 	}
 	d.errorf(n, path, "", "must be true or false, not %q", s)
-	return false
+	return false, false
 }
 
 // duration parses a Go duration ("250ms", "2s", "1m30s"). A bare integer

@@ -97,15 +97,23 @@ func applyDefaults(rc *rawCell) {
 			}
 		}
 		if !rc.replicas[name] {
-			s.Replicas = DefaultReplicas
-			if a := s.Autoscale; a != nil {
-				s.Replicas = max(a.Min, 1)
-				if a.Max > 0 {
-					s.Replicas = min(s.Replicas, a.Max)
-				}
-			}
+			s.Replicas = defaultReplicas(s)
 		}
 	}
+}
+
+// defaultReplicas is the replica count of a service that does not set one,
+// once its autoscale bounds are defaulted. applyDefaults and convert (which
+// leaves a default count out) both ask it, so they cannot disagree.
+func defaultReplicas(s *Service) int {
+	if a := s.Autoscale; a != nil {
+		r := max(a.Min, 1)
+		if a.Max > 0 {
+			r = min(r, a.Max)
+		}
+		return r
+	}
+	return DefaultReplicas
 }
 
 // DefaultRoutes returns the routes of a cell whose file leaves

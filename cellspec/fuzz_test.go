@@ -91,7 +91,7 @@ func checkValidCell(t *testing.T, c *Cell) {
 	t.Helper()
 	// The loader accepts an empty name today (cell: "" or an unset
 	// ${VAR}); anything else must be a DNS label.
-	if c.Name != "" && !isDNSLabel(c.Name) {
+	if c.Name != "" && !IsDNSLabel(c.Name) {
 		t.Errorf("cell name %q", c.Name)
 	}
 	g := c.Gateway
@@ -114,7 +114,7 @@ func checkValidCell(t *testing.T, c *Cell) {
 		}
 	}
 	for name, s := range c.Services {
-		if !isDNSLabel(name) || (s.Build == nil) == (s.Image == "") || s.Replicas < 0 {
+		if !IsDNSLabel(name) || (s.Build == nil) == (s.Image == "") || s.Replicas < 0 {
 			t.Errorf("service %s: %+v", name, s)
 		}
 		if s.Port < 0 || s.Port > 65535 {

@@ -75,7 +75,7 @@ func Load(opts Options) (*Project, error) {
 	if p.Name == "" {
 		p.Name = normalizeProjectName(filepath.Base(p.Dir))
 	}
-	if !isDNSLabel(p.Name) && (p.Name != "" || len(l.probs) == 0) {
+	if !IsDNSLabel(p.Name) && (p.Name != "" || len(l.probs) == 0) {
 		src, pos := "-p", Position{File: "-p"}
 		if opts.ProjectName == "" {
 			src, pos = "project name", l.projectPos

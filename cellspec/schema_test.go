@@ -470,8 +470,8 @@ func TestSchemaPatterns(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"a", "Shop", "a-", "shop-2"} {
-		if got := regexp.MustCompile(dnsLabelPattern).MatchString(s); got != isDNSLabel(s) {
-			t.Errorf("name %q: pattern %v, loader %v", s, got, isDNSLabel(s))
+		if got := regexp.MustCompile(dnsLabelPattern).MatchString(s); got != IsDNSLabel(s) {
+			t.Errorf("name %q: pattern %v, loader %v", s, got, IsDNSLabel(s))
 		}
 	}
 }

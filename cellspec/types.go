@@ -66,7 +66,23 @@ type Gateway struct {
 	Balance string   `json:"balance"`
 	Routes  []Route  `json:"routes"`
 	Outlier *Outlier `json:"outlier,omitempty"`
+	// FastPath is fast_path as written, nil when the file leaves it out;
+	// read it with FastPathEnabled. Unlike the integers whose zero is a
+	// legal value (rawCell records that they were written, and
+	// applyDefaults stores the value in force), it stays a pointer that
+	// is never defaulted, because its zero value must mean "on": the
+	// cell reaches the gateway process as JSON, and a Cell built by hand
+	// or encoded before the key existed has no fast_path at all. With
+	// omitempty, a cell that does not write it encodes (and so hashes) as
+	// it did before the setting existed, as Outlier does.
+	FastPath *bool `json:"fast_path,omitempty"`
 }
+
+// FastPathEnabled reports whether the gateway serves HTTP/1 requests with
+// its own fast server, as it does unless the cell file says fast_path:
+// false; when it does not, every request goes through Go's net/http
+// server.
+func (g Gateway) FastPathEnabled() bool { return g.FastPath == nil || *g.FastPath }
 
 // Balance policies.
 const (

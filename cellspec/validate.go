@@ -22,8 +22,11 @@ func (v *validator) add(c *Cell, path, hint, format string, args ...any) {
 
 const dnsHint = "lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit"
 
-// isDNSLabel reports whether s is an RFC 1123 label in lower case.
-func isDNSLabel(s string) bool {
+// IsDNSLabel reports whether s is an RFC 1123 label in lower case, the form
+// of project, cell and service names. It is the one home of that rule: the
+// command line checks names it is given (-p, CELL/SERVICE) with it too, so a
+// name it accepts is one the loader accepts.
+func IsDNSLabel(s string) bool {
 	if len(s) == 0 || len(s) > 63 {
 		return false
 	}
@@ -42,7 +45,7 @@ func isDNSLabel(s string) bool {
 // validateCell checks one cell on its own. Checks that need the other
 // cells (uses, unique names and ports) are in validateProject.
 func (v *validator) validateCell(c *Cell) {
-	if c.Name != "" && !isDNSLabel(c.Name) {
+	if c.Name != "" && !IsDNSLabel(c.Name) {
 		v.add(c, "cell", dnsHint, "invalid cell name %q", c.Name)
 	}
 	v.validateGateway(c)
@@ -120,7 +123,7 @@ func (v *validator) validateOutlier(c *Cell, path string, o *Outlier) {
 
 func (v *validator) validateService(c *Cell, s *Service) {
 	path := "services." + s.Name
-	if !isDNSLabel(s.Name) {
+	if !IsDNSLabel(s.Name) {
 		v.add(c, path, dnsHint, "invalid service name %q", s.Name)
 	}
 	switch {

@@ -93,7 +93,7 @@ type projectRef struct {
 // the name itself is valid). Spec warnings are not printed: they concern
 // what `up` would do.
 func resolveProject(f *Factory, g *globalOptions) (projectRef, error) {
-	if g.Project != "" && !isDNSLabel(g.Project) {
+	if g.Project != "" && !cellspec.IsDNSLabel(g.Project) {
 		return projectRef{}, usagef("invalid project name %q: lower-case letters, digits and '-', starting and ending with a letter or digit", g.Project)
 	}
 	wd, err := f.Getwd()
@@ -107,27 +107,10 @@ func resolveProject(f *Factory, g *globalOptions) (projectRef, error) {
 		return projectRef{Name: p.Name, Spec: p}, nil
 	case g.Project != "":
 		return projectRef{Name: g.Project}, nil
-	case errors.As(err, &probs) && p != nil && isDNSLabel(p.Name):
+	case errors.As(err, &probs) && p != nil && cellspec.IsDNSLabel(p.Name):
 		return projectRef{Name: p.Name}, nil
 	case errors.Is(err, cellspec.ErrNoSpec):
 		return projectRef{}, usageError{fmt.Errorf("%w (name the project with -p)", err)}
 	}
 	return projectRef{}, err
-}
-
-// isDNSLabel reports whether s is a lower-case RFC 1123 label, the form of
-// project, cell and service names.
-func isDNSLabel(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; {
-		case ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9':
-		case ch == '-' && i > 0 && i < len(s)-1:
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/tui"
 )
 
 // eventPrinter writes controller events, one per line, as text or as
@@ -51,7 +52,7 @@ func formatEvent(e api.Event, pal Palette) string {
 	var b strings.Builder
 	b.WriteString(pal.Dim(e.Time.UTC().Format(time.RFC3339)))
 	b.WriteByte(' ')
-	b.WriteString(eventSubject(e))
+	b.WriteString(tui.EventSubject(e))
 	b.WriteByte(' ')
 	b.WriteString(eventColor(pal, e.Type))
 	if e.Type == api.EventScaled {
@@ -62,24 +63,6 @@ func formatEvent(e api.Event, pal Palette) string {
 		b.WriteString(e.Message)
 	}
 	return b.String()
-}
-
-// eventSubject names what an event is about: cell, cell/service or
-// cell/service-n. A replica given by container name rather than number is
-// shown as that name.
-func eventSubject(e api.Event) string {
-	s := e.Cell
-	if e.Service != "" {
-		s += "/" + e.Service
-	}
-	switch {
-	case e.Replica == "":
-	case isDigits(e.Replica):
-		s += "-" + e.Replica
-	default:
-		s = e.Replica
-	}
-	return s
 }
 
 func eventColor(pal Palette, typ string) string {

@@ -127,9 +127,9 @@ func parseServiceRef(s string) (serviceRef, error) {
 		return serviceRef{}, fmt.Errorf("the service name is empty")
 	case strings.Contains(service, "/"):
 		return serviceRef{}, fmt.Errorf("too many '/'")
-	case !isDNSLabel(cell):
+	case !cellspec.IsDNSLabel(cell):
 		return serviceRef{}, fmt.Errorf("invalid cell name %q", cell)
-	case service != "" && !isDNSLabel(service):
+	case service != "" && !cellspec.IsDNSLabel(service):
 		return serviceRef{}, fmt.Errorf("invalid service name %q", service)
 	}
 	return serviceRef{Cell: cell, Service: service}, nil

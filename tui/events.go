@@ -160,7 +160,7 @@ func (p *eventsPane) format(st styles, e api.Event) string {
 	var b strings.Builder
 	b.WriteString(st.dim.Render(e.Time.In(p.d.loc).Format("15:04:05")))
 	b.WriteByte(' ')
-	b.WriteString(eventSubject(e))
+	b.WriteString(EventSubject(e))
 	b.WriteByte(' ')
 	b.WriteString(st.event(e.Type).Render(e.Type))
 	if e.Type == api.EventScaled {
@@ -171,26 +171,4 @@ func (p *eventsPane) format(st styles, e api.Event) string {
 		b.WriteString(sanitize(e.Message))
 	}
 	return b.String()
-}
-
-// eventSubject names what an event is about: cell, cell/service or
-// cell/service-n.
-func eventSubject(e api.Event) string {
-	s := e.Cell
-	if e.Service != "" {
-		s += "/" + e.Service
-	}
-	switch {
-	case e.Replica == "":
-	case isNumber(e.Replica):
-		s += "-" + e.Replica
-	default:
-		s = e.Replica
-	}
-	return s
-}
-
-func isNumber(s string) bool {
-	_, err := strconv.Atoi(s)
-	return err == nil && s != "" && s[0] != '-' && s[0] != '+'
 }
