@@ -155,7 +155,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := serve("admin", spec.AdminPort, &http.Server{Handler: srvAdmin, ReadHeaderTimeout: 10 * time.Second}); err != nil {
 		return err
 	}
-	if err := serve("data", spec.Cell.Gateway.Port, proxy.NewServer(px, proxy.ServerOptions{})); err != nil {
+	// fast_path: false serves every request through net/http, to rule the
+	// fast path out when a difference is suspected.
+	srvOpts := proxy.ServerOptions{DisableFastPath: !spec.Cell.Gateway.FastPathEnabled()}
+	if err := serve("data", spec.Cell.Gateway.Port, proxy.NewServer(px, srvOpts)); err != nil {
 		return err
 	}
 	for _, peer := range spec.Cell.Uses {
@@ -167,7 +170,7 @@ func Run(ctx context.Context, cfg Config) error {
 		port, _ := strconv.Atoi(portStr)
 		fwd := proxy.NewForward(peer, []*proxy.Upstream{{ID: peer, Service: peer, Addr: addr}}, proxy.Options{OnRequest: record, OnIdle: dp.log.flush})
 		g.Go(func() error { return fwd.Run(ctx) })
-		if err := serve("egress "+peer, port, proxy.NewServer(fwd, proxy.ServerOptions{})); err != nil {
+		if err := serve("egress "+peer, port, proxy.NewServer(fwd, srvOpts)); err != nil {
 			return err
 		}
 	}
