@@ -73,7 +73,7 @@ func (c *Controller) autoscale(now time.Time) {
 		var inflight int64
 		var ids []string
 		for _, r := range c.replicas {
-			if r.service != d.Name || r.state != "running" || r.removing {
+			if r.service != d.Name || r.state != ContainerRunning || r.removing {
 				continue
 			}
 			if r.health.Ready() && r.probed {

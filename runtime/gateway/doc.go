@@ -4,10 +4,14 @@
 // The data plane (package proxy) routes requests to the cell's replicas,
 // with the access log and request metrics fed from request records off the
 // request path. The controller owns the cell's replicas: it observes them
-// by label, plans with a pure function of the desired services, the
-// observed replicas and the time (plan), and executes the plan; health
-// results, engine events and the autoscaler (once a second) wake it up. A
-// gateway that restarts adopts the replicas it finds. The admin API
+// by label (observe.go), plans with a pure function of the desired
+// services, the observed replicas, the crash backoff and the time (plan.go),
+// and executes the plan (execute.go); health results, engine events and the
+// autoscaler (once a second) wake it up. The crash backoff is a pure
+// function too (backoff.go): the executor and the observer only feed it
+// failures. Operations carry a typed kind and cause, which decide the event
+// that reports them. A gateway that restarts adopts the replicas it finds,
+// and its runtime overrides from its state file (statefile.go). The admin API
 // (package admin) exposes status, events, scale, restart and spec updates.
 //
 // The project keeper (RunKeeper) is the same binary in another mode: it

@@ -46,7 +46,7 @@ func (c *Controller) Status() api.CellStatus {
 		for _, r := range reps {
 			c.sampleRate(r, now)
 			rs := api.ReplicaStatus{
-				Name: r.name, ContainerID: r.id, Replica: r.n, State: r.state,
+				Name: r.name, ContainerID: r.id, Replica: r.n, State: string(r.state),
 				Health: replicaHealth(r, now), Address: r.addr, Started: r.started,
 				ConfigHash: r.hash, RPS: r.rps,
 			}
@@ -59,7 +59,7 @@ func (c *Controller) Status() api.CellStatus {
 				ss.CPU += u.CPU
 				ss.Memory += u.Memory
 			}
-			if r.state == "running" && r.hash == d.Hash && r.health.Ready() && !r.removing {
+			if r.state == ContainerRunning && r.hash == d.Hash && r.health.Ready() && !r.removing {
 				ss.Ready++
 			}
 			switch rs.Health {
@@ -78,7 +78,7 @@ func (c *Controller) Status() api.CellStatus {
 		switch cs := c.crash[name]; {
 		case d.Replicas == 0 && len(reps) == 0:
 			ss.Health = "stopped"
-		case cs.Crashes >= 3 && cs.NotBefore.After(now):
+		case cs.Looping(now):
 			ss.Health = "crashloop"
 		case unhealthy > 0 && ss.Ready < d.Replicas:
 			ss.Health = "unhealthy"
@@ -126,8 +126,8 @@ func replicaHealth(r *replica, now time.Time) string {
 	switch {
 	case r.removing:
 		return "draining"
-	case r.state != "running":
-		return r.state
+	case r.state != ContainerRunning:
+		return string(r.state)
 	case r.up != nil && r.up.EjectedUntil().After(now):
 		return "ejected"
 	case !r.probed:
@@ -195,9 +195,11 @@ func (c *Controller) Restart(ctx context.Context, service string) error {
 	return nil
 }
 
-// UpdateSpec replaces the cell spec. Services whose config changed roll;
-// manual scale overrides are dropped (the file is the truth again), except
-// for autoscaled services, whose count is kept within the new bounds.
+// UpdateSpec replaces the cell spec. Services whose config changed roll
+// and start with no crash backoff, since their streak was their old
+// config's; manual scale overrides are dropped (the file is the truth
+// again), except for autoscaled services, whose count is kept within the
+// new bounds. A spec the proxy refuses changes nothing.
 func (c *Controller) UpdateSpec(ctx context.Context, raw []byte) error {
 	var spec api.GatewaySpec
 	if err := json.Unmarshal(raw, &spec); err != nil {
@@ -212,6 +214,10 @@ func (c *Controller) UpdateSpec(ctx context.Context, raw []byte) error {
 		c.mu.Unlock()
 		return nil
 	}
+	if err := c.proxy.SetRoutes(spec.Cell); err != nil {
+		c.mu.Unlock()
+		return admin.BadRequest(err)
+	}
 	for name, n := range c.overrides {
 		s := spec.Cell.Services[name]
 		if s == nil || s.Autoscale == nil {
@@ -220,9 +226,10 @@ func (c *Controller) UpdateSpec(ctx context.Context, raw []byte) error {
 		}
 		c.overrides[name] = max(s.Autoscale.Min, min(n, s.Autoscale.Max))
 	}
-	if err := c.proxy.SetRoutes(spec.Cell); err != nil {
-		c.mu.Unlock()
-		return admin.BadRequest(err)
+	for name := range c.crash {
+		if spec.Cell.Services[name] == nil || serviceHash(&spec, name) != serviceHash(c.spec, name) {
+			delete(c.crash, name)
+		}
 	}
 	c.spec = &spec
 	c.saveState()
@@ -250,7 +257,7 @@ func (c *Controller) Stop(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("stop cell %s: %d replicas left: %w", c.spec.Cell.Name, n, ctx.Err())
+			return fmt.Errorf("stop cell %s: %d replicas left: %w", c.cell, n, ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -288,7 +295,7 @@ func (c *Controller) Wake(service string) bool {
 		return true
 	}
 	for _, r := range c.replicas {
-		if r.service == service && r.state == "running" && !r.removing && !r.health.Ready() {
+		if r.service == service && r.state == ContainerRunning && !r.removing && !r.health.Ready() {
 			return true
 		}
 	}

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/health"
 )
 
 // DesiredService is what the controller wants of one service.
@@ -23,6 +26,27 @@ type DesiredService struct {
 	RestartBefore time.Time
 }
 
+// ContainerState is the state of a replica container as the engine reports
+// it. The engine's string is converted once, where a listing comes in;
+// states this package does not know keep their spelling and match none of
+// the constants.
+type ContainerState string
+
+// Container states of the engine.
+const (
+	ContainerCreated    ContainerState = "created"
+	ContainerRunning    ContainerState = "running"
+	ContainerPaused     ContainerState = "paused"
+	ContainerRestarting ContainerState = "restarting"
+	ContainerRemoving   ContainerState = "removing"
+	ContainerExited     ContainerState = "exited"
+	ContainerDead       ContainerState = "dead"
+)
+
+// Stopped reports whether the container's process has ended: it exited,
+// or died and could not be removed.
+func (s ContainerState) Stopped() bool { return s == ContainerExited || s == ContainerDead }
+
 // ObservedReplica is one replica container as the controller sees it.
 type ObservedReplica struct {
 	ID       string
@@ -30,23 +54,15 @@ type ObservedReplica struct {
 	Service  string
 	N        int
 	Hash     string
-	State    string // the engine's: created, running, paused, restarting, exited, dead
+	State    ContainerState
 	ExitCode int
-	// Health is the tracker's verdict: none, starting, healthy or
-	// unhealthy. Ejection is passive and does not count here.
-	Health  string
+	// Health is the tracker's verdict. Ejection is passive and does not
+	// count here.
+	Health  health.State
 	Created time.Time
 	// Removing is set while a drain-and-remove is under way; such a
 	// replica is left alone.
 	Removing bool
-}
-
-// CrashState throttles re-creation of a crash-looping service.
-type CrashState struct {
-	// Crashes counts recent unexpected exits.
-	Crashes int
-	// NotBefore is the earliest time a replacement may be created.
-	NotBefore time.Time
 }
 
 // OpKind is the kind of a planned operation.
@@ -65,13 +81,60 @@ const (
 	OpWait
 )
 
+// Cause is why the planner chose an operation. The executor reports an
+// operation by its kind and cause (see Op.Event), never by the text of its
+// reason, which is for people.
+type Cause int
+
+// Causes of operations.
+const (
+	// CauseScale: the desired count differs from the replicas there are.
+	CauseScale Cause = iota + 1
+	// CauseExited: a replica exited and is removed (and replaced, unless
+	// its restart policy keeps it).
+	CauseExited
+	// CauseNeverStarted: a replica was created but never ran, because
+	// its start failed.
+	CauseNeverStarted
+	// CauseUpdate: a replica runs an older config of its service.
+	CauseUpdate
+	// CauseRestart: a rolling restart asked for the replica to go.
+	CauseRestart
+	// CauseUnhealthy: a replica failed its health check and is replaced.
+	CauseUnhealthy
+	// CauseOrphan: the replica's service is no longer in the spec.
+	CauseOrphan
+	// CauseDependency: a service waits for a dependency to be ready.
+	CauseDependency
+	// CauseBackoff: a service waits out its crash backoff.
+	CauseBackoff
+)
+
 // Op is one step of a plan: a single Docker-level operation on one replica.
 type Op struct {
 	Kind    OpKind
+	Cause   Cause
 	Service string
 	N       int
 	ID      string
-	Reason  string
+	// Reason explains the operation to people, in events and String.
+	Reason string
+}
+
+// Event is the type of the controller event that reports the operation
+// once it is done.
+func (op Op) Event() string {
+	switch op.Kind {
+	case OpCreate:
+		return api.EventStarted
+	case OpWait:
+		return api.EventWaiting
+	case OpDrain:
+		if op.Cause == CauseUnhealthy {
+			return api.EventReplaced
+		}
+	}
+	return api.EventRemoved
 }
 
 // Plan is the ordered list of operations that moves observed to desired.
@@ -128,9 +191,10 @@ func classify(d DesiredService, reps []ObservedReplica) classes {
 			c.used[r.N] = true
 			continue
 		}
-		switch r.State {
-		case "exited", "dead", "created":
-			if keepExited(d.Restart, r.ExitCode) {
+		if r.State.Stopped() || r.State == ContainerCreated {
+			// A replica that never started did not exit: its restart
+			// policy has no say, and it is tried again.
+			if r.State != ContainerCreated && keepExited(d.Restart, r.ExitCode) {
 				c.kept = append(c.kept, r)
 				c.used[r.N] = true
 			} else {
@@ -142,11 +206,11 @@ func classify(d DesiredService, reps []ObservedReplica) classes {
 		c.used[r.N] = true
 		outdated := r.Hash != d.Hash || (!d.RestartBefore.IsZero() && r.Created.Before(d.RestartBefore))
 		switch {
-		case r.Health == "unhealthy":
+		case r.Health == health.StateUnhealthy:
 			c.unhealthy = append(c.unhealthy, r)
 		case outdated:
 			c.stale = append(c.stale, r)
-		case r.Health == "starting":
+		case r.Health == health.StateStarting:
 			c.pending = append(c.pending, r)
 		default:
 			c.good = append(c.good, r)
@@ -206,7 +270,11 @@ func plan(cell string, desired []DesiredService, observed []ObservedReplica, cra
 	for _, d := range sorted {
 		c := cls[d.Name]
 		for _, r := range byNumber(c.dead) {
-			removes = append(removes, Op{Kind: OpRemove, Service: d.Name, N: r.N, ID: r.ID, Reason: exitReason(r)})
+			cause, reason := CauseExited, fmt.Sprintf("exited with code %d", r.ExitCode)
+			if r.State == ContainerCreated {
+				cause, reason = CauseNeverStarted, "never started"
+			}
+			removes = append(removes, Op{Kind: OpRemove, Cause: cause, Service: d.Name, N: r.N, ID: r.ID, Reason: reason})
 		}
 
 		have := len(c.good) + len(c.pending) + len(c.kept)
@@ -227,15 +295,14 @@ func plan(cell string, desired []DesiredService, observed []ObservedReplica, cra
 			switch {
 			case n == 0:
 			case len(blocked) > 0:
-				waits = append(waits, Op{Kind: OpWait, Service: d.Name, Reason: "waiting for " + strings.Join(blocked, ", ") + " to be ready"})
+				waits = append(waits, Op{Kind: OpWait, Cause: CauseDependency, Service: d.Name, Reason: "waiting for " + strings.Join(blocked, ", ") + " to be ready"})
 			case cs.NotBefore.After(now):
-				waits = append(waits, Op{Kind: OpWait, Service: d.Name,
-					Reason: fmt.Sprintf("crashloop (%d recent crashes), next try in %s", cs.Crashes, cs.NotBefore.Sub(now).Round(time.Second))})
+				waits = append(waits, Op{Kind: OpWait, Cause: CauseBackoff, Service: d.Name, Reason: backoffReason(cs, now)})
 			default:
-				reason := createReason(d, c, have)
+				cause, reason := createCause(d, c, have)
 				for _, num := range freeNumbers(c.used, n) {
 					c.used[num] = true
-					creates = append(creates, Op{Kind: OpCreate, Service: d.Name, N: num, Reason: reason})
+					creates = append(creates, Op{Kind: OpCreate, Cause: cause, Service: d.Name, N: num, Reason: reason})
 				}
 			}
 		}
@@ -245,13 +312,13 @@ func plan(cell string, desired []DesiredService, observed []ObservedReplica, cra
 				if surplus == 0 {
 					break
 				}
-				removes = append(removes, Op{Kind: OpRemove, Service: d.Name, N: r.N, ID: r.ID, Reason: fmt.Sprintf("surplus %d > %d", have, d.Replicas)})
+				removes = append(removes, Op{Kind: OpRemove, Cause: CauseScale, Service: d.Name, N: r.N, ID: r.ID, Reason: fmt.Sprintf("surplus %d > %d", have, d.Replicas)})
 				surplus--
 			}
 			serving := append(append([]ObservedReplica(nil), c.good...), c.pending...)
 			sort.Slice(serving, func(i, j int) bool { return serving[i].N > serving[j].N })
 			for _, r := range serving[:min(surplus, len(serving))] {
-				drains = append(drains, Op{Kind: OpDrain, Service: d.Name, N: r.N, ID: r.ID, Reason: fmt.Sprintf("surplus %d > %d", have, d.Replicas)})
+				drains = append(drains, Op{Kind: OpDrain, Cause: CauseScale, Service: d.Name, N: r.N, ID: r.ID, Reason: fmt.Sprintf("surplus %d > %d", have, d.Replicas)})
 			}
 		}
 
@@ -264,15 +331,15 @@ func plan(cell string, desired []DesiredService, observed []ObservedReplica, cra
 				break
 			}
 			removed++
-			reason := "out of date"
+			cause, reason := CauseUpdate, "out of date"
 			if r.Hash == d.Hash {
-				reason = "restart"
+				cause, reason = CauseRestart, "restart"
 			}
-			drains = append(drains, Op{Kind: OpDrain, Service: d.Name, N: r.N, ID: r.ID, Reason: reason})
+			drains = append(drains, Op{Kind: OpDrain, Cause: cause, Service: d.Name, N: r.N, ID: r.ID, Reason: reason})
 		}
 		for _, r := range byNumber(c.unhealthy) {
 			if len(c.good)+len(c.stale)-removed >= d.Replicas {
-				drains = append(drains, Op{Kind: OpDrain, Service: d.Name, N: r.N, ID: r.ID, Reason: "unhealthy, replaced"})
+				drains = append(drains, Op{Kind: OpDrain, Cause: CauseUnhealthy, Service: d.Name, N: r.N, ID: r.ID, Reason: "unhealthy, replaced"})
 			}
 		}
 	}
@@ -289,10 +356,12 @@ func plan(cell string, desired []DesiredService, observed []ObservedReplica, cra
 			if r.Removing {
 				continue
 			}
-			if r.State == "running" || r.State == "paused" || r.State == "restarting" {
-				drains = append(drains, Op{Kind: OpDrain, Service: svc, N: r.N, ID: r.ID, Reason: "service removed from the spec"})
+			op := Op{Kind: OpRemove, Cause: CauseOrphan, Service: svc, N: r.N, ID: r.ID, Reason: "service removed from the spec"}
+			if r.State == ContainerRunning || r.State == ContainerPaused || r.State == ContainerRestarting {
+				op.Kind = OpDrain
+				drains = append(drains, op)
 			} else {
-				removes = append(removes, Op{Kind: OpRemove, Service: svc, N: r.N, ID: r.ID, Reason: "service removed from the spec"})
+				removes = append(removes, op)
 			}
 		}
 	}
@@ -302,30 +371,33 @@ func plan(cell string, desired []DesiredService, observed []ObservedReplica, cra
 
 func anyHealthy(rs []ObservedReplica) bool {
 	for _, r := range rs {
-		if r.Health == "healthy" || r.Health == "none" {
+		if r.Health.Ready() {
 			return true
 		}
 	}
 	return false
 }
 
-func createReason(d DesiredService, c classes, have int) string {
+func createCause(d DesiredService, c classes, have int) (Cause, string) {
 	switch {
 	case len(c.stale) > 0:
-		return "rolling update"
+		return CauseUpdate, "rolling update"
 	case len(c.unhealthy) > 0:
-		return "replace unhealthy replica"
+		return CauseUnhealthy, "replace unhealthy replica"
+	case slices.ContainsFunc(c.dead, func(r ObservedReplica) bool { return r.State != ContainerCreated }):
+		return CauseExited, "replace exited replica"
 	case len(c.dead) > 0:
-		return "replace exited replica"
+		return CauseNeverStarted, "replace replica that never started"
 	}
-	return fmt.Sprintf("scale %d → %d", have, d.Replicas)
+	return CauseScale, fmt.Sprintf("scale %d → %d", have, d.Replicas)
 }
 
-func exitReason(r ObservedReplica) string {
-	if r.State == "created" {
-		return "never started"
+func backoffReason(cs CrashState, now time.Time) string {
+	left := cs.NotBefore.Sub(now).Round(time.Second)
+	if cs.StartFailed {
+		return fmt.Sprintf("start failed (%d recent failures), next try in %s", cs.Crashes, left)
 	}
-	return fmt.Sprintf("exited with code %d", r.ExitCode)
+	return fmt.Sprintf("crashloop (%d recent crashes), next try in %s", cs.Crashes, left)
 }
 
 // freeNumbers returns the n lowest replica numbers not in used.

@@ -1,15 +1,18 @@
 package gateway
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/orchestro/orchestro/runtime/health"
 )
 
 func TestPlan(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	rep := func(svc string, n int, hash, state, health string) ObservedReplica {
+	rep := func(svc string, n int, hash string, state ContainerState, health health.State) ObservedReplica {
 		return ObservedReplica{ID: svc + "-id-" + string(rune('0'+n)), Service: svc, N: n, Hash: hash, State: state, Health: health, Created: now.Add(-time.Hour)}
 	}
 	orders := func(n int) DesiredService {
@@ -78,6 +81,19 @@ func TestPlan(t *testing.T) {
 			crash:    map[string]CrashState{"orders": {Crashes: 3, NotBefore: now.Add(4 * time.Second)}},
 			want: "remove shop/orders-1: exited with code 1\n" +
 				"wait shop/orders: crashloop (3 recent crashes), next try in 4s\n",
+		},
+		{
+			name:    "a failed start backs off, saying so",
+			desired: []DesiredService{orders(1)},
+			crash:   map[string]CrashState{"orders": {Crashes: 2, NotBefore: now.Add(time.Second), StartFailed: true}},
+			want:    "wait shop/orders: start failed (2 recent failures), next try in 1s\n",
+		},
+		{
+			name:     "a replica that never started is tried again whatever its restart policy",
+			desired:  []DesiredService{{Name: "job", Replicas: 1, Hash: "h", Restart: "on-failure"}},
+			observed: []ObservedReplica{{ID: "x", Service: "job", N: 1, Hash: "h", State: "created"}},
+			want: "remove shop/job-1: never started\n" +
+				"create shop/job-1: replace replica that never started\n",
 		},
 		{
 			name:    "rolling update starts one new replica while the old ones serve",
@@ -181,6 +197,67 @@ func TestPlan(t *testing.T) {
 			got := plan("shop", tt.desired, tt.observed, tt.crash, now).String()
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPlanEvents checks the event each operation reports once done: the
+// executor takes it from the operation's kind and cause, never from the
+// text of its reason.
+func TestPlanEvents(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	rep := func(n int, hash string, health health.State) ObservedReplica {
+		return ObservedReplica{ID: fmt.Sprint("id-", n), Service: "orders", N: n, Hash: hash, State: ContainerRunning, Health: health, Created: now.Add(-time.Hour)}
+	}
+	orders := func(n int) DesiredService {
+		return DesiredService{Name: "orders", Replicas: n, Hash: "h2", Restart: "always", DependsOn: []string{"db"}}
+	}
+	db := DesiredService{Name: "db", Replicas: 1, Hash: "d", Restart: "always"}
+	dbUp := ObservedReplica{ID: "db", Service: "db", N: 1, Hash: "d", State: ContainerRunning, Health: health.StateNone}
+	tests := []struct {
+		name     string
+		desired  []DesiredService
+		observed []ObservedReplica
+		want     []string
+	}{
+		{
+			name:     "an unhealthy replica drained for its replacement is replaced",
+			desired:  []DesiredService{orders(2), db},
+			observed: []ObservedReplica{dbUp, rep(1, "h2", health.StateHealthy), rep(2, "h2", health.StateUnhealthy), rep(3, "h2", health.StateHealthy)},
+			want:     []string{"drain orders-2 unhealthy: replaced"},
+		},
+		{
+			name:     "out-of-date and surplus replicas are removed",
+			desired:  []DesiredService{orders(1), db},
+			observed: []ObservedReplica{dbUp, rep(1, "h1", health.StateHealthy), rep(2, "h2", health.StateHealthy), rep(3, "h2", health.StateHealthy)},
+			want:     []string{"drain orders-3 scale: removed", "drain orders-1 out of date: removed"},
+		},
+		{
+			name:    "exited replicas are removed, their replacements started",
+			desired: []DesiredService{orders(1), db},
+			observed: []ObservedReplica{dbUp, {ID: "x", Service: "orders", N: 1, Hash: "h2", State: ContainerExited, ExitCode: 1},
+				{ID: "y", Service: "legacy", N: 1, State: ContainerRunning}},
+			want: []string{"remove orders-1 exited: removed", "create orders-1 exited: started", "drain legacy-1 orphan: removed"},
+		},
+		{
+			name:     "a service waiting for its dependency reports waiting",
+			desired:  []DesiredService{orders(1), db},
+			observed: []ObservedReplica{{ID: "db", Service: "db", N: 1, Hash: "d", State: ContainerRunning, Health: health.StateStarting}},
+			want:     []string{"wait orders-0 dependency: waiting"},
+		},
+	}
+	kinds := map[OpKind]string{OpRemove: "remove", OpCreate: "create", OpDrain: "drain", OpWait: "wait"}
+	causes := map[Cause]string{CauseScale: "scale", CauseExited: "exited", CauseNeverStarted: "never started", CauseUpdate: "out of date",
+		CauseRestart: "restart", CauseUnhealthy: "unhealthy", CauseOrphan: "orphan", CauseDependency: "dependency", CauseBackoff: "backoff"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, op := range plan("shop", tt.desired, tt.observed, nil, now).Ops {
+				got = append(got, fmt.Sprintf("%s %s-%d %s: %s", kinds[op.Kind], op.Service, op.N, causes[op.Cause], op.Event()))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("plan events (-want +got):\n%s", diff)
 			}
 		})
 	}

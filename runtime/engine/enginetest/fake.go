@@ -65,6 +65,7 @@ type Fake struct {
 	pullable   map[string]bool
 	execFunc   func(containerID string, cmd []string) int
 	buildHook  func(FakeBuild) (messages []string, ok bool)
+	callHook   func(method, target string) error
 	subs       map[*fakeSubscriber]struct{}
 }
 
@@ -179,6 +180,19 @@ func (f *Fake) SetError(method string, err error) {
 		return
 	}
 	f.errs[method] = err
+}
+
+// SetCallHook makes every later call run hook first, with the method and
+// what it acts on as Calls records them, before it does anything else. A
+// non-nil error from the hook fails the call with that error, so a test can
+// fail one call in a sequence, or look at the world the moment a call is
+// made. The hook runs without the fake's lock held, so it may call the
+// fake. A nil hook removes it; SetError still applies to calls the hook
+// lets through.
+func (f *Fake) SetCallHook(hook func(method, target string) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.callHook = hook
 }
 
 // Calls returns the calls received so far, one line each: the method, then
@@ -1144,16 +1158,23 @@ func (f *Fake) ImageRemove(ctx context.Context, imageID string, options image.Re
 	return resp, nil
 }
 
-// begin records a call and returns the error set for its method.
+// begin records a call, runs the call hook and returns the error the hook
+// or SetError set for it.
 func (f *Fake) begin(method, target string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	call := method
 	if target != "" {
 		call += " " + target
 	}
 	f.calls = append(f.calls, call)
-	return f.errs[method]
+	hook, err := f.callHook, f.errs[method]
+	f.mu.Unlock()
+	if hook != nil {
+		if herr := hook(method, target); herr != nil {
+			return herr
+		}
+	}
+	return err
 }
 
 // newID returns a deterministic 64-hex ID. Call with f.mu held.

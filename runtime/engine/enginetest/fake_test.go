@@ -179,6 +179,56 @@ func TestFakeCallsAndErrors(t *testing.T) {
 	}
 }
 
+func TestFakeCallHook(t *testing.T) {
+	ctx := t.Context()
+	f := newDemoFake(t)
+	id := createReplica(t, f, 1, false)
+	f.ResetCalls()
+	boom := fmt.Errorf("boom")
+	var seen []string
+	// The hook fails the first start only, and sees the container's state
+	// at the moment of each call: it may call the fake.
+	f.SetCallHook(func(method, target string) error {
+		if method != "ContainerStart" {
+			return nil
+		}
+		ins, err := f.ContainerInspect(ctx, id)
+		if err != nil {
+			t.Errorf("inspect from the hook: %v", err)
+			return nil
+		}
+		seen = append(seen, target+" "+ins.State.Status)
+		if len(seen) == 1 {
+			return boom
+		}
+		return nil
+	})
+	if err := f.ContainerStart(ctx, id, container.StartOptions{}); err != boom {
+		t.Errorf("first ContainerStart = %v, want the hook's error", err)
+	}
+	if err := f.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		t.Errorf("second ContainerStart: %v", err)
+	}
+	if diff := cmp.Diff([]string{"demo-shop-orders-1 created", "demo-shop-orders-1 created"}, seen); diff != "" {
+		t.Errorf("hook saw (-want +got):\n%s", diff)
+	}
+	f.SetCallHook(nil)
+	f.SetError("ContainerStop", boom)
+	if err := f.ContainerStop(ctx, id, container.StopOptions{}); err != boom {
+		t.Errorf("ContainerStop without a hook = %v, want the SetError error", err)
+	}
+	want := []string{
+		"ContainerStart demo-shop-orders-1",
+		"ContainerInspect demo-shop-orders-1",
+		"ContainerStart demo-shop-orders-1",
+		"ContainerInspect demo-shop-orders-1",
+		"ContainerStop demo-shop-orders-1",
+	}
+	if diff := cmp.Diff(want, f.Calls()); diff != "" {
+		t.Errorf("calls mismatch (-want +got):\n%s", diff)
+	}
+}
+
 func TestFakeWait(t *testing.T) {
 	ctx := t.Context()
 	f := newDemoFake(t)

@@ -1,0 +1,246 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/engine"
+	"github.com/orchestro/orchestro/runtime/health"
+	"github.com/orchestro/orchestro/runtime/proxy"
+)
+
+// exitCodes returns the exit codes of the replicas a listing shows stopped
+// whose code the controller does not know yet. A listing carries only
+// Docker's human-readable status ("Exited (137) 2 seconds ago"), so each is
+// inspected, once, outside the lock. A replica whose inspection fails is
+// left out and inspected again in the next round; one that is gone by now
+// needs no code.
+func (c *Controller) exitCodes(ctx context.Context, list []container.Summary) map[string]int {
+	var ids []string
+	c.mu.Lock()
+	for _, s := range list {
+		if !ContainerState(s.State).Stopped() {
+			continue
+		}
+		if r := c.replicas[s.ID]; r == nil || !r.exitKnown {
+			ids = append(ids, s.ID)
+		}
+	}
+	c.mu.Unlock()
+	codes := map[string]int{}
+	for _, id := range ids {
+		ins, err := c.eng.ContainerInspect(ctx, id)
+		if err != nil || ins.ContainerJSONBase == nil || ins.State == nil {
+			continue
+		}
+		codes[id] = ins.State.ExitCode
+	}
+	return codes
+}
+
+// observe folds a container listing and the exit codes read for it into
+// the controller's records; c.mu must be held.
+func (c *Controller) observe(spec *api.GatewaySpec, list []container.Summary, exits map[string]int) {
+	now := c.now()
+	netName := engine.NetworkName(c.project, c.cell)
+	seen := map[string]bool{}
+	for _, s := range list {
+		// Refuse to act on anything that is not ours, whatever the
+		// engine's filter returned.
+		if s.Labels[engine.LabelProject] != c.project || s.Labels[engine.LabelCell] != c.cell {
+			continue
+		}
+		seen[s.ID] = true
+		r := c.replicas[s.ID]
+		if r == nil {
+			n, _ := strconv.Atoi(s.Labels[engine.LabelReplica])
+			r = &replica{
+				id:      s.ID,
+				name:    engine.ContainerName(s.Names),
+				service: s.Labels[engine.LabelService],
+				n:       n,
+				hash:    s.Labels[engine.LabelConfigHash],
+				created: time.Unix(s.Created, 0),
+				health:  health.StateStarting,
+			}
+			c.replicas[s.ID] = r
+		}
+		prev := r.state
+		r.state = ContainerState(s.State)
+		switch code, ok := exits[s.ID]; {
+		case !r.state.Stopped():
+			r.exitKnown = false
+		case ok:
+			r.exitCode, r.exitKnown = code, true
+		case !r.exitKnown:
+			r.exitCode = -1
+		}
+		if prev == ContainerRunning && r.state != ContainerRunning && r.state != ContainerPaused {
+			c.unprobe(r)
+			if r.up != nil {
+				r.up.SetHealthy(false)
+			}
+		}
+		if exitedUnasked(prev, r.state, !c.observed) && !r.removing {
+			c.replicaExited(r, now)
+		}
+		if r.state == ContainerRunning && r.addr == "" {
+			if ep := s.NetworkSettings; ep != nil {
+				if n := ep.Networks[netName]; n != nil && n.IPAddress != "" {
+					port := 0
+					if svc := spec.Cell.Services[r.service]; svc != nil {
+						port = svc.Port
+					}
+					r.addr = net.JoinHostPort(n.IPAddress, strconv.Itoa(port))
+					r.started = now
+				}
+			}
+		}
+		if r.state == ContainerRunning && r.addr != "" && !r.probed && !r.removing {
+			c.startProbing(spec, r)
+			_ = c.sampler.Add(r.id)
+		}
+	}
+	for id, r := range c.replicas {
+		if !seen[id] {
+			c.forget(r)
+			delete(c.replicas, id)
+		}
+	}
+}
+
+// exitedUnasked reports whether a replica that was in state prev at the
+// last observation and is in cur now has exited by itself since (the
+// caller rules out replicas it is removing). A replica seen for the first
+// time already stopped counts too, since it was created by this controller
+// and crashed before it was ever seen running; except at adoption, when
+// what happened while no gateway watched is not held against the service.
+func exitedUnasked(prev, cur ContainerState, adopting bool) bool {
+	return cur.Stopped() && !prev.Stopped() && (prev != "" || !adopting)
+}
+
+// replicaExited reports a replica that exited without being asked to and
+// counts the exit towards its service's crash backoff; c.mu must be held.
+func (c *Controller) replicaExited(r *replica, now time.Time) {
+	c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventExited,
+		Message: fmt.Sprintf("code %d", r.exitCode)})
+	c.countFailure(r.service, failureCrash, now)
+}
+
+// countFailure feeds one failure of a service's replicas to its crash
+// backoff and reports a crash loop; c.mu must be held.
+func (c *Controller) countFailure(service string, f failure, now time.Time) {
+	cs, delay, looping := crashBackoff(c.crash[service], f, now)
+	c.crash[service] = cs
+	if !looping {
+		return
+	}
+	msg := fmt.Sprintf("%d crashes; next replacement in %s", cs.Crashes, delay)
+	if f == failureStart {
+		msg = fmt.Sprintf("%d recent failures, the last a failed start; next try in %s", cs.Crashes, delay)
+	}
+	c.emit(api.Event{Service: service, Type: api.EventCrashloop, Message: msg})
+}
+
+func (c *Controller) startProbing(spec *api.GatewaySpec, r *replica) {
+	svc := spec.Cell.Services[r.service]
+	r.probed = true
+	if svc == nil || svc.Health == nil || svc.Health.Kind() == "" {
+		r.health = health.StateNone
+		return
+	}
+	r.health = health.StateStarting
+	chk := health.NewChecker(svc.Health, r.addr, r.id, execer{c.eng})
+	_ = c.prober.Add(health.Target{ID: r.id, Health: svc.Health, Checker: chk, Started: r.started})
+}
+
+func (c *Controller) unprobe(r *replica) {
+	if r.probed {
+		c.prober.Remove(r.id)
+		r.probed = false
+	}
+}
+
+func (c *Controller) forget(r *replica) {
+	c.unprobe(r)
+	c.sampler.Remove(r.id)
+	if r.up != nil {
+		r.up.SetHealthy(false)
+	}
+}
+
+// onHealth receives every health check result from the prober.
+func (c *Controller) onHealth(res health.Result) {
+	c.mu.Lock()
+	r := c.replicas[res.ID]
+	if r == nil || !r.probed {
+		c.mu.Unlock()
+		return
+	}
+	r.health = res.State
+	if c.onCheck != nil {
+		c.onCheck(r.service, r.n, res.OK)
+	}
+	if r.up != nil {
+		r.up.SetHealthy(res.State.Ready())
+	}
+	tr := res.Transition
+	c.mu.Unlock()
+	if tr == nil {
+		return
+	}
+	switch tr.To {
+	case health.StateHealthy:
+		c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventHealthy})
+	case health.StateUnhealthy:
+		c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventUnhealthy, Message: tr.Reason})
+	}
+	c.Kick()
+}
+
+// observedLocked converts the records into planner input.
+func (c *Controller) observedLocked() []ObservedReplica {
+	out := make([]ObservedReplica, 0, len(c.replicas))
+	for _, r := range c.replicas {
+		h := r.health
+		if r.state == ContainerRunning && !r.probed {
+			h = health.StateStarting
+		}
+		out = append(out, ObservedReplica{
+			ID: r.id, Name: r.name, Service: r.service, N: r.n, Hash: r.hash,
+			State: r.state, ExitCode: r.exitCode, Health: h, Created: r.created, Removing: r.removing,
+		})
+	}
+	return out
+}
+
+// updateUpstreamsLocked hands the proxy every running replica per service;
+// availability (health, ejection, draining) is the upstream's own state.
+func (c *Controller) updateUpstreamsLocked(spec *api.GatewaySpec) {
+	bySvc := map[string][]*proxy.Upstream{}
+	for _, r := range c.replicas {
+		if r.state != ContainerRunning && r.state != ContainerPaused || r.addr == "" {
+			continue
+		}
+		if r.up == nil {
+			r.up = &proxy.Upstream{ID: r.id, Service: r.service, Replica: r.n, Name: r.service + "-" + strconv.Itoa(r.n), Addr: r.addr}
+			r.up.SetHealthy(r.health.Ready())
+		}
+		// A replica being drained stays in the pool, marked draining (no
+		// new request picks it), so the drain can wait for the requests
+		// it still serves; it leaves when its container is gone.
+		bySvc[r.service] = append(bySvc[r.service], r.up)
+	}
+	for _, name := range spec.Cell.ServiceNames() {
+		ups := bySvc[name]
+		sort.Slice(ups, func(i, j int) bool { return ups[i].Replica < ups[j].Replica })
+		c.proxy.SetUpstreams(name, ups)
+	}
+}
