@@ -26,6 +26,9 @@ type Client struct {
 	eng engine.Engine
 	hc  *http.Client
 	now func() time.Time
+	// gwAdmin reaches the gateways' admin APIs for Up; tests replace it,
+	// since a fake engine publishes no ports to reach a gateway on.
+	gwAdmin gatewayAdmin
 }
 
 // NewClient connects to the Docker engine named by the environment. When no
@@ -41,7 +44,9 @@ func NewClient(ctx context.Context) (*Client, error) {
 // NewClientWithEngine returns a client over an existing engine (tests pass
 // a fake).
 func NewClientWithEngine(eng engine.Engine) *Client {
-	return &Client{eng: eng, hc: &http.Client{}, now: time.Now}
+	c := &Client{eng: eng, hc: &http.Client{}, now: time.Now}
+	c.gwAdmin = engineAdmin{c}
+	return c
 }
 
 // Engine returns the engine the client uses.
@@ -126,6 +131,35 @@ func (c *Client) findGateway(ctx context.Context, project, cell string) (gateway
 		return gateway{}, fmt.Errorf("%w: project %s has no gateway; run `orchestro up`", api.ErrNotRunning, project)
 	}
 	return gateway{}, fmt.Errorf("project %s has no cell %q (cells: %s)", project, cell, strings.Join(cells, ", "))
+}
+
+// gatewayAdmin is the part of the gateways' admin API that Up uses. A
+// gateway is named by project and cell and looked up on each call, because
+// a gateway that was just started has a new admin address.
+type gatewayAdmin interface {
+	// status asks the gateway of a cell for its status.
+	status(ctx context.Context, project, cell string) (api.CellStatus, error)
+	// updateSpec hands the gateway of a cell a new spec, as JSON.
+	updateSpec(ctx context.Context, project, cell string, spec []byte) error
+}
+
+// engineAdmin finds a gateway's admin address through the engine.
+type engineAdmin struct{ c *Client }
+
+func (a engineAdmin) status(ctx context.Context, project, cell string) (api.CellStatus, error) {
+	g, err := a.c.findGateway(ctx, project, cell)
+	if err != nil {
+		return api.CellStatus{}, err
+	}
+	return a.c.admin(g).Status(ctx)
+}
+
+func (a engineAdmin) updateSpec(ctx context.Context, project, cell string, spec []byte) error {
+	g, err := a.c.findGateway(ctx, project, cell)
+	if err != nil {
+		return err
+	}
+	return a.c.admin(g).UpdateSpec(ctx, spec)
 }
 
 // Status asks every gateway of the project for its cell's status. A gateway

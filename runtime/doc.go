@@ -8,6 +8,13 @@
 // Each gateway owns its cell's replicas: the Client never changes one,
 // except that Down removes what the gateways left behind.
 //
+// Up reconciles in three parts, so that its decisions are tested without
+// Docker: observeUp takes a label-filtered snapshot of the project
+// (up_observe.go), planUp is a pure function from the wanted and the
+// observed state to a plan of single operations whose String is one line
+// each (up_plan.go), and executeUp carries the plan out and reports
+// progress, deciding nothing (up_execute.go).
+//
 // It is the top of the runtime and only the orchestro command links it. It
 // may import packages engine, image, api and admin, package cellspec, the
 // Docker SDK and the standard library; no other runtime package imports

@@ -1,0 +1,376 @@
+package runtime
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/engine"
+)
+
+// defaultAdminPort is the container port of a gateway's admin API, moved
+// down when a cell of the project uses it as a data port.
+const defaultAdminPort = 7700
+
+// upDesired is what Up wants the engine to hold once it is done: a gateway
+// per cell with its spec, the networks and named volumes they need, and
+// the keeper. It is computed from the project and the images built for it.
+type upDesired struct {
+	Project string
+	// Image is the gateway image; the keeper runs it too.
+	Image string
+	// Token is the project's admin token, shared by its gateways.
+	Token string
+	// Gateways holds the spec of each cell's gateway, in the project's
+	// order, which is the order they are converged in.
+	Gateways []*api.GatewaySpec
+	// Volumes are the engine names of the project's named volumes, in the
+	// order the services first mention them.
+	Volumes []string
+	// RemoveOrphans asks for the gateways of cells that left the project
+	// to be removed rather than only reported.
+	RemoveOrphans bool
+}
+
+// desiredUp derives what Up wants from the project, the gateway image, the
+// images of its services (by cell, then service) and the token.
+func desiredUp(p *cellspec.Project, gwImage string, images map[string]map[string]api.ServiceImage, token string, removeOrphans bool) upDesired {
+	d := upDesired{Project: p.Name, Image: gwImage, Token: token, RemoveOrphans: removeOrphans}
+	adminPort := pickAdminPort(p)
+	seen := map[string]bool{}
+	for _, cell := range p.Cells {
+		spec := &api.GatewaySpec{Project: p.Name, Cell: cell, Images: images[cell.Name], Peers: map[string]string{}, AdminPort: adminPort}
+		for _, u := range cell.Uses {
+			spec.Peers[u] = fmt.Sprintf("%s:%d", engine.GatewayName(p.Name, u), p.Cell(u).Gateway.Port)
+		}
+		d.Gateways = append(d.Gateways, spec)
+		for _, name := range cell.ServiceNames() {
+			for _, v := range cell.Services[name].Volumes {
+				if v.Type != cellspec.VolumeNamed || seen[v.Source] {
+					continue
+				}
+				seen[v.Source] = true
+				d.Volumes = append(d.Volumes, engine.VolumeName(p.Name, v.Source))
+			}
+		}
+	}
+	return d
+}
+
+// pickAdminPort returns a container port for the admin API that no cell of
+// the project uses as its data or egress port.
+func pickAdminPort(p *cellspec.Project) int {
+	used := map[int]bool{}
+	for _, c := range p.Cells {
+		used[c.Gateway.Port] = true
+	}
+	port := defaultAdminPort
+	for used[port] {
+		port--
+	}
+	return port
+}
+
+// gatewayHash identifies the parts of a gateway container that cannot
+// change without recreating it. The cell spec is not among them: a new
+// spec goes to the running gateway through its admin API.
+func gatewayHash(spec *api.GatewaySpec, img string) string {
+	return engine.ConfigHash(struct {
+		Image     string
+		Port      int
+		AdminPort int
+		Uses      []string
+		Peers     map[string]string
+	}{img, spec.Cell.Gateway.Port, spec.AdminPort, spec.Cell.Uses, spec.Peers})
+}
+
+// keeperHash is the config hash of the keeper: it only runs the gateway
+// image.
+func keeperHash(img string) string { return engine.ConfigHash(img) }
+
+// upOpKind is the kind of an operation of an Up plan.
+type upOpKind int
+
+// Operations of an Up plan. Each is one Docker call or one admin API call,
+// except the removal of an orphan cell, which is Down's removal of a cell.
+const (
+	// upWarnOrphan reports a gateway whose cell left the project, which is
+	// kept because --remove-orphans was not given.
+	upWarnOrphan upOpKind = iota + 1
+	// upRemoveOrphan drains and removes the gateway and replicas of a cell
+	// that left the project.
+	upRemoveOrphan
+	// upCreateNetwork creates the mesh or a cell's network.
+	upCreateNetwork
+	// upCreateVolume creates a named volume with the project's label, so
+	// replicas do not create it unlabelled.
+	upCreateVolume
+	// upRemoveKeeper removes a keeper that runs another gateway image.
+	upRemoveKeeper
+	// upCreateKeeper creates the project's keeper.
+	upCreateKeeper
+	// upStartKeeper starts the keeper.
+	upStartKeeper
+	// upRemoveGateway removes a gateway container so that it is created
+	// anew: its image, ports or peers changed.
+	upRemoveGateway
+	// upCreateGateway creates a gateway container on its cell's network,
+	// with its spec and the token in its environment.
+	upCreateGateway
+	// upConnectGateway attaches a new gateway to the mesh.
+	upConnectGateway
+	// upStartGateway starts a gateway container.
+	upStartGateway
+	// upWaitGateway waits until a gateway's admin API answers.
+	upWaitGateway
+	// upUpdateGateway hands a running gateway its cell's new spec.
+	upUpdateGateway
+	// upKeepGateway leaves an up-to-date gateway alone; it exists so that
+	// every cell's gateway is reported, changed or not.
+	upKeepGateway
+)
+
+// gatewayStep reports whether operations of the kind belong to the one
+// progress step of their cell's gateway.
+func (k upOpKind) gatewayStep() bool {
+	return k >= upRemoveGateway && k <= upKeepGateway
+}
+
+// upOp is one operation of an Up plan.
+type upOp struct {
+	Kind upOpKind
+	// Cell is the cell of a gateway, orphan or cell network operation.
+	Cell string
+	// Name is the object acted on: a network, volume or container name.
+	Name string
+	// ID is the container acted on, when it exists before the plan runs;
+	// containers the plan creates are named.
+	ID string
+	// Labels are the labels of a network or volume to create.
+	Labels map[string]string
+	// Network is the network a gateway is connected to.
+	Network string
+	// Spec is the spec a gateway is created with or given.
+	Spec *api.GatewaySpec
+	// Hash is the config-hash label of a container to create.
+	Hash string
+	// Port is set on the wait for a gateway this plan creates: the host
+	// port it will serve on, which progress announces while it starts.
+	Port int
+	// IfChanged makes a spec update conditional on the gateway reporting
+	// another spec. It is set when the spec a gateway runs could not be read
+	// when the plan was made (it was stopped, or did not answer): only the
+	// gateway knows it, since it keeps a spec it was given in its own state.
+	IfChanged bool
+	// Orphan is the gateway of a cell that left the project.
+	Orphan gateway
+	// Reason says why, for people.
+	Reason string
+}
+
+// ref is how the executor names the container of an operation: its ID
+// when it existed before the plan, else its name.
+func (op upOp) ref() string {
+	if op.ID != "" {
+		return op.ID
+	}
+	return op.Name
+}
+
+// String renders the operation on one line.
+func (op upOp) String() string {
+	var s string
+	switch op.Kind {
+	case upWarnOrphan:
+		s = "keep orphan cell " + op.Cell
+	case upRemoveOrphan:
+		s = "remove orphan cell " + op.Cell
+	case upCreateNetwork:
+		s = "create network " + op.Name
+	case upCreateVolume:
+		s = "create volume " + op.Name
+	case upRemoveKeeper:
+		s = "remove keeper " + op.Name
+	case upCreateKeeper:
+		s = "create keeper " + op.Name
+	case upStartKeeper:
+		s = "start keeper " + op.Name
+	case upRemoveGateway:
+		s = "remove gateway " + op.Name
+	case upCreateGateway:
+		s = "create gateway " + op.Name
+	case upConnectGateway:
+		s = "connect gateway " + op.Name + " to network " + op.Network
+	case upStartGateway:
+		s = "start gateway " + op.Name
+	case upWaitGateway:
+		s = "wait for gateway " + op.Name
+		if op.Port > 0 {
+			s += fmt.Sprintf(" to start on 127.0.0.1:%d", op.Port)
+		}
+	case upUpdateGateway:
+		s = "update gateway " + op.Name
+		if op.IfChanged {
+			s += " if its spec changed"
+		}
+	case upKeepGateway:
+		s = "keep gateway " + op.Name
+	default:
+		s = fmt.Sprintf("operation %d on %s", op.Kind, op.Name)
+	}
+	if op.Reason != "" {
+		s += ": " + op.Reason
+	}
+	return s
+}
+
+// upPlan is the ordered list of operations that takes the engine from what
+// was observed to what Up wants. Carrying it out is mechanical.
+type upPlan struct {
+	Project string
+	// Image is the gateway image, which new gateways and keepers run.
+	Image string
+	// Token is the admin token new gateways are given.
+	Token string
+	Ops   []upOp
+}
+
+// String renders one line per operation, so planner tests compare text.
+func (p upPlan) String() string {
+	var b strings.Builder
+	for _, op := range p.Ops {
+		b.WriteString(op.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// planUp computes the operations that take the observed project to the
+// desired one. It is a pure function of its inputs.
+//
+// The order is Up's: orphans first, then the mesh, the volumes and the
+// keeper, then cell after cell its network and its gateway, so that both
+// networks of a gateway exist before it is created. A network of a wanted
+// name that belongs to something else stops the plan before anything is
+// changed.
+func planUp(d upDesired, o upObserved) (upPlan, error) {
+	p := upPlan{Project: d.Project, Image: d.Image, Token: d.Token}
+	mesh := engine.MeshNetworkName(d.Project)
+	networks := []string{mesh}
+	for _, spec := range d.Gateways {
+		networks = append(networks, engine.NetworkName(d.Project, spec.Cell.Name))
+	}
+	for _, n := range networks {
+		if owner, ok := o.Networks[n]; ok && owner != d.Project {
+			return upPlan{}, fmt.Errorf("network %s exists but does not belong to project %s; remove it or choose another project name (-p)", n, d.Project)
+		}
+	}
+
+	wanted := map[string]bool{}
+	for _, spec := range d.Gateways {
+		wanted[spec.Cell.Name] = true
+	}
+	for _, g := range o.Gateways {
+		switch {
+		case wanted[g.cell]:
+		case d.RemoveOrphans:
+			p.Ops = append(p.Ops, upOp{Kind: upRemoveOrphan, Cell: g.cell, Name: engine.GatewayName(d.Project, g.cell), ID: g.id, Orphan: g.gateway, Reason: "not in the spec"})
+		default:
+			p.Ops = append(p.Ops, upOp{Kind: upWarnOrphan, Cell: g.cell, Name: engine.GatewayName(d.Project, g.cell), ID: g.id, Reason: "not in the spec, and --remove-orphans not given"})
+		}
+	}
+
+	if !o.hasNetwork(mesh) {
+		p.Ops = append(p.Ops, upOp{Kind: upCreateNetwork, Name: mesh, Labels: map[string]string{engine.LabelProject: d.Project}})
+	}
+	for _, v := range d.Volumes {
+		if !o.Volumes[v] {
+			p.Ops = append(p.Ops, upOp{Kind: upCreateVolume, Name: v, Labels: map[string]string{engine.LabelProject: d.Project}})
+		}
+	}
+	p.Ops = append(p.Ops, planKeeper(d, o.Keepers)...)
+
+	current := map[string]observedGateway{}
+	for _, g := range o.Gateways {
+		current[g.cell] = g
+	}
+	for _, spec := range d.Gateways {
+		cell := spec.Cell.Name
+		if n := engine.NetworkName(d.Project, cell); !o.hasNetwork(n) {
+			p.Ops = append(p.Ops, upOp{Kind: upCreateNetwork, Cell: cell, Name: n, Labels: map[string]string{engine.LabelProject: d.Project, engine.LabelCell: cell}})
+		}
+		cur, ok := current[cell]
+		p.Ops = append(p.Ops, planGateway(d, spec, cur, ok)...)
+	}
+	return p, nil
+}
+
+// planKeeper keeps the first keeper, in the engine's order, that runs the
+// gateway image, and removes those before it that run another; with none
+// left it creates one. The keeper restarts gateways that were killed,
+// which Docker does not do after `docker kill`.
+func planKeeper(d upDesired, keepers []observedKeeper) []upOp {
+	name := engine.KeeperName(d.Project)
+	hash := keeperHash(d.Image)
+	var ops []upOp
+	for _, k := range keepers {
+		if k.Hash != hash {
+			ops = append(ops, upOp{Kind: upRemoveKeeper, Name: name, ID: k.ID, Reason: "gateway image changed"})
+			continue
+		}
+		if k.State != "running" {
+			ops = append(ops, upOp{Kind: upStartKeeper, Name: name, ID: k.ID, Reason: k.State})
+		}
+		return ops
+	}
+	return append(ops,
+		upOp{Kind: upCreateKeeper, Name: name, Hash: hash},
+		upOp{Kind: upStartKeeper, Name: name})
+}
+
+// planGateway converges the gateway of one cell. A gateway whose container
+// config changed is recreated, and a new one gets its spec at creation; an
+// existing one is started if need be and handed the spec when it runs
+// another.
+func planGateway(d upDesired, spec *api.GatewaySpec, cur observedGateway, exists bool) []upOp {
+	cell := spec.Cell.Name
+	name := engine.GatewayName(d.Project, cell)
+	op := func(kind upOpKind) upOp { return upOp{Kind: kind, Cell: cell, Name: name, ID: cur.id} }
+	hash := gatewayHash(spec, d.Image)
+	var ops []upOp
+	if exists && cur.hash != hash {
+		remove := op(upRemoveGateway)
+		remove.Reason = "gateway image or ports changed"
+		ops = append(ops, remove)
+		exists = false
+	}
+	if !exists {
+		fresh := func(kind upOpKind) upOp { return upOp{Kind: kind, Cell: cell, Name: name} }
+		create := fresh(upCreateGateway)
+		create.Spec, create.Hash = spec, hash
+		connect := fresh(upConnectGateway)
+		connect.Network = engine.MeshNetworkName(d.Project)
+		wait := fresh(upWaitGateway)
+		wait.Port = spec.Cell.Gateway.Port
+		return append(ops, create, connect, fresh(upStartGateway), wait)
+	}
+	update := op(upUpdateGateway)
+	update.Spec = spec
+	switch {
+	case cur.state != "running":
+		start := op(upStartGateway)
+		start.Reason = cur.state
+		update.IfChanged, update.Reason = true, "its spec is unknown while it is "+cur.state
+		return append(ops, start, op(upWaitGateway), update)
+	case cur.SpecHash == "":
+		update.IfChanged, update.Reason = true, "it did not answer"
+		return append(ops, op(upWaitGateway), update)
+	case cur.SpecHash != spec.Hash():
+		update.Reason = "spec changed"
+		return append(ops, update)
+	}
+	keep := op(upKeepGateway)
+	keep.Reason = "up to date"
+	return append(ops, keep)
+}

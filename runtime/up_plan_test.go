@@ -1,0 +1,264 @@
+package runtime
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/engine"
+)
+
+// testProject is a project of two cells, shop using users, whose services
+// share the named volume data.
+func testProject() *cellspec.Project {
+	data := []cellspec.Volume{{Type: cellspec.VolumeNamed, Source: "data", Target: "/data"}}
+	return &cellspec.Project{Name: "demo", Cells: []*cellspec.Cell{
+		{Name: "shop", Gateway: cellspec.Gateway{Port: 8081}, Uses: []string{"users"}, Services: map[string]*cellspec.Service{
+			"orders": {Name: "orders", Image: "orders:1", Port: 8080, Replicas: 2, Restart: cellspec.RestartAlways, Volumes: data},
+		}},
+		{Name: "users", Gateway: cellspec.Gateway{Port: 8082}, Services: map[string]*cellspec.Service{
+			"accounts": {Name: "accounts", Image: "accounts:1", Port: 8080, Replicas: 1, Restart: cellspec.RestartAlways, Volumes: data},
+		}},
+	}}
+}
+
+// testImages are the service images of testProject.
+func testImages() map[string]map[string]api.ServiceImage {
+	return map[string]map[string]api.ServiceImage{
+		"shop":  {"orders": {Ref: "orders:1", ID: "sha256:0rders"}},
+		"users": {"accounts": {Ref: "accounts:1", ID: "sha256:acc0unts"}},
+	}
+}
+
+// convergedObserved is what the engine shows once d has been carried out:
+// every object exists, runs and reports the wanted spec.
+func convergedObserved(d upDesired) upObserved {
+	o := upObserved{
+		Networks: map[string]string{engine.MeshNetworkName(d.Project): d.Project},
+		Volumes:  map[string]bool{},
+		Keepers:  []observedKeeper{{ID: "keeper-id", State: "running", Hash: keeperHash(d.Image)}},
+	}
+	for _, v := range d.Volumes {
+		o.Volumes[v] = true
+	}
+	for _, spec := range d.Gateways {
+		cell := spec.Cell.Name
+		o.Networks[engine.NetworkName(d.Project, cell)] = d.Project
+		o.Gateways = append(o.Gateways, observedGateway{
+			gateway:  gateway{id: cell + "-gw-id", cell: cell, state: "running", hash: gatewayHash(spec, d.Image), token: d.Token},
+			SpecHash: spec.Hash(),
+		})
+	}
+	return o
+}
+
+func TestPlanUp(t *testing.T) {
+	const img = "orchestro-gateway:1"
+	shop, users := 0, 1 // indexes of the gateways in convergedObserved
+	orphan := observedGateway{gateway: gateway{id: "legacy-gw-id", cell: "legacy", state: "running", hash: "h"}, SpecHash: "s"}
+	tests := []struct {
+		name string
+		// desired and observed change the converged project.
+		desired  func(d *upDesired)
+		observed func(o *upObserved)
+		want     string
+	}{
+		{
+			name:     "fresh project",
+			observed: func(o *upObserved) { *o = upObserved{} },
+			want: "create network demo_mesh\n" +
+				"create volume demo_data\n" +
+				"create keeper demo-keeper\n" +
+				"start keeper demo-keeper\n" +
+				"create network demo_shop\n" +
+				"create gateway demo-shop-gateway\n" +
+				"connect gateway demo-shop-gateway to network demo_mesh\n" +
+				"start gateway demo-shop-gateway\n" +
+				"wait for gateway demo-shop-gateway to start on 127.0.0.1:8081\n" +
+				"create network demo_users\n" +
+				"create gateway demo-users-gateway\n" +
+				"connect gateway demo-users-gateway to network demo_mesh\n" +
+				"start gateway demo-users-gateway\n" +
+				"wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n",
+		},
+		{
+			name: "nothing changed",
+			want: "keep gateway demo-shop-gateway: up to date\n" +
+				"keep gateway demo-users-gateway: up to date\n",
+		},
+		{
+			name:     "a gateway runs another spec",
+			observed: func(o *upObserved) { o.Gateways[shop].SpecHash = "0ld" },
+			want: "update gateway demo-shop-gateway: spec changed\n" +
+				"keep gateway demo-users-gateway: up to date\n",
+		},
+		{
+			name:     "a gateway container whose ports or peers changed",
+			observed: func(o *upObserved) { o.Gateways[users].hash = "0ld" },
+			want: "keep gateway demo-shop-gateway: up to date\n" +
+				"remove gateway demo-users-gateway: gateway image or ports changed\n" +
+				"create gateway demo-users-gateway\n" +
+				"connect gateway demo-users-gateway to network demo_mesh\n" +
+				"start gateway demo-users-gateway\n" +
+				"wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n",
+		},
+		{
+			name:    "a new gateway image replaces the keeper and every gateway",
+			desired: func(d *upDesired) { d.Image = "orchestro-gateway:2" },
+			want: "remove keeper demo-keeper: gateway image changed\n" +
+				"create keeper demo-keeper\n" +
+				"start keeper demo-keeper\n" +
+				"remove gateway demo-shop-gateway: gateway image or ports changed\n" +
+				"create gateway demo-shop-gateway\n" +
+				"connect gateway demo-shop-gateway to network demo_mesh\n" +
+				"start gateway demo-shop-gateway\n" +
+				"wait for gateway demo-shop-gateway to start on 127.0.0.1:8081\n" +
+				"remove gateway demo-users-gateway: gateway image or ports changed\n" +
+				"create gateway demo-users-gateway\n" +
+				"connect gateway demo-users-gateway to network demo_mesh\n" +
+				"start gateway demo-users-gateway\n" +
+				"wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n",
+		},
+		{
+			name: "a stopped gateway is started, then asked for its spec",
+			observed: func(o *upObserved) {
+				o.Gateways[shop].state, o.Gateways[shop].SpecHash = "exited", ""
+			},
+			want: "start gateway demo-shop-gateway: exited\n" +
+				"wait for gateway demo-shop-gateway\n" +
+				"update gateway demo-shop-gateway if its spec changed: its spec is unknown while it is exited\n" +
+				"keep gateway demo-users-gateway: up to date\n",
+		},
+		{
+			name:     "a running gateway that did not answer is waited for",
+			observed: func(o *upObserved) { o.Gateways[users].SpecHash = "" },
+			want: "keep gateway demo-shop-gateway: up to date\n" +
+				"wait for gateway demo-users-gateway\n" +
+				"update gateway demo-users-gateway if its spec changed: it did not answer\n",
+		},
+		{
+			name:     "a missing cell network",
+			observed: func(o *upObserved) { delete(o.Networks, "demo_users") },
+			want: "keep gateway demo-shop-gateway: up to date\n" +
+				"create network demo_users\n" +
+				"keep gateway demo-users-gateway: up to date\n",
+		},
+		{
+			name:     "a missing mesh and volume",
+			observed: func(o *upObserved) { delete(o.Networks, "demo_mesh"); o.Volumes = nil },
+			want: "create network demo_mesh\n" +
+				"create volume demo_data\n" +
+				"keep gateway demo-shop-gateway: up to date\n" +
+				"keep gateway demo-users-gateway: up to date\n",
+		},
+		{
+			name:     "the keeper is missing",
+			observed: func(o *upObserved) { o.Keepers = nil },
+			want: "create keeper demo-keeper\n" +
+				"start keeper demo-keeper\n" +
+				"keep gateway demo-shop-gateway: up to date\n" +
+				"keep gateway demo-users-gateway: up to date\n",
+		},
+		{
+			name:     "the keeper is stopped",
+			observed: func(o *upObserved) { o.Keepers[0].State = "exited" },
+			want: "start keeper demo-keeper: exited\n" +
+				"keep gateway demo-shop-gateway: up to date\n" +
+				"keep gateway demo-users-gateway: up to date\n",
+		},
+		{
+			name: "an old keeper listed before the current one goes",
+			observed: func(o *upObserved) {
+				o.Keepers = append([]observedKeeper{{ID: "old-keeper-id", State: "running", Hash: "0ld"}}, o.Keepers...)
+			},
+			want: "remove keeper demo-keeper: gateway image changed\n" +
+				"keep gateway demo-shop-gateway: up to date\n" +
+				"keep gateway demo-users-gateway: up to date\n",
+		},
+		{
+			name:     "an orphan cell is kept without --remove-orphans",
+			observed: func(o *upObserved) { o.Gateways = append([]observedGateway{orphan}, o.Gateways...) },
+			want: "keep orphan cell legacy: not in the spec, and --remove-orphans not given\n" +
+				"keep gateway demo-shop-gateway: up to date\n" +
+				"keep gateway demo-users-gateway: up to date\n",
+		},
+		{
+			name:     "an orphan cell is removed first with --remove-orphans",
+			desired:  func(d *upDesired) { d.RemoveOrphans = true },
+			observed: func(o *upObserved) { o.Gateways = append([]observedGateway{orphan}, o.Gateways...) },
+			want: "remove orphan cell legacy: not in the spec\n" +
+				"keep gateway demo-shop-gateway: up to date\n" +
+				"keep gateway demo-users-gateway: up to date\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := desiredUp(testProject(), img, testImages(), "tok", false)
+			o := convergedObserved(d)
+			if tt.desired != nil {
+				tt.desired(&d)
+			}
+			if tt.observed != nil {
+				tt.observed(&o)
+			}
+			p, err := planUp(d, o)
+			if err != nil {
+				t.Fatalf("plan: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, p.String()); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPlanUpRefusesAnotherOwnersNetwork: a network of a wanted name that
+// is not the project's stops Up before anything is changed, even the
+// removal of orphans.
+func TestPlanUpRefusesAnotherOwnersNetwork(t *testing.T) {
+	d := desiredUp(testProject(), "orchestro-gateway:1", testImages(), "tok", true)
+	o := upObserved{
+		Networks: map[string]string{"demo_users": "other"},
+		Gateways: []observedGateway{{gateway: gateway{id: "legacy-gw-id", cell: "legacy", state: "running"}}},
+	}
+	p, err := planUp(d, o)
+	const want = "network demo_users exists but does not belong to project demo; remove it or choose another project name (-p)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("plan error = %v, want %q", err, want)
+	}
+	if len(p.Ops) != 0 {
+		t.Errorf("a refused plan holds operations:\n%s", p)
+	}
+}
+
+// TestDesiredUp checks what the planner is given: peers by container name
+// on the mesh, an admin port no cell serves on, each volume once, and the
+// gateway hash that ignores what a spec update can change.
+func TestDesiredUp(t *testing.T) {
+	p := testProject()
+	p.Cells[1].Gateway.Port = defaultAdminPort
+	d := desiredUp(p, "gw:1", testImages(), "tok", false)
+	if diff := cmp.Diff([]string{"demo_data"}, d.Volumes); diff != "" {
+		t.Errorf("volumes (-want +got):\n%s", diff)
+	}
+	shop := d.Gateways[0]
+	if diff := cmp.Diff(map[string]string{"users": "demo-users-gateway:7700"}, shop.Peers); diff != "" {
+		t.Errorf("peers of shop (-want +got):\n%s", diff)
+	}
+	for _, g := range d.Gateways {
+		if g.AdminPort != defaultAdminPort-1 {
+			t.Errorf("admin port of %s = %d, want %d", g.Cell.Name, g.AdminPort, defaultAdminPort-1)
+		}
+	}
+	before := gatewayHash(shop, d.Image)
+	shop.Cell.Services["orders"].Replicas = 5
+	if gatewayHash(shop, d.Image) != before {
+		t.Error("a replica count changes the gateway hash; it must go through a spec update")
+	}
+	shop.Cell.Gateway.Port = 9000
+	if gatewayHash(shop, d.Image) == before {
+		t.Error("a new data port leaves the gateway hash alone; the container must be recreated")
+	}
+}
