@@ -114,7 +114,14 @@ func TestDashE2E(t *testing.T) {
 	// q quits with status 0 and gives the terminal back.
 	tm.keys("q")
 	tm.waitFor(10*time.Second, "dash exited 0")
+	// stty prints after the echo: wait for both of its lines, set or not.
 	screen := tm.screen()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); screen = tm.screen() {
+		if (hasLine(screen, "icanon") || hasLine(screen, "-icanon")) && (hasLine(screen, "echo") || hasLine(screen, "-echo")) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	for _, mode := range []string{"icanon", "echo"} {
 		if !hasLine(screen, mode) {
 			t.Errorf("terminal mode %s not restored:\n%s", mode, screen)
