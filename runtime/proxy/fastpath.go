@@ -272,6 +272,9 @@ func bstr(b []byte) string {
 // anything, when the proxy would answer with an error of its own.
 func (cc *clientConn) serveRequest(headLen int) serveResult {
 	s, p, h := cc.s, cc.s.p, &cc.req
+	if p.intercepted(bstr(h.method), bstr(h.path)) {
+		return handOffConn
+	}
 	route, sp, upPath := p.route(bstr(h.path))
 	if route == nil {
 		return handOffConn

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -91,6 +92,7 @@ type Proxy struct {
 	forward   bool
 	tbl       atomic.Pointer[table]
 	held      atomic.Int64
+	icpt      atomic.Pointer[Interceptor]
 	opts      Options
 	now       func() time.Time
 	transport http.RoundTripper
@@ -113,6 +115,9 @@ type table struct {
 	router    *Router
 	routeList string
 	pools     []*servicePool // indexed like router.services
+	// byService holds every service's pool, for calls the gateway makes
+	// itself (Call), which name a service rather than a path.
+	byService map[string]*servicePool
 }
 
 // servicePool is one service's replicas, its selector and its passive
@@ -238,6 +243,7 @@ func (p *Proxy) installLocked(router *Router) {
 	for _, svc := range router.services {
 		t.pools = append(t.pools, p.poolLocked(svc))
 	}
+	t.byService = maps.Clone(p.byName)
 	p.tbl.Store(t)
 }
 
@@ -260,6 +266,7 @@ func (p *Proxy) SetRoutes(cell *cellspec.Cell) error {
 			p.byName[name] = sp
 		}
 	}
+	// installLocked below publishes the new pools to Call.
 	p.configureLocked(cell)
 	p.installLocked(NewRouter(cell.Gateway.Routes))
 	return nil
@@ -278,7 +285,33 @@ func (p *Proxy) poolLocked(service string) *servicePool {
 	o := p.opts.Outlier.withDefaults()
 	sp.outlier.Store(&o)
 	p.byName[service] = sp
+	if t := p.tbl.Load(); t != nil {
+		next := *t
+		next.byService = maps.Clone(p.byName)
+		p.tbl.Store(&next)
+	}
 	return sp
+}
+
+// Interceptor answers some requests itself rather than routing them to a
+// service: the gateway's flows, which make calls of their own through
+// Call. It sees a request before routing, after the checks every request
+// gets (CONNECT refused, ambiguous framing closed).
+type Interceptor interface {
+	// Intercepts reports whether ServeHTTP answers requests with this
+	// method and path. It is called for every request, so it must be
+	// cheap and must not keep path, which may be reused.
+	Intercepts(method, path string) bool
+	http.Handler
+}
+
+// SetInterceptor installs ic in front of the routes; nil removes it.
+func (p *Proxy) SetInterceptor(ic Interceptor) {
+	if ic == nil {
+		p.icpt.Store(nil)
+		return
+	}
+	p.icpt.Store(&ic)
 }
 
 // Router returns the proxy's routes.
@@ -565,6 +598,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if mustCloseAfter(r) {
 		w.Header().Set(hdrConnection, "close")
+	}
+	if ic := p.icpt.Load(); ic != nil && (*ic).Intercepts(r.Method, r.URL.Path) {
+		(*ic).ServeHTTP(w, r)
+		return
 	}
 
 	tb := p.tbl.Load()

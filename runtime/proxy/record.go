@@ -35,6 +35,10 @@ type RequestRecord struct {
 	// Upstream is the address of the last replica tried; Replica its name.
 	Upstream string
 	Replica  string
+	// Flow and Step name the flow step that made the request, for calls
+	// the gateway makes itself (Proxy.Call).
+	Flow string
+	Step string
 	// Tries counts the tries made; more than one means retries.
 	Tries int
 	// Error describes why the proxy answered with an error, if it did.

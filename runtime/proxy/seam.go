@@ -8,11 +8,19 @@ import "time"
 // the fast path can be switched off (ServerOptions.DisableFastPath)
 // without the Proxy noticing:
 //
+//   - intercepted: whether the Interceptor answers a request instead;
 //   - route: the route and service pool of a path;
 //   - pick and nextTry: the replica of a request's first try, and whether
 //     and where another try follows;
 //   - observe and observeFailure: passive health;
 //   - emit: the request's record.
+
+// intercepted reports whether the proxy's Interceptor answers requests
+// with this method and path; the fast path hands them to net/http.
+func (p *Proxy) intercepted(method, path string) bool {
+	ic := p.icpt.Load()
+	return ic != nil && (*ic).Intercepts(method, path)
+}
 
 // route returns the route of a path, its service's pool and the path to
 // send upstream; a nil route when none matches.
@@ -33,6 +41,10 @@ func (p *Proxy) recordTime() (time.Time, bool) {
 	}
 	return p.now(), true
 }
+
+// NewRequestID returns a new request ID, as the proxy makes for a request
+// that arrives without X-Request-ID.
+func (p *Proxy) NewRequestID() string { return p.ids.next() }
 
 // appendRequestID appends a new request ID to b.
 func (p *Proxy) appendRequestID(b []byte) []byte { return p.ids.appendNext(b) }
