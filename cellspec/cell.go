@@ -6,14 +6,13 @@ import (
 	"strings"
 	"time"
 
-	units "github.com/docker/go-units"
 	"gopkg.in/yaml.v3"
 )
 
 // The keys accepted at each level of a cell file. They are also the source
 // of "did you mean" hints.
 var (
-	cellKeys      = []string{"cell", "gateway", "uses", "services"}
+	cellKeys      = []string{"cell", "gateway", "uses", "services", "flows"}
 	gatewayKeys   = []string{"port", "balance", "routes", "outlier", "fast_path"}
 	routeKeys     = []string{"path", "service", "strip_prefix", "timeout", "retries"}
 	serviceKeys   = []string{"build", "image", "port", "command", "entrypoint", "env", "replicas", "restart", "health", "autoscale", "outlier", "resources", "volumes", "depends_on"}
@@ -64,6 +63,8 @@ func (d *decoder) decodeCell(root *yaml.Node, dir string) *rawCell {
 			d.entries(v, key, func(name string, _, sv *yaml.Node) {
 				c.Services[name] = d.decodeService(sv, "services."+name, name, dir, rc)
 			})
+		case "flows":
+			d.decodeFlows(v, c)
 		}
 	})
 	if root.Kind == yaml.MappingNode {
@@ -314,16 +315,7 @@ func (d *decoder) decodeResources(n *yaml.Node, path string) Resources {
 				r.CPUs = f
 			}
 		case "memory":
-			s, ok := d.scalar(v, p, "a size")
-			if !ok {
-				return
-			}
-			b, err := units.RAMInBytes(s)
-			if err != nil || b <= 0 {
-				d.errorf(v, p, "for example 256M or 1G", "invalid memory size %q", s)
-				return
-			}
-			r.Memory = b
+			r.Memory, _ = d.size(v, p, "memory size", "for example 256M or 1G")
 		}
 	})
 	return r

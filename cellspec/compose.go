@@ -8,6 +8,8 @@ import (
 	"sort"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	composeloader "github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
 )
@@ -23,10 +25,13 @@ import (
 //     deploy.resources.limits (or cpus and mem_limit) as resources;
 //   - a service's port is its first expose entry, else the container side
 //     of its first ports entry;
-//   - the top-level x-orchestro key holds what compose lacks, {gateway, uses},
-//     and a service's x-orchestro key holds {autoscale, health, outlier,
-//     port}; both are decoded by the cell file decoder, so they are checked
-//     as strictly;
+//   - the top-level x-orchestro key holds what compose lacks, {gateway, uses,
+//     flows}, and a service's x-orchestro key holds {autoscale, health,
+//     outlier, port}; both are decoded by the cell file decoder, so they
+//     are checked as strictly and reported at the same key paths (flows[0]
+//     for x-orchestro.flows[0]);
+//   - a flow's ${{ expressions }} are left to the flow by compose-go's
+//     interpolation, as by the cell file's;
 //   - without x-orchestro.gateway.port the first host port published by the
 //     first service (by name) becomes the gateway port, with a warning.
 //
@@ -139,6 +144,15 @@ func loadComposeProject(path, dir string, environ map[string]string) (*types.Pro
 		cli.WithEnvFiles(),
 		cli.WithDotEnv,
 		cli.WithDefaultProfiles(),
+		// x-orchestro.flows holds ${{ expressions }}, which compose's
+		// own interpolation takes for malformed variables.
+		cli.WithLoadOptions(func(o *composeloader.Options) {
+			if o.Interpolate != nil {
+				o.Interpolate.Substitute = func(s string, m template.Mapping) (string, error) {
+					return substituteVariables(s, func(text string) (string, error) { return template.Substitute(text, m) })
+				}
+			}
+		}),
 	)
 	if err != nil {
 		return nil, err

@@ -118,6 +118,9 @@ var (
 	falseSchema        = regexp.MustCompile(`^(\S+) false schema$`)
 	additionalProp     = regexp.MustCompile(`^(\S*) ?additional propert(?:y|ies) '([^',]+)' not allowed$`)
 	interpolationError = regexp.MustCompile(`^error while interpolating (\S+): (.*)$`)
+	// compose-go refuses a key that YAML reads as a number, such as a
+	// status code under x-orchestro.flows[].steps[].on_status.
+	nonStringKey = regexp.MustCompile(`^non-string key in (\S+): (.*)$`)
 )
 var pathInError = regexp.MustCompile(`\bservices\.[A-Za-z0-9._-]+|\bservice "([^"]+)"`)
 
@@ -148,6 +151,12 @@ func (c *composeImport) composeProblem(err error) Problem {
 	}
 	if m := interpolationError.FindStringSubmatch(msg); m != nil {
 		p.Pos, p.Path, p.Msg = c.cpos.at(m[1]), m[1], m[2]
+		return p
+	}
+	if m := nonStringKey.FindStringSubmatch(msg); m != nil {
+		path := join(m[1], m[2])
+		p.Pos, p.Path, p.Msg = c.cpos.at(path), path, fmt.Sprintf("key %s must be a string in a compose file", m[2])
+		p.Hint = fmt.Sprintf("quote it: %q", m[2])
 		return p
 	}
 	if m := lineInError.FindStringSubmatch(msg); m != nil {

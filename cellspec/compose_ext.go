@@ -12,7 +12,7 @@ import (
 
 // Keys accepted in the x-orchestro extensions.
 var (
-	composeExtKeys        = []string{"gateway", "uses"}
+	composeExtKeys        = []string{"gateway", "uses", "flows"}
 	composeServiceExtKeys = []string{"autoscale", "health", "outlier", "port"}
 )
 
@@ -30,6 +30,8 @@ func (c *composeImport) extension() {
 			case "uses":
 				rc.cell.Uses = d.strings(v, "uses")
 				d.pos["uses"] = d.at(v)
+			case "flows":
+				d.decodeFlows(v, rc.cell)
 			}
 		})
 	}
@@ -77,7 +79,7 @@ func (c *composeImport) extensionNode(v any, raw *yaml.Node, path string) *yaml.
 		c.problem(path, "", "cannot read %s: %v", path, err)
 		return &yaml.Node{Kind: yaml.MappingNode}
 	}
-	overlayPositions(&n, raw)
+	overlayPositions(&n, raw, c.d.orig)
 	if n.Line == 0 {
 		pos := c.cpos.at(path)
 		setPositions(&n, pos.Line, pos.Column)
@@ -86,19 +88,29 @@ func (c *composeImport) extensionNode(v any, raw *yaml.Node, path string) *yaml.
 }
 
 // overlayPositions copies line and column from raw to the matching nodes of
-// n: same keys in mappings, same indexes in lists.
-func overlayPositions(n, raw *yaml.Node) {
+// n: same keys in mappings, same indexes in lists. A scalar that compose-go
+// interpolated is recorded in orig with its text as written, as the cell
+// decoder records it, and keeps the plain style it was written in, which
+// decides its type in a flow (see decoder.value).
+func overlayPositions(n, raw *yaml.Node, orig map[*yaml.Node]string) {
 	if raw == nil {
 		return
 	}
 	n.Line, n.Column = raw.Line, raw.Column
 	switch {
+	case n.Kind == yaml.ScalarNode && raw.Kind == yaml.ScalarNode:
+		if strings.Contains(raw.Value, "$") && n.Value != raw.Value {
+			orig[n] = raw.Value
+			if raw.Style == 0 {
+				n.Style = 0
+			}
+		}
 	case n.Kind == yaml.MappingNode && raw.Kind == yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			for j := 0; j+1 < len(raw.Content); j += 2 {
 				if raw.Content[j].Value == n.Content[i].Value {
-					overlayPositions(n.Content[i], raw.Content[j])
-					overlayPositions(n.Content[i+1], raw.Content[j+1])
+					overlayPositions(n.Content[i], raw.Content[j], orig)
+					overlayPositions(n.Content[i+1], raw.Content[j+1], orig)
 					break
 				}
 			}
@@ -106,7 +118,7 @@ func overlayPositions(n, raw *yaml.Node) {
 	case n.Kind == yaml.SequenceNode && raw.Kind == yaml.SequenceNode:
 		for i := range n.Content {
 			if i < len(raw.Content) {
-				overlayPositions(n.Content[i], raw.Content[i])
+				overlayPositions(n.Content[i], raw.Content[i], orig)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	units "github.com/docker/go-units"
 	"gopkg.in/yaml.v3"
 )
 
@@ -200,6 +201,21 @@ func (d *decoder) duration(n *yaml.Node, path string) (Duration, bool) {
 		return 0, false
 	}
 	return Duration(v), true
+}
+
+// size parses a size as docker's units.RAMInBytes reads it ("256M", "1G",
+// "1MiB", a number of bytes); what names it in the message.
+func (d *decoder) size(n *yaml.Node, path, what, hint string) (int64, bool) {
+	s, ok := d.scalar(n, path, "a size")
+	if !ok {
+		return 0, false
+	}
+	b, err := units.RAMInBytes(s)
+	if err != nil || b <= 0 {
+		d.errorf(n, path, hint, "invalid %s %q", what, s)
+		return 0, false
+	}
+	return b, true
 }
 
 // strings decodes a list of strings; a lone scalar is accepted as a

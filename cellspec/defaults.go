@@ -1,6 +1,8 @@
 package cellspec
 
 import (
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -100,6 +102,109 @@ func applyDefaults(rc *rawCell) {
 			s.Replicas = defaultReplicas(s)
 		}
 	}
+	applyFlowDefaults(c)
+}
+
+// defaultRetry is the retry of a step when neither the step nor its
+// flow's defaults write one.
+func defaultRetry() Retry {
+	return Retry{
+		Attempts:   1,
+		Backoff:    Duration(DefaultRetryBackoff),
+		MaxBackoff: Duration(DefaultRetryMaxBackoff),
+		Jitter:     true,
+		RetryOn:    slices.Clone(DefaultRetryOn),
+	}
+}
+
+// DefaultResponseStatus is the status of a flow's response that does not
+// write one.
+const DefaultResponseStatus = 200
+
+// applyFlowDefaults stores in every flow the settings in force, since the
+// gateway reads flows as JSON and applies no default:
+//
+//   - deadline, max_inflight and max_body: the flow's, else the defaults;
+//   - a step's timeout: its own, else the flow's defaults.timeout, else
+//     DefaultStepTimeout;
+//   - a step's retry, field by field: its own, else defaults.retry's,
+//     else defaultRetry's;
+//   - a compensation's timeout: its own, else its step's in force;
+//   - a compensation's retry, field by field: its own, else its step's in
+//     force, except attempts: its own, else the larger of its step's and
+//     DefaultCompensateAttempts, since a rollback is worth insisting on;
+//   - a response's status: its own, else DefaultResponseStatus; an
+//     on_status fail answer's: its own, else the status it answers.
+//
+// Which fields were written is read from c.pos: zero is a legal value of
+// jitter, and an attempts of 0 is kept for validation to report.
+func applyFlowDefaults(c *Cell) {
+	written := c.pos.written
+	for i, f := range c.Flows {
+		p := fmt.Sprintf("flows[%d]", i)
+		var defs flowDefaults
+		if i < len(c.flowDefaults) {
+			defs = c.flowDefaults[i]
+		}
+		if f.Deadline == 0 {
+			f.Deadline = Duration(DefaultFlowDeadline)
+		}
+		if !written(p + ".max_inflight") {
+			f.MaxInflight = DefaultFlowMaxInflight
+		}
+		if f.MaxBody == 0 {
+			f.MaxBody = DefaultFlowMaxBody
+		}
+		timeout := defs.Timeout
+		if timeout == 0 {
+			timeout = Duration(DefaultStepTimeout)
+		}
+		retry := mergeRetry(defaultRetry(), defs.Retry, p+".defaults.retry", written)
+		f.eachStep(p, func(sp string, s *Step) {
+			if s.Timeout == 0 {
+				s.Timeout = timeout
+			}
+			s.Retry = mergeRetry(retry, s.Retry, sp+".retry", written)
+			for code, o := range s.OnStatus {
+				if o.Fail != nil && !written(fmt.Sprintf("%s.on_status.%d.fail.status", sp, code)) {
+					o.Fail.Status = code
+				}
+			}
+			if cp := s.Compensate; cp != nil {
+				if cp.Timeout == 0 {
+					cp.Timeout = s.Timeout
+				}
+				base := s.Retry
+				base.Attempts = max(base.Attempts, DefaultCompensateAttempts)
+				cp.Retry = mergeRetry(base, cp.Retry, sp+".compensate.retry", written)
+			}
+		})
+		if r := f.Response; r != nil && !written(p+".response.status") {
+			r.Status = DefaultResponseStatus
+		}
+	}
+}
+
+// mergeRetry returns base with the fields of r written at path (the
+// retry mapping's field path) put over it.
+func mergeRetry(base, r Retry, path string, written func(string) bool) Retry {
+	if written(path + ".attempts") {
+		base.Attempts = r.Attempts
+	}
+	if written(path + ".backoff") {
+		base.Backoff = r.Backoff
+	}
+	if written(path + ".max_backoff") {
+		base.MaxBackoff = r.MaxBackoff
+	}
+	if written(path + ".jitter") {
+		base.Jitter = r.Jitter
+	}
+	if written(path + ".retry_on") {
+		base.RetryOn = r.RetryOn
+	}
+	base.RetryOn = slices.Clone(base.RetryOn)
+	return base
 }
 
 // defaultReplicas is the replica count of a service that does not set one,

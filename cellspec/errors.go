@@ -94,6 +94,12 @@ func (ps Problems) sorted() Problems {
 // positions records where each field path of a cell was written.
 type positions map[string]Position
 
+// written reports whether path was written in the file.
+func (p positions) written(path string) bool {
+	_, ok := p[path]
+	return ok
+}
+
 // at returns the position of path, falling back to the nearest written
 // ancestor ("services.a.port" → "services.a" → "services" → "").
 func (p positions) at(path string) Position {

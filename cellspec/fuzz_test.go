@@ -46,6 +46,7 @@ func FuzzLoad(f *testing.F) {
 		"a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\ncell: *c\n",
 		"cell: a\ngateway: {port: 1}\nservices:\n  a: {image: i, depends_on: [b]}\n  b: {image: i, depends_on: [a]}\n",
 		"cell: a\ngateway: {port: 1, routes: [], outlier: {consecutive_5xx: 0}}\nservices: {s: {image: i, outlier: {max_ejection_percent: 100}}}\n",
+		"cell: a\ngateway: {port: 1}\nservices: {s: {image: i, port: 2}}\nflows:\n  - name: f\n    route: \"POST /x/{id}\"\n    steps:\n      - {id: a, call: \"GET s /${{ path.id }}\", body: {n: [1, \"${{ input.body }}\"]}}\n      - parallel: [{id: b, call: GET s /b, when: \"${{ a.ok }}\", compensate: {call: \"DELETE s /${{ b.body }}\"}}]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -137,5 +138,24 @@ func checkValidCell(t *testing.T, c *Cell) {
 				t.Errorf("service %s: depends_on %q", name, dep)
 			}
 		}
+	}
+	for _, f := range c.Flows {
+		if !IsDNSLabel(f.Name) || !isMethod(f.Route.Method) || !strings.HasPrefix(f.Route.Path, "/") ||
+			f.Deadline <= 0 || f.MaxInflight < 1 || f.MaxBody < 1 || len(f.Steps) == 0 {
+			t.Errorf("flow %+v", f)
+		}
+		if r := f.Response; r != nil && (r.Status < 100 || r.Status > 599) {
+			t.Errorf("flow %s: response status %d", f.Name, r.Status)
+		}
+		ids := map[string]bool{}
+		f.eachStep("", func(_ string, s *Step) {
+			if s.ID == "" || ids[s.ID] || s.Call == nil || s.Timeout <= 0 || s.Retry.Attempts < 1 || s.Retry.Backoff > s.Retry.MaxBackoff {
+				t.Errorf("flow %s: step %+v", f.Name, s)
+			}
+			ids[s.ID] = true
+			if cp := s.Compensate; cp != nil && (cp.Call == nil || cp.Timeout <= 0 || cp.Retry.Attempts < 1) {
+				t.Errorf("flow %s: step %s: compensate %+v", f.Name, s.ID, cp)
+			}
+		})
 	}
 }

@@ -54,7 +54,9 @@ func (e Env) Lookup(name string) (string, bool) {
 
 // interpolate substitutes ${VAR}, ${VAR:-default}, ${VAR-default},
 // ${VAR:?message}, ${VAR?message} and $$ in every scalar value of the tree
-// (never in keys). Problems are recorded against the value's position.
+// (never in keys). A flow's ${{ expression }} is left as written (see
+// substituteVariables). Problems are recorded against the value's
+// position.
 func (d *decoder) interpolate(n *yaml.Node, path string, env Env) {
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -81,7 +83,9 @@ func (d *decoder) interpolate(n *yaml.Node, path string, env Env) {
 			}
 			return v, ok
 		}
-		out, err := template.SubstituteWithOptions(n.Value, lookup, template.WithoutLogging)
+		out, err := substituteVariables(n.Value, func(s string) (string, error) {
+			return template.SubstituteWithOptions(s, lookup, template.WithoutLogging)
+		})
 		if err != nil {
 			var req *template.MissingRequiredError
 			var inv *template.InvalidTemplateError
@@ -109,5 +113,75 @@ func (d *decoder) interpolate(n *yaml.Node, path string, env Env) {
 			d.orig[n] = n.Value
 		}
 		n.Value = out
+	}
+}
+
+// substituteVariables applies subst, an environment interpolation, to s
+// except for its ${{ expression }} parts, which are kept as written for
+// the flow that evaluates them: compose's interpolation would take "${{"
+// for a malformed variable reference. It is the one home of that rule,
+// used for cell files and, through compose-go's Substitute option, for
+// compose files.
+//
+// s is read from left to right: "$$" is an escaped dollar and stays for
+// subst to unescape, "${{" opens an expression that ends at the next "}}"
+// (or at the end of s when it is not closed, which the flow's compiler
+// then reports). Everything else goes to subst. Since "$$" is read first,
+// "$${{ x }}" becomes "${{ x }}" after subst, which a flow reads as an
+// expression: a flow value cannot hold a literal "${{".
+func substituteVariables(s string, subst func(string) (string, error)) (string, error) {
+	if !HasExpression(s) {
+		return subst(s)
+	}
+	var b strings.Builder
+	var err error
+	expressionSpans(s, func(part string, expr bool) {
+		if err != nil {
+			return
+		}
+		if expr {
+			b.WriteString(part)
+			return
+		}
+		var out string
+		out, err = subst(part)
+		b.WriteString(out)
+	})
+	if err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// expressionSpans calls fn for each part of s in turn, with expr true for
+// a ${{ expression }} (delimiters included) and false for the text
+// between them. It is how both interpolation and the renderer, which
+// escapes "$" in text only, read a value.
+func expressionSpans(s string, fn func(part string, expr bool)) {
+	text := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 == len(s) {
+			continue
+		}
+		if s[i+1] == '$' {
+			i++
+			continue
+		}
+		if !strings.HasPrefix(s[i:], openDelim) {
+			continue
+		}
+		if text < i {
+			fn(s[text:i], false)
+		}
+		end := len(s)
+		if j := strings.Index(s[i+len(openDelim):], closeDelim); j >= 0 {
+			end = i + len(openDelim) + j + len(closeDelim)
+		}
+		fn(s[i:end], true)
+		text = end
+		i = end - 1
+	}
+	if text < len(s) {
+		fn(s[text:], false)
 	}
 }

@@ -175,6 +175,14 @@ func TestInterpolation(t *testing.T) {
 		{name: "dotenv", value: "${NAME}", dotenv: "NAME=from-file\n", want: "from-file"},
 		{name: "environment beats dotenv", value: "${NAME}", env: map[string]string{"NAME": "from-env"}, dotenv: "NAME=from-file\n", want: "from-env"},
 		{name: "dotenv default", value: "${OTHER:-d}", dotenv: "NAME=from-file\n", want: "d"},
+		// A flow's ${{ expression }} is never interpolated (see flows).
+		{name: "expression left", value: "${{ input.body }}", want: "${{ input.body }}"},
+		{name: "variable beside an expression", value: "${NAME}-${{ flow.id }}-$NAME", env: map[string]string{"NAME": "v"}, want: "v-${{ flow.id }}-v"},
+		{name: "no variable inside an expression", value: `${{ input.headers["${NAME}"] }}`, env: map[string]string{"NAME": "v"}, want: `${{ input.headers["${NAME}"] }}`},
+		{name: "unclosed expression left", value: "${NAME} ${{ input", env: map[string]string{"NAME": "v"}, want: "v ${{ input"},
+		{name: "double dollar before braces", value: "$${{ x }}", want: "${{ x }}"},
+		{name: "unset beside an expression", value: "${NAME}${{ x }}", want: "${{ x }}",
+			warning: "cell.yaml:6:14: services.app.env.V: variable NAME is not set; using an empty string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

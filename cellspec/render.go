@@ -68,6 +68,9 @@ func renderCell(c *Cell, dir, from string) ([]byte, error) {
 		svcs.Content = append(svcs.Content, yStr(name), renderService(c.Services[name], gwOutlier, dir))
 	}
 	root.Content = append(root.Content, yStr("services"), svcs)
+	if len(c.Flows) > 0 {
+		root.Content = append(root.Content, yStr("flows"), renderFlows(c.Flows))
+	}
 
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)

@@ -19,8 +19,10 @@ const SchemaID = "https://github.com/orchestro/orchestro/schemas/cell.schema.jso
 //
 // The loader stays the authority. The schema rejects the same unknown keys,
 // but it cannot express checks that span fields (unique route paths, routes
-// and depends_on naming services of the cell, min <= max, dependency cycles)
-// or files (unique cell names and gateway ports, uses naming known cells).
+// and depends_on naming services of the cell, min <= max, dependency cycles,
+// and in flows: the names expressions use, unique step ids and flow names,
+// call targets, route collisions, backoff <= max_backoff) or files (unique
+// cell names and gateway ports, uses naming known cells).
 func Schema() []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -144,6 +146,14 @@ type rootSchema struct {
 }
 
 func cellSchema() rootSchema {
+	s := baseSchema()
+	for name, def := range flowSchemaDefs() {
+		s.Defs[name] = def
+	}
+	return s
+}
+
+func baseSchema() rootSchema {
 	return rootSchema{
 		Schema:               "https://json-schema.org/draft/2020-12/schema",
 		ID:                   SchemaID,
@@ -170,6 +180,8 @@ func cellSchema() rootSchema {
 				"additionalProperties": ref("service"),
 			}, "Services",
 				"The cell's services by name (lower-case DNS labels). A cell runs at least one service."),
+			"flows": describe(node{"type": "array", "items": ref("flow")}, "Flows",
+				"Routes of the gateway whose answer is composed from calls to several services: sequential steps, parallel groups, templated requests, retries and compensation."),
 		},
 		Defs: node{
 			"interpolation": describe(node{"type": "string", "pattern": interpolationPattern}, "Variable reference",

@@ -42,12 +42,18 @@ type Cell struct {
 	Gateway  Gateway             `json:"gateway"`
 	Uses     []string            `json:"uses"`
 	Services map[string]*Service `json:"services"`
+	// Flows are the cell's orchestrated routes (see Flow).
+	Flows []*Flow `json:"flows,omitempty"`
 
 	// pos maps a field path ("services.orders.port") to where it was
 	// written, so validation can point at the offending line.
 	pos positions
 	// bad holds field paths whose values failed to decode.
 	bad map[string]bool
+	// flowDefaults holds the defaults mapping of each flow, as written,
+	// by index in Flows: applyDefaults folds it into the steps, and
+	// validation checks the retry it holds.
+	flowDefaults []flowDefaults
 }
 
 // ServiceNames returns the names of the cell's services in sorted order.

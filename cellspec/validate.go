@@ -56,6 +56,7 @@ func (v *validator) validateCell(c *Cell) {
 		v.validateService(c, c.Services[name])
 	}
 	v.validateDependsOn(c)
+	v.validateFlows(c)
 }
 
 func (v *validator) validateGateway(c *Cell) {
