@@ -16,6 +16,9 @@ import (
 // import between packages.
 func EventSubject(e api.Event) string {
 	s := e.Cell
+	if e.Flow != "" {
+		return s + " flow " + e.Flow
+	}
 	if e.Service != "" {
 		s += "/" + e.Service
 	}

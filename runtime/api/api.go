@@ -48,6 +48,8 @@ type CellStatus struct {
 	// SpecHash identifies the cell spec the gateway runs.
 	SpecHash string          `json:"spec_hash,omitempty"`
 	Services []ServiceStatus `json:"services"`
+	// Flows are the cell's flows, in the order the cell file lists them.
+	Flows []FlowStatus `json:"flows,omitempty"`
 	// Error explains why the gateway could not be asked (when down).
 	Error string `json:"error,omitempty"`
 }
@@ -79,6 +81,28 @@ type ServiceStatus struct {
 	CPU      float64         `json:"cpu_percent"`
 	Memory   uint64          `json:"memory_bytes"`
 	Replicas []ReplicaStatus `json:"replicas"`
+}
+
+// FlowStatus is what a gateway reports about one of its flows.
+type FlowStatus struct {
+	Flow string `json:"flow"`
+	// Route is the flow's method and path: "POST /checkout/{order}".
+	Route string `json:"route"`
+	// InFlight counts executions running now.
+	InFlight int64 `json:"inflight"`
+	// Executions, Failed and Compensated count since the gateway started:
+	// every execution, those that did not succeed, and those that ran
+	// compensations.
+	Executions  uint64 `json:"executions"`
+	Failed      uint64 `json:"failed"`
+	Compensated uint64 `json:"compensated"`
+	// Rate is executions per second and SuccessRate the fraction that
+	// succeeded, over the last 10 seconds; P50Ms and P99Ms are their
+	// durations in milliseconds over that window.
+	Rate        float64 `json:"rate"`
+	SuccessRate float64 `json:"success_rate"`
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
 }
 
 // AutoscaleStatus shows the autoscaler's bounds and last decision.
@@ -126,6 +150,8 @@ type Event struct {
 	Service string    `json:"service,omitempty"`
 	// Replica is the replica number ("2"), when the event is about one.
 	Replica string `json:"replica,omitempty"`
+	// Flow is the flow an event is about (flow_failed, compensated).
+	Flow string `json:"flow,omitempty"`
 	// Type is one of the Event* constants.
 	Type    string `json:"type"`
 	Message string `json:"message"`
@@ -153,6 +179,11 @@ const (
 	EventUpdated   = "updated"
 	EventWaiting   = "waiting"
 	EventError     = "error"
+	// EventFlowFailed reports a flow execution that failed with nothing
+	// to compensate; EventCompensated one that failed after steps had
+	// taken effect, and what became of their compensations.
+	EventFlowFailed  = "flow_failed"
+	EventCompensated = "compensated"
 )
 
 // ScaleRequest sets the replica count of a service.

@@ -2,12 +2,15 @@ package gateway
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/orchestro/orchestro/runtime/flow"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
 
@@ -58,6 +61,12 @@ func (l *accessLogger) log(r *proxy.RequestRecord) {
 	b = appendJSONString(b, r.Upstream)
 	b = append(b, `,"tries":`...)
 	b = strconv.AppendInt(b, int64(r.Tries), 10)
+	if r.Flow != "" {
+		b = append(b, `,"flow":`...)
+		b = appendJSONString(b, r.Flow)
+		b = append(b, `,"step":`...)
+		b = appendJSONString(b, r.Step)
+	}
 	if r.Error != "" {
 		b = append(b, `,"error":`...)
 		b = appendJSONString(b, r.Error)
@@ -66,6 +75,67 @@ func (l *accessLogger) log(r *proxy.RequestRecord) {
 	l.buf = b
 	_, _ = l.w.Write(b)
 }
+
+// flowLine is the access-log line of a flow execution, beside the lines
+// of its calls (which carry its flow and step).
+type flowLine struct {
+	Time       string         `json:"time"`
+	RequestID  string         `json:"request_id"`
+	TraceID    string         `json:"trace_id,omitempty"`
+	Method     string         `json:"method"`
+	Path       string         `json:"path"`
+	Status     int            `json:"status"`
+	DurationMS float64        `json:"duration_ms"`
+	Flow       string         `json:"flow"`
+	FlowID     string         `json:"flow_id,omitempty"`
+	Outcome    string         `json:"outcome"`
+	FailedStep string         `json:"failed_step,omitempty"`
+	Steps      []flowLineStep `json:"steps,omitempty"`
+}
+
+type flowLineStep struct {
+	ID          string  `json:"id"`
+	State       string  `json:"state"`
+	Status      int     `json:"status,omitempty"`
+	Tries       int     `json:"tries,omitempty"`
+	DurationMS  float64 `json:"duration_ms"`
+	Error       string  `json:"error,omitempty"`
+	Compensated string  `json:"compensated,omitempty"`
+}
+
+// logFlow writes the line of one flow execution. Executions are far
+// rarer than requests, so it encodes with encoding/json.
+func (l *accessLogger) logFlow(name, id, reqID string, r *http.Request, res *flow.Result) {
+	line := flowLine{
+		Time:       res.Started.UTC().Format(time.RFC3339Nano),
+		RequestID:  reqID,
+		Method:     r.Method,
+		Path:       r.URL.Path,
+		Status:     res.Status,
+		DurationMS: ms(res.Duration),
+		Flow:       name,
+		FlowID:     id,
+		Outcome:    string(res.Outcome),
+		FailedStep: res.FailedStep,
+	}
+	if tp := r.Header.Get("Traceparent"); len(tp) == 55 {
+		line.TraceID = tp[3:35]
+	}
+	for _, s := range res.Steps {
+		line.Steps = append(line.Steps, flowLineStep{ID: s.ID, State: s.State, Status: s.Status, Tries: s.Tries, DurationMS: ms(s.Duration), Error: s.Error, Compensated: s.Compensated})
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = l.w.Write(append(b, '\n'))
+	_ = l.w.Flush()
+}
+
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // flush writes out the buffered lines.
 func (l *accessLogger) flush() {

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/autoscale"
 	"github.com/orchestro/orchestro/runtime/engine"
@@ -73,6 +74,11 @@ type Controller struct {
 	wg   sync.WaitGroup // drain-and-remove goroutines
 	// traffic, when set, gives recent per-service request figures.
 	traffic *trafficStats
+	// onSpec, when set, sees every spec UpdateSpec installs, after the
+	// proxy took its routes (the flows follow it).
+	onSpec func(*cellspec.Cell)
+	// flowStatus, when set, reports the cell's flows for Status.
+	flowStatus func(now time.Time) []api.FlowStatus
 	// onCheck, when set, sees every health check result (for metrics).
 	onCheck func(service string, replica int, ok bool)
 

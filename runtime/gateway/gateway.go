@@ -123,8 +123,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	px, m, record := dp.Proxy, dp.metrics, dp.record
+	dp.flows.emit = bus.Publish
 	ctrl = NewController(cfg.Engine, spec, px, bus, cfg.StatePath)
 	ctrl.traffic = dp.traffic
+	// The controller may run a newer spec than the container's, from its
+	// state file; the flows follow the spec it runs, now and on updates.
+	dp.flows.configure(ctrl.Spec().Cell)
+	ctrl.onSpec = dp.flows.configure
+	ctrl.flowStatus = dp.flows.status
 	ctrl.onCheck = m.healthResult
 	srvAdmin, err := admin.NewServer(admin.ServerConfig{Cell: ctrl, Events: bus, Token: cfg.Token, Metrics: m.handler(ctrl, px), Logger: cfg.Log})
 	if err != nil {
@@ -158,9 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// fast_path: false serves every request through net/http, to rule the
 	// fast path out when a difference is suspected.
 	srvOpts := proxy.ServerOptions{DisableFastPath: !spec.Cell.Gateway.FastPathEnabled()}
-	if err := serve("data", spec.Cell.Gateway.Port, proxy.NewServer(px, srvOpts)); err != nil {
-		return err
-	}
+	peers := map[string]*proxy.Proxy{}
 	for _, peer := range spec.Cell.Uses {
 		addr := spec.Peers[peer]
 		if addr == "" {
@@ -169,10 +173,17 @@ func Run(ctx context.Context, cfg Config) error {
 		_, portStr, _ := net.SplitHostPort(addr)
 		port, _ := strconv.Atoi(portStr)
 		fwd := proxy.NewForward(peer, []*proxy.Upstream{{ID: peer, Service: peer, Addr: addr}}, proxy.Options{OnRequest: record, OnIdle: dp.log.flush})
+		peers[peer] = fwd
 		g.Go(func() error { return fwd.Run(ctx) })
 		if err := serve("egress "+peer, port, proxy.NewServer(fwd, srvOpts)); err != nil {
 			return err
 		}
+	}
+	// Flows call the cells in uses through the egress proxies: they are
+	// in place before the first request.
+	dp.SetPeers(peers)
+	if err := serve("data", spec.Cell.Gateway.Port, proxy.NewServer(px, srvOpts)); err != nil {
+		return err
 	}
 	g.Go(func() error { return px.Run(ctx) })
 	g.Go(func() error { return ctrl.Run(ctx) })
@@ -194,7 +205,12 @@ type DataPlane struct {
 	metrics *metrics
 	log     *accessLogger
 	traffic *trafficStats
+	flows   *flowPlane
 }
+
+// SetPeers sets the egress proxies through which flow steps call the cells
+// in uses, by cell name.
+func (d *DataPlane) SetPeers(peers map[string]*proxy.Proxy) { d.flows.setPeers(peers) }
 
 // NewDataPlane builds the data plane of a cell. opts.OnRequest is set here:
 // every record feeds the metrics and one JSON access-log line to
@@ -208,6 +224,8 @@ func NewDataPlane(cell *cellspec.Cell, accessLog io.Writer, opts proxy.Options) 
 		return nil, err
 	}
 	dp.Proxy = px
+	dp.flows = newFlowPlane(cell.Name, px, dp.metrics, dp.traffic, dp.log)
+	dp.flows.configure(cell)
 	return dp, nil
 }
 

@@ -99,6 +99,9 @@ func (c *Controller) Status() api.CellStatus {
 		}
 		st.Services = append(st.Services, ss)
 	}
+	if c.flowStatus != nil {
+		st.Flows = c.flowStatus(now)
+	}
 	return st
 }
 
@@ -234,6 +237,9 @@ func (c *Controller) UpdateSpec(ctx context.Context, raw []byte) error {
 	c.spec = &spec
 	c.saveState()
 	c.mu.Unlock()
+	if c.onSpec != nil {
+		c.onSpec(spec.Cell)
+	}
 	c.emit(api.Event{Type: api.EventUpdated, Message: "cell spec replaced"})
 	c.Kick()
 	return nil

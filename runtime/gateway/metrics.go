@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/orchestro/orchestro/runtime/flow"
 	"github.com/orchestro/orchestro/runtime/health"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
@@ -22,6 +23,11 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	retries  *prometheus.CounterVec
 	checks   *prometheus.CounterVec
+
+	flowExecutions    *prometheus.CounterVec
+	flowDuration      *prometheus.HistogramVec
+	flowStepDuration  *prometheus.HistogramVec
+	flowCompensations *prometheus.CounterVec
 }
 
 func newMetrics(cell string) *metrics {
@@ -45,8 +51,27 @@ func newMetrics(cell string) *metrics {
 			Name: "orchestro_health_checks_total",
 			Help: "Active health check results by replica.",
 		}, []string{"cell", "service", "replica", "result"}),
+		flowExecutions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orchestro_flow_executions_total",
+			Help: "Flow executions by outcome: succeeded, failed, compensated, partially_compensated, or rejected (over max_inflight).",
+		}, []string{"cell", "flow", "outcome"}),
+		flowDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orchestro_flow_duration_seconds",
+			Help:    "Time from receiving a flow's request to its answer, compensations included.",
+			Buckets: flowBuckets,
+		}, []string{"cell", "flow"}),
+		flowStepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orchestro_flow_step_duration_seconds",
+			Help:    "Time a flow step took, its retries included.",
+			Buckets: flowBuckets,
+		}, []string{"cell", "flow", "step"}),
+		flowCompensations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orchestro_flow_compensations_total",
+			Help: "Compensations of flow steps by outcome: done, failed or not_compensated.",
+		}, []string{"cell", "flow", "step", "outcome"}),
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.retries, m.checks,
+		m.flowExecutions, m.flowDuration, m.flowStepDuration, m.flowCompensations,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
@@ -72,6 +97,24 @@ func (m *metrics) observe(r *proxy.RequestRecord) {
 	m.duration.WithLabelValues(m.cell, r.Service, route, method, code).Observe(r.Duration.Seconds())
 	if r.Tries > 1 {
 		m.retries.WithLabelValues(m.cell, r.Service, route).Add(float64(r.Tries - 1))
+	}
+}
+
+// flowBuckets are the bounds of the flow histograms: flows make several
+// calls, so they reach further than single requests.
+var flowBuckets = []float64{.0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+// observeFlow records one finished flow execution.
+func (m *metrics) observeFlow(name string, res *flow.Result) {
+	m.flowExecutions.WithLabelValues(m.cell, name, string(res.Outcome)).Inc()
+	m.flowDuration.WithLabelValues(m.cell, name).Observe(res.Duration.Seconds())
+	for _, s := range res.Steps {
+		if s.Tries > 0 {
+			m.flowStepDuration.WithLabelValues(m.cell, name, s.ID).Observe(s.Duration.Seconds())
+		}
+	}
+	for _, c := range res.Compensations {
+		m.flowCompensations.WithLabelValues(m.cell, name, c.Step, c.Outcome).Inc()
 	}
 }
 

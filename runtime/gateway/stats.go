@@ -43,11 +43,17 @@ type trafficStats struct {
 
 func newTrafficStats() *trafficStats { return &trafficStats{svc: map[string]*serviceTraffic{}} }
 
-// observe adds one finished request.
+// observe adds one finished request; a 5xx answer counts as an error.
 func (t *trafficStats) observe(service string, at time.Time, status int, d time.Duration) {
-	if service == "" {
+	t.add(service, at, status >= 500, d)
+}
+
+// add counts one finished request (or flow execution) of key.
+func (t *trafficStats) add(key string, at time.Time, failed bool, d time.Duration) {
+	if key == "" {
 		return
 	}
+	service := key
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.svc[service]
@@ -68,7 +74,7 @@ func (t *trafficStats) observe(service string, at time.Time, status int, d time.
 	}
 	b.count++
 	st.total++
-	if status >= 500 {
+	if failed {
 		b.errors++
 	}
 	i := 0
@@ -81,7 +87,7 @@ func (t *trafficStats) observe(service string, at time.Time, status int, d time.
 // Traffic is a service's recent request figures.
 type Traffic struct {
 	RPS       float64
-	ErrorRate float64 // fraction of 5xx answers
+	ErrorRate float64 // fraction of errors: 5xx answers, or failed flow executions
 	P50, P99  time.Duration
 	Requests  int
 }

@@ -1,0 +1,392 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/flow"
+	"github.com/orchestro/orchestro/runtime/proxy"
+)
+
+// flowPlane runs a cell's flows. It sits in front of the proxy's routes
+// (proxy.Interceptor): a request whose method and path match a flow's
+// route starts an execution, whose calls go back through the proxy
+// (proxy.Call), so every step is balanced, health-checked, recorded and
+// metered like any request to its service.
+type flowPlane struct {
+	cell    string
+	px      *proxy.Proxy
+	clock   flow.Clock
+	metrics *metrics
+	traffic *trafficStats
+	log     *accessLogger
+	// emit publishes an event; nil drops them.
+	emit func(api.Event)
+
+	set atomic.Pointer[flowSet]
+	// peers holds the egress proxy of each cell in uses, set before the
+	// gateway serves.
+	peers atomic.Pointer[map[string]*proxy.Proxy]
+	// counts holds each flow's counters by name; kept across spec
+	// updates, so a replaced flow's limit counts the executions of the
+	// old one still running.
+	mu     sync.Mutex
+	counts map[string]*flowCounts
+}
+
+// flowCounts are one flow's live counters.
+type flowCounts struct {
+	inflight    atomic.Int64
+	executions  atomic.Uint64
+	failed      atomic.Uint64
+	compensated atomic.Uint64
+}
+
+// flowSet is the compiled flows of one spec.
+type flowSet struct {
+	routes []*flowRoute
+}
+
+// flowRoute is one flow, ready to serve.
+type flowRoute struct {
+	spec   *cellspec.Flow
+	method string
+	segs   []string // the route's path segments; a capture is "{name}"
+	runner *flow.Runner
+	counts *flowCounts
+}
+
+func newFlowPlane(cell string, px *proxy.Proxy, m *metrics, traffic *trafficStats, log *accessLogger) *flowPlane {
+	return &flowPlane{cell: cell, px: px, clock: flow.RealClock{}, metrics: m, traffic: traffic, log: log, counts: map[string]*flowCounts{}}
+}
+
+// configure installs the flows of a cell (a new spec); executions under
+// way finish on the flow they started with.
+func (fp *flowPlane) configure(cell *cellspec.Cell) {
+	set := &flowSet{}
+	caller := &flowCaller{fp: fp}
+	fp.mu.Lock()
+	for _, f := range cell.Flows {
+		n := fp.counts[f.Name]
+		if n == nil {
+			n = &flowCounts{}
+			fp.counts[f.Name] = n
+		}
+		set.routes = append(set.routes, &flowRoute{
+			spec:   f,
+			method: f.Route.Method,
+			segs:   strings.Split(f.Route.Path, "/"),
+			runner: flow.New(cell.Name, f, caller, fp.clock),
+			counts: n,
+		})
+	}
+	fp.mu.Unlock()
+	fp.set.Store(set)
+	if len(set.routes) == 0 {
+		fp.px.SetInterceptor(nil)
+		return
+	}
+	fp.px.SetInterceptor(fp)
+}
+
+// setPeers sets the egress proxies step calls to other cells go through.
+func (fp *flowPlane) setPeers(peers map[string]*proxy.Proxy) { fp.peers.Store(&peers) }
+
+// Intercepts implements proxy.Interceptor. It allocates nothing: it runs
+// for every request while the cell has flows.
+func (fp *flowPlane) Intercepts(method, path string) bool {
+	set := fp.set.Load()
+	if set == nil {
+		return false
+	}
+	for _, r := range set.routes {
+		if r.method == method && r.matches(path) {
+			return true
+		}
+	}
+	return false
+}
+
+// matches reports whether path fits the route's segments.
+func (r *flowRoute) matches(path string) bool {
+	rest := path
+	for i, seg := range r.segs {
+		s, more, found := strings.Cut(rest, "/")
+		if seg != s && (!isCapture(seg) || s == "") {
+			return false
+		}
+		last := i == len(r.segs)-1
+		if found == last {
+			return false
+		}
+		rest = more
+	}
+	return true
+}
+
+// captures returns the {name} segments of a path the route matches.
+func (r *flowRoute) captures(path string) map[string]string {
+	out := map[string]string{}
+	for i, s := range strings.Split(path, "/") {
+		if i < len(r.segs) && isCapture(r.segs[i]) {
+			out[r.segs[i][1:len(r.segs[i])-1]] = s
+		}
+	}
+	return out
+}
+
+func isCapture(seg string) bool { return len(seg) > 2 && seg[0] == '{' && seg[len(seg)-1] == '}' }
+
+// route returns the flow of a request.
+func (fp *flowPlane) route(method, path string) *flowRoute {
+	if set := fp.set.Load(); set != nil {
+		for _, r := range set.routes {
+			if r.method == method && r.matches(path) {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// ServeHTTP runs one execution of the request's flow and answers with its
+// result.
+func (fp *flowPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	reqID := r.Header.Get("X-Request-Id")
+	if reqID == "" {
+		reqID = fp.px.NewRequestID()
+	}
+	w.Header().Set("X-Request-Id", reqID)
+	fr := fp.route(r.Method, r.URL.Path)
+	if fr == nil {
+		// The spec changed between Intercepts and now.
+		writeProblem(w, http.StatusNotFound, "urn:orchestro:problem:no-route", "No route", fmt.Sprintf("no flow for %s %s in cell %q", r.Method, r.URL.Path, fp.cell), "")
+		return
+	}
+	f := fr.spec
+	if n := fr.counts.inflight.Add(1); n > int64(f.MaxInflight) {
+		fr.counts.inflight.Add(-1)
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, "urn:orchestro:problem:flow-busy", "Too many executions",
+			fmt.Sprintf("flow %q already runs %d executions, its max_inflight", f.Name, f.MaxInflight), f.Name)
+		fp.account(fr, &flow.Result{Outcome: outcomeRejected, Status: http.StatusServiceUnavailable, Started: start, Duration: time.Since(start)}, r, "", reqID)
+		return
+	}
+	defer fr.counts.inflight.Add(-1)
+
+	body, err := readBody(w, r, f.MaxBody)
+	if err != nil {
+		status := http.StatusBadRequest
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeProblem(w, status, "urn:orchestro:problem:bad-request", http.StatusText(status), err.Error(), f.Name)
+		return
+	}
+	in := &flow.Input{
+		ID:          newFlowID(),
+		Method:      r.Method,
+		Path:        r.URL.Path,
+		Query:       r.URL.Query(),
+		Header:      r.Header,
+		Body:        body,
+		Captures:    fr.captures(r.URL.Path),
+		RequestID:   reqID,
+		Traceparent: r.Header.Get("Traceparent"),
+	}
+	res := fr.runner.Execute(r.Context(), in)
+	h := w.Header()
+	for k, v := range res.Header {
+		h[k] = v
+	}
+	h.Set("Content-Length", strconv.Itoa(len(res.Body)))
+	w.WriteHeader(res.Status)
+	_, _ = w.Write(res.Body)
+	fp.account(fr, res, r, in.ID, reqID)
+}
+
+// outcomeRejected labels executions refused for max_inflight.
+const outcomeRejected flow.Outcome = "rejected"
+
+// readBody reads a request body of at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return nil, fmt.Errorf("read the request body: %w", err)
+	}
+	return body, nil
+}
+
+// writeProblem writes an RFC 9457 problem answer of the gateway's own.
+func writeProblem(w http.ResponseWriter, status int, typ, title, detail, flowName string) {
+	body, _ := json.Marshal(struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+		Flow   string `json:"flow,omitempty"`
+	}{typ, title, status, detail, flowName})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// newFlowID returns a new execution id: 16 random bytes in hex.
+func newFlowID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// account records a finished execution: its access-log line, metrics,
+// traffic figures and, when it failed, an event.
+func (fp *flowPlane) account(fr *flowRoute, res *flow.Result, r *http.Request, id, reqID string) {
+	name := fr.spec.Name
+	fr.counts.executions.Add(1)
+	if res.Outcome != flow.Succeeded {
+		fr.counts.failed.Add(1)
+	}
+	if len(res.Compensations) > 0 {
+		fr.counts.compensated.Add(1)
+	}
+	fp.metrics.observeFlow(name, res)
+	fp.traffic.add(flowKey(name), res.Started, res.Outcome != flow.Succeeded, res.Duration)
+	fp.log.logFlow(name, id, reqID, r, res)
+	if fp.emit == nil || res.Outcome == flow.Succeeded || res.Outcome == outcomeRejected {
+		return
+	}
+	e := api.Event{Time: time.Now(), Cell: fp.cell, Flow: name, Type: api.EventFlowFailed}
+	switch res.Outcome {
+	case flow.Compensated, flow.Partial:
+		e.Type = api.EventCompensated
+	}
+	e.Message = flowEventMessage(id, res)
+	fp.emit(e)
+}
+
+// status reports every flow of the spec in force.
+func (fp *flowPlane) status(now time.Time) []api.FlowStatus {
+	set := fp.set.Load()
+	if set == nil {
+		return nil
+	}
+	out := make([]api.FlowStatus, 0, len(set.routes))
+	for _, r := range set.routes {
+		tr := fp.traffic.read(flowKey(r.spec.Name), now)
+		st := api.FlowStatus{
+			Flow:        r.spec.Name,
+			Route:       r.spec.Route.String(),
+			InFlight:    r.counts.inflight.Load(),
+			Executions:  r.counts.executions.Load(),
+			Failed:      r.counts.failed.Load(),
+			Compensated: r.counts.compensated.Load(),
+			Rate:        tr.RPS,
+			P50Ms:       float64(tr.P50) / float64(time.Millisecond),
+			P99Ms:       float64(tr.P99) / float64(time.Millisecond),
+		}
+		if tr.Requests > 0 {
+			st.SuccessRate = 1 - tr.ErrorRate
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// flowKey is a flow's key in the traffic figures, apart from services.
+func flowKey(name string) string { return "flow:" + name }
+
+// flowEventMessage describes a failed execution in one line: which step
+// failed and how, and what became of each compensation.
+func flowEventMessage(id string, res *flow.Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "execution %s answered %d", id, res.Status)
+	switch {
+	case res.TimedOut:
+		b.WriteString(": deadline passed")
+		if res.FailedStep != "" {
+			fmt.Fprintf(&b, " in step %s", res.FailedStep)
+		}
+	case res.FailedStep != "":
+		fmt.Fprintf(&b, ": step %s failed", res.FailedStep)
+		for _, s := range res.Steps {
+			if s.ID == res.FailedStep {
+				switch {
+				case s.Error != "":
+					fmt.Fprintf(&b, " (%s)", s.Error)
+				case s.Status != 0:
+					fmt.Fprintf(&b, " (status %d)", s.Status)
+				}
+			}
+		}
+	}
+	if len(res.Compensations) > 0 {
+		parts := make([]string, len(res.Compensations))
+		for i, c := range res.Compensations {
+			parts[i] = c.Step + " " + c.Outcome
+		}
+		fmt.Fprintf(&b, "; compensations: %s", strings.Join(parts, ", "))
+	}
+	return b.String()
+}
+
+// flowCaller sends a flow's calls through the gateway's proxies: to a
+// service of the cell through the ingress proxy, to another cell through
+// its egress proxy.
+type flowCaller struct{ fp *flowPlane }
+
+func (c *flowCaller) Call(ctx context.Context, req *flow.Request) (*flow.Response, error) {
+	px, service := c.fp.px, req.Target
+	if peer, ok := strings.CutPrefix(req.Target, cellspec.PeerPrefix); ok {
+		var fwd *proxy.Proxy
+		if m := c.fp.peers.Load(); m != nil {
+			fwd = (*m)[peer]
+		}
+		if fwd == nil {
+			return nil, fmt.Errorf("%w: cell %q has no gateway this one can reach", flow.ErrConnect, peer)
+		}
+		px, service = fwd, peer
+	}
+	step := req.Step
+	if req.Compensation {
+		step += "/compensate"
+	}
+	resp, err := px.Call(ctx, &proxy.CallRequest{
+		Service: service,
+		Method:  req.Method,
+		Path:    req.Path,
+		Header:  req.Header,
+		Body:    req.Body,
+		MaxBody: req.MaxBody,
+		Route:   flowKey(req.Flow),
+		Flow:    req.Flow,
+		Step:    step,
+	})
+	switch {
+	case errors.Is(err, proxy.ErrNotSent):
+		return nil, fmt.Errorf("%w: %v", flow.ErrConnect, err)
+	case errors.Is(err, proxy.ErrBodyTooLarge):
+		return nil, fmt.Errorf("%w: %v", flow.ErrBodyTooLarge, err)
+	case err != nil:
+		return nil, err
+	}
+	return &flow.Response{Status: resp.Status, Header: resp.Header, Body: resp.Body}, nil
+}
