@@ -8,6 +8,7 @@ func runtimeCommands(f *Factory, g *globalOptions) []*cobra.Command {
 		newUpCmd(f, g, nil),
 		newDownCmd(f, g, nil),
 		newPsCmd(f, g, nil),
+		newFlowsCmd(f, g, nil),
 		newScaleCmd(f, g, nil),
 		newRestartCmd(f, g, nil),
 		newLogsCmd(f, g, nil),

@@ -48,6 +48,11 @@ func TestRuntimeUsageErrors(t *testing.T) {
 		{"restart unknown service", []string{"restart", "shop/ordrs"}, `cell shop has no service "ordrs"; did you mean "orders"?`},
 		{"restart gateway", []string{"restart", "shop/gateway"}, `cell shop has no service "gateway"`},
 
+		{"flows two", []string{"flows", "shop", "users"}, "flows takes at most one CELL argument, got 2"},
+		{"flows service", []string{"flows", "shop/orders"}, `flows "shop/orders": invalid cell name: write CELL`},
+		{"flows unknown cell", []string{"flows", "shpo"}, `unknown cell "shpo" in project demo (cells: shop); did you mean "shop"?`},
+		{"flows unknown cell no hint", []string{"flows", "--json", "billing"}, `unknown cell "billing" in project demo (cells: shop)` + "\n"},
+
 		{"logs two", []string{"logs", "shop", "users"}, "logs takes at most one CELL or CELL/SERVICE argument, got 2"},
 		{"logs bad tail", []string{"logs", "--tail", "ten"}, `--tail "ten" must be "all" or a non-negative number of lines`},
 		{"logs negative tail", []string{"logs", "--tail", "-1"}, `--tail "-1" must be`},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -51,13 +52,39 @@ func runConfig(opts *ConfigOptions) error {
 	}
 	// YAML is rendered from the JSON form so both show the same names.
 	var generic any
-	if err := json.Unmarshal(data, &generic); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&generic); err != nil {
 		return fmt.Errorf("encode config: %w", err)
 	}
 	enc := yaml.NewEncoder(opts.IO.Out)
 	enc.SetIndent(2)
-	if err := enc.Encode(generic); err != nil {
+	if err := enc.Encode(plainNumbers(generic)); err != nil {
 		return fmt.Errorf("encode config: %w", err)
 	}
 	return enc.Close()
+}
+
+// plainNumbers replaces the json.Number values of v with an int64 when
+// the number is an integer, else a float64: decoded as float64 from the
+// start, a byte count such as a memory limit or a flow's max_body would
+// print as 1.048576e+06.
+func plainNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = plainNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = plainNumbers(e)
+		}
+	}
+	return v
 }

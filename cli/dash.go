@@ -31,7 +31,8 @@ func newDashCmd(f *Factory, g *globalOptions, runF func(context.Context, *DashOp
 		Short: "Show a live dashboard of the running project",
 		Long: `Show a live dashboard of the running project: its cells and services with
 their health and traffic, the replicas and request rate of the selected
-service, the controller events, and the logs of the selected service or
+service, the flows of its cell (when the project has flows; F goes there
+and back), the controller events, and the logs of the selected service or
 replica. Services can be scaled and restarted from it; press ? for the keys.
 
 The dashboard needs a terminal. In scripts, use ps, events and logs.`,

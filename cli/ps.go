@@ -27,7 +27,9 @@ func newPsCmd(f *Factory, g *globalOptions, runF func(context.Context, *PsOption
 		Long: `List the project's services: cell, service, image, ready/desired
 replicas, health and the URL the service answers at on this machine. With
 --replicas, list every replica with its state, health, address, in-flight
-requests and requests per second.
+requests and requests per second. When the cells have flows, a second
+table lists them with their executions in flight, executions per second,
+success percentage and 99th percentile duration (see also flows).
 
 A project that is not running prints only the header. --json prints the
 status shape documented in the README, replicas included:
@@ -77,7 +79,17 @@ func runPs(ctx context.Context, opts *PsOptions) error {
 	if opts.Replicas {
 		return t.writeReplicas(opts.IO.Out, st)
 	}
-	return t.writeServices(opts.IO.Out, st)
+	if err := t.writeServices(opts.IO.Out, st); err != nil {
+		return err
+	}
+	// Only what the gateways report: `flows` also lists a spec's flows
+	// that are not running.
+	flows := collectFlows(st, nil, "")
+	if len(flows) == 0 {
+		return nil
+	}
+	fmt.Fprintln(opts.IO.Out)
+	return writePsFlows(opts.IO.Out, flows)
 }
 
 // colonIf returns ": s", or "" when s is empty.

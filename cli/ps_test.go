@@ -14,7 +14,7 @@ import (
 
 // testStatus is a project with a running cell, deliberately unsorted, and
 // a cell whose gateway is down (users is not in the test spec, so its URL
-// cannot be enriched with route paths).
+// cannot be enriched with route paths). The running cell has two flows.
 func testStatus() *api.ProjectStatus {
 	started := testNow.Add(-5 * time.Minute)
 	return &api.ProjectStatus{
@@ -32,6 +32,13 @@ func testStatus() *api.ProjectStatus {
 			},
 			{
 				Cell: "shop", Gateway: gatewayRunning, URL: "http://127.0.0.1:8081", SpecHash: "3f2a",
+				// In file order, which is not the alphabetical one.
+				Flows: []api.FlowStatus{
+					{Flow: "place-order", Route: "POST /checkout/{order}", InFlight: 3, Executions: 1520, Failed: 12, Compensated: 7,
+						Rate: 12.5, SuccessRate: 0.9996, P50Ms: 42, P99Ms: 180.46},
+					// Idle: nothing ended in the last 10 seconds.
+					{Flow: "cancel-order", Route: "DELETE /orders/{order}", Executions: 4, Failed: 1, Compensated: 1},
+				},
 				Services: []api.ServiceStatus{
 					{
 						Service: "orders", Image: "example/orders:1.4", Desired: 3, Ready: 2, Health: "starting",
@@ -78,6 +85,10 @@ func TestPs(t *testing.T) {
 		},
 		{name: "json", args: []string{"ps", "--json"}, status: testStatus(), golden: "ps.json"},
 		{
+			name: "no flows", args: []string{"ps"}, status: withoutFlows(testStatus()), golden: "ps_no_flows.stdout",
+			wantStderr: "warning: cell users: gateway down: dial tcp 127.0.0.1:9082: connection refused\n",
+		},
+		{
 			name: "not running", args: []string{"ps"}, statusErr: fmt.Errorf("find gateways: %w", api.ErrNotRunning),
 			golden: "ps_not_running.stdout", wantStderr: "project demo is not running\n",
 		},
@@ -101,6 +112,14 @@ func TestPs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withoutFlows removes the flows of every cell of st.
+func withoutFlows(st *api.ProjectStatus) *api.ProjectStatus {
+	for i := range st.Cells {
+		st.Cells[i].Flows = nil
+	}
+	return st
 }
 
 func TestPsFailure(t *testing.T) {

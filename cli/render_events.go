@@ -69,9 +69,10 @@ func eventColor(pal Palette, typ string) string {
 	switch typ {
 	case api.EventHealthy, api.EventStarted:
 		return pal.Green(typ)
-	case api.EventUnhealthy, api.EventEjected, api.EventPanic, api.EventExited, api.EventCrashloop, api.EventError:
+	case api.EventUnhealthy, api.EventEjected, api.EventPanic, api.EventExited, api.EventCrashloop, api.EventError,
+		api.EventFlowFailed:
 		return pal.Red(typ)
-	case api.EventScaled, api.EventReplaced, api.EventUpdated:
+	case api.EventScaled, api.EventReplaced, api.EventUpdated, api.EventCompensated:
 		return pal.Yellow(typ)
 	}
 	return typ

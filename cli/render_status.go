@@ -22,7 +22,9 @@ const (
 
 // normalizeStatus returns a copy of st with cells, services and replicas
 // sorted and every list non-nil, so text and JSON output are stable and an
-// empty list prints as [] rather than null.
+// empty list prints as [] rather than null. Flows keep the order of their
+// cell file, which is the order users wrote them in; an empty list of them
+// is left out of the JSON.
 func normalizeStatus(st *api.ProjectStatus, project string) *api.ProjectStatus {
 	out := &api.ProjectStatus{Project: project, Cells: []api.CellStatus{}}
 	if st == nil {
@@ -45,6 +47,7 @@ func normalizeStatus(st *api.ProjectStatus, project string) *api.ProjectStatus {
 		}
 		slices.SortStableFunc(services, func(a, b api.ServiceStatus) int { return cmp.Compare(a.Service, b.Service) })
 		c.Services = services
+		c.Flows = slices.Clone(c.Flows)
 		out.Cells = append(out.Cells, c)
 	}
 	slices.SortStableFunc(out.Cells, func(a, b api.CellStatus) int { return cmp.Compare(a.Cell, b.Cell) })

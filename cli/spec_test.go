@@ -56,6 +56,34 @@ func TestConfigDemo(t *testing.T) {
 	}
 }
 
+// TestConfigYAMLFlows: config prints flows, and numbers as they are
+// written (a byte count is not printed as a float).
+func TestConfigYAMLFlows(t *testing.T) {
+	h := newHarness(t, map[string]string{"cell.yaml": testCell + `flows:
+  - name: place-order
+    route: "POST /checkout/{order}"
+    max_body: 2MiB
+    steps:
+      - id: charge
+        call: POST orders /charges
+        body: {order: "${{ path.order }}", amount: 1.5}
+`})
+	if code := h.run(t.Context(), "config"); code != ExitOK {
+		t.Fatalf("config exited %d:\n%s", code, h.errOut)
+	}
+	for _, want := range []string{
+		"max_body: 2097152\n",
+		"route: POST /checkout/{order}\n",
+		"call: POST orders /charges\n",
+		"amount: 1.5\n",
+		"order: ${{ path.order }}\n",
+	} {
+		if !strings.Contains(h.out.String(), want) {
+			t.Errorf("config output lacks %q:\n%s", want, h.out)
+		}
+	}
+}
+
 // TestInvalidSpecsExit2 runs validate on every broken spec: exit code 2,
 // nothing on stdout, and every problem of its golden file on stderr.
 func TestInvalidSpecsExit2(t *testing.T) {

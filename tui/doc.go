@@ -1,6 +1,6 @@
 // Package tui is the `orchestro dash` dashboard: a bubbletea program that
-// shows a running project's cells, services, replicas, events and logs, and
-// lets the user scale and restart services.
+// shows a running project's cells, services, replicas, flows, events and
+// logs, and lets the user scale and restart services.
 //
 // It renders what it receives through Source and never calls Docker: the
 // command line adapts its backend to Source. The root Model only routes

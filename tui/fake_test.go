@@ -150,6 +150,20 @@ func unhealthyStatus() *api.ProjectStatus {
 	return st
 }
 
+// flowStatus is testStatus with flows in shop, in file order: one busy
+// and failing now and then, one idle, and one whose executions fail.
+func flowStatus() *api.ProjectStatus {
+	st := testStatus()
+	st.Cells[1].Flows = []api.FlowStatus{
+		{Flow: "place-order", Route: "POST /checkout/{order}", InFlight: 3, Executions: 1520, Failed: 12, Compensated: 7,
+			Rate: 12.5, SuccessRate: 0.9996, P50Ms: 42, P99Ms: 180.46},
+		{Flow: "cancel-order", Route: "DELETE /orders/{order}", Executions: 4, Failed: 1, Compensated: 1},
+		{Flow: "refund", Route: "POST /orders/{order}/refund", InFlight: 1, Executions: 40, Failed: 9,
+			Rate: 0.8, SuccessRate: 0.75, P50Ms: 850, P99Ms: 2400},
+	}
+	return st
+}
+
 func testEvents() []api.Event {
 	at := func(s int) time.Time { return testNow.Add(time.Duration(s-60) * time.Second) }
 	return []api.Event{

@@ -17,6 +17,7 @@ type keyMap struct {
 	Enter    key.Binding
 	Tab      key.Binding
 	ShiftTab key.Binding
+	Flows    key.Binding // F (f follows the logs): to the flows pane and back, as l is to the logs
 	Esc      key.Binding
 
 	ScaleUp   key.Binding
@@ -50,6 +51,7 @@ func defaultKeys() keyMap {
 		Enter:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open replicas / logs")),
 		Tab:      key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
 		ShiftTab: key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
+		Flows:    key.NewBinding(key.WithKeys("F"), key.WithHelp("F", "flows pane")),
 		Esc:      key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back / cancel")),
 
 		ScaleUp:   key.NewBinding(key.WithKeys("+", "="), key.WithHelp("+", "add a replica")),
@@ -80,6 +82,9 @@ func (k keyMap) shortFor(p pane) []key.Binding {
 	switch p {
 	case paneEvents:
 		return append(common, brief(k.Up, "scroll"), brief(k.Logs, "logs"), brief(k.Quit, "quit"))
+	case paneFlows:
+		return append(common, brief(k.Up, "up"), brief(k.Down, "down"), brief(k.Flows, "back"),
+			brief(k.Logs, "logs"), brief(k.Quit, "quit"))
 	case paneLogs:
 		return append(common, brief(k.Follow, "follow"), brief(k.Wrap, "wrap"), brief(k.Timestamps, "time"),
 			brief(k.Filter, "filter"), brief(k.Logs, "zoom"), brief(k.Esc, "back"), brief(k.Quit, "quit"))
@@ -113,7 +118,7 @@ type helpGroup struct {
 func (k keyMap) groups() []helpGroup {
 	return []helpGroup{
 		{"Move", []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}},
-		{"Panes", []key.Binding{k.Tab, k.ShiftTab, k.Enter, k.Esc, k.Help, k.Quit}},
+		{"Panes", []key.Binding{k.Tab, k.ShiftTab, k.Enter, k.Flows, k.Esc, k.Help, k.Quit}},
 		{"Service", []key.Binding{k.ScaleUp, k.ScaleDown, k.SetScale, k.Restart}},
 		{"Logs", []key.Binding{k.Logs, k.Follow, k.Wrap, k.Timestamps, k.Filter}},
 	}

@@ -349,3 +349,109 @@ func TestResize(t *testing.T) {
 		checkSize(t, screen(t, m), size[0], size[1])
 	}
 }
+
+func TestFlowsPaneKeys(t *testing.T) {
+	tests := []struct {
+		name      string
+		st        *api.ProjectStatus
+		w, h      int
+		keys      string
+		wantFocus pane
+		wantFlow  string // selected in the flows pane
+		wantFlash string
+	}{
+		{name: "F focuses", keys: "F", wantFocus: paneFlows, wantFlow: "place-order"},
+		{name: "F again goes back", keys: "F F", wantFocus: paneServices, wantFlow: "place-order"},
+		{name: "F goes back to the replicas", keys: "enter F F", wantFocus: paneReplicas, wantFlow: "place-order"},
+		{name: "esc goes back", keys: "F esc", wantFocus: paneServices, wantFlow: "place-order"},
+		{name: "tab reaches it after the replicas", keys: "tab tab", wantFocus: paneFlows, wantFlow: "place-order"},
+		{name: "tab leaves it for the events", keys: "tab tab tab", wantFocus: paneEvents, wantFlow: "place-order"},
+		{name: "shift+tab reaches it", keys: "shift+tab shift+tab shift+tab", wantFocus: paneFlows, wantFlow: "place-order"},
+		{name: "moving", keys: "F j", wantFocus: paneFlows, wantFlow: "cancel-order"},
+		{name: "moving stops at the end", keys: "F j j j j", wantFocus: paneFlows, wantFlow: "refund"},
+		{name: "bottom and top", keys: "F G k g", wantFocus: paneFlows, wantFlow: "place-order"},
+		{name: "F leaves full-screen logs", keys: "l F", wantFocus: paneFlows, wantFlow: "place-order"},
+		{name: "another cell has none", keys: "F j F G", wantFocus: paneServices},
+		{name: "back in the cell, the first flow", keys: "F j F G g", wantFocus: paneServices, wantFlow: "place-order"},
+		{
+			name: "no flows in the project", st: testStatus(), keys: "F", wantFocus: paneServices,
+			wantFlash: "no flows: no cell of the project reports any",
+		},
+		{name: "no flows: tab skips the pane", st: testStatus(), keys: "tab tab", wantFocus: paneEvents},
+		{
+			name: "too small", w: 40, h: 12, keys: "F", wantFocus: paneServices, wantFlow: "place-order",
+			wantFlash: "the terminal is too small for the flows pane",
+		},
+		{name: "too small: tab skips the pane", w: 40, h: 12, keys: "tab tab", wantFocus: paneEvents, wantFlow: "place-order"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, h, st := tt.w, tt.h, tt.st
+			if w == 0 {
+				w, h = 100, 30
+			}
+			if st == nil {
+				st = flowStatus()
+			}
+			m := newTestModel(t, &fakeSource{}, w, h)
+			send(m, statusMsg{st: st})
+			for _, k := range strings.Fields(tt.keys) {
+				deliver(t, m, send(m, press(k)))
+			}
+			if m.focus != tt.wantFocus {
+				t.Errorf("focus %d, want %d", m.focus, tt.wantFocus)
+			}
+			f, _ := m.flows.selected()
+			if f.Flow != tt.wantFlow {
+				t.Errorf("flow %q selected, want %q", f.Flow, tt.wantFlow)
+			}
+			if m.bar.flash.text != tt.wantFlash {
+				t.Errorf("bottom bar says %q, want %q", m.bar.flash.text, tt.wantFlash)
+			}
+		})
+	}
+}
+
+// TestFlowsPaneRefresh checks that a new snapshot keeps the selection on
+// the same flow, wherever the gateway now lists it, and that a screen too
+// small for the pane takes the focus away from it.
+func TestFlowsPaneRefresh(t *testing.T) {
+	m := newTestModel(t, &fakeSource{}, 100, 30)
+	send(m, statusMsg{st: flowStatus()})
+	typeKeys(m, "F j")
+	st := flowStatus()
+	flows := st.Cells[1].Flows
+	flows[0], flows[1] = flows[1], flows[0]
+	flows[0].Executions++
+	send(m, statusMsg{st: st})
+	if f, _ := m.flows.selected(); f.Flow != "cancel-order" || f.Executions != 5 {
+		t.Errorf("after a refresh %s (%d executions) is selected, want cancel-order (5)", f.Flow, f.Executions)
+	}
+	if !strings.Contains(ansi.Strip(m.render()), "▸ cancel-order") {
+		t.Errorf("the selected flow is not marked:\n%s", ansi.Strip(m.render()))
+	}
+
+	send(m, tea.WindowSizeMsg{Width: 40, Height: 12})
+	if m.focus != paneServices {
+		t.Errorf("the flows pane left the screen but focus is %d, want the services", m.focus)
+	}
+}
+
+func TestFlowsPaneMouseWheel(t *testing.T) {
+	m := newTestModel(t, &fakeSource{}, 100, 30)
+	send(m, statusMsg{st: flowStatus()})
+	// The header, 6 lines of services and 5 of replicas, then the flows
+	// title and column titles: row 14 is the first flow.
+	send(m, tea.MouseWheelMsg{X: 10, Y: 14, Button: tea.MouseWheelDown})
+	if f, _ := m.flows.selected(); f.Flow != "cancel-order" {
+		t.Errorf("wheel down over the flows selects %s, want cancel-order", f.Flow)
+	}
+	if r, _ := m.services.selected(); r.key() != "shop/orders" {
+		t.Errorf("wheel over the flows moved the services to %s", r.key())
+	}
+	// Below the flows pane (5 lines from row 12), the events scroll.
+	send(m, tea.MouseWheelMsg{X: 10, Y: 17, Button: tea.MouseWheelDown})
+	if f, _ := m.flows.selected(); f.Flow != "cancel-order" {
+		t.Errorf("wheel over the events moved the flows to %s", f.Flow)
+	}
+}

@@ -25,6 +25,7 @@ type pane int
 const (
 	paneServices pane = iota
 	paneReplicas
+	paneFlows // shown only when the project has flows
 	paneEvents
 	paneLogs
 	paneCount
@@ -58,6 +59,7 @@ type Model struct {
 	header   header
 	services servicesPane
 	replicas replicasPane
+	flows    flowsPane
 	events   eventsPane
 	logs     logsPane
 	bar      helpBar
@@ -75,6 +77,7 @@ func newModel(ctx context.Context, wg *sync.WaitGroup, src Source, opts Options)
 		st:       st,
 		header:   header{project: opts.Project, loc: opts.Location},
 		services: newServicesPane(d),
+		flows:    newFlowsPane(),
 		events:   newEventsPane(d),
 		logs:     newLogsPane(d),
 	}
@@ -213,6 +216,8 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		m.enter()
 	case key.Matches(msg, k.Logs):
 		m.zoom(!m.zoomed)
+	case key.Matches(msg, k.Flows):
+		return m.toggleFlows()
 	case key.Matches(msg, k.ScaleUp, k.ScaleDown, k.SetScale, k.Restart):
 		return m.services.act(k, msg)
 	case key.Matches(msg, k.Follow, k.Wrap, k.Timestamps, k.Filter):
@@ -229,6 +234,8 @@ func (m *Model) navigate(msg tea.KeyPressMsg) {
 		m.services.navigate(m.keys, msg)
 	case paneReplicas:
 		m.replicas.navigate(m.keys, msg)
+	case paneFlows:
+		m.flows.navigate(m.keys, msg)
 	case paneEvents:
 		m.events.navigate(m.keys, msg)
 	case paneLogs:
@@ -266,6 +273,8 @@ func (m *Model) wheel(msg tea.MouseWheelMsg) {
 		m.services.move(delta)
 	case paneReplicas:
 		m.replicas.move(delta)
+	case paneFlows:
+		m.flows.move(delta)
 	case paneEvents:
 		m.events.scroll(-3 * delta)
 	case paneLogs:
@@ -280,11 +289,38 @@ func (m *Model) focusOn(p pane) {
 	}
 }
 
+// cycle moves the focus to the next (dir 1) or previous (dir -1) pane on
+// the screen.
 func (m *Model) cycle(dir int) {
 	if m.zoomed {
 		m.zoom(false)
 	}
-	m.focusOn((m.focus + pane(dir) + paneCount) % paneCount)
+	next := (m.focus + pane(dir) + paneCount) % paneCount
+	if next == paneFlows && !m.flowsShown() {
+		next = (next + pane(dir) + paneCount) % paneCount
+	}
+	m.focusOn(next)
+}
+
+// flowsShown reports whether the flows pane is on the screen: the project
+// has flows and the screen has room for them.
+func (m *Model) flowsShown() bool { return m.layout().flows > 0 }
+
+// toggleFlows moves the focus to the flows pane, leaving full-screen logs
+// if need be, or back from it.
+func (m *Model) toggleFlows() tea.Cmd {
+	switch {
+	case m.focus == paneFlows:
+		m.focusOn(m.detail)
+	case m.flows.wanted() == 0:
+		return flashInfo("no flows: no cell of the project reports any")
+	case m.layoutFor(false).flows == 0:
+		return flashInfo("the terminal is too small for the flows pane")
+	default:
+		m.zoomed = false
+		m.focusOn(paneFlows)
+	}
+	return nil
 }
 
 func (m *Model) zoom(on bool) {
@@ -321,16 +357,29 @@ func (m *Model) back() {
 	}
 }
 
-// sync hands the selected service to the replicas pane and sizes the
-// panes to the screen.
+// sync hands the selected service to the replicas and flows panes and
+// sizes the panes to the screen.
 func (m *Model) sync() {
 	r, ok := m.services.selected()
 	m.replicas.setService(r, ok, m.services.history[r.key()])
-	l := computeLayout(m.height, len(m.services.rows), len(m.replicas.replicas), m.zoomed)
+	m.flows.set(m.services.snap, r, ok)
+	l := m.layout()
+	if m.focus == paneFlows && l.flows == 0 {
+		// The screen shrank under the focused flows pane.
+		m.focusOn(m.detail)
+	}
 	m.services.setSize(m.width, l.services)
 	m.replicas.setSize(m.width, l.replicas)
+	m.flows.setSize(m.width, l.flows)
 	m.events.setSize(m.width, l.events)
 	m.logs.setSize(m.width, l.logs)
+}
+
+// layout shares the screen among the panes as they are now.
+func (m *Model) layout() layout { return m.layoutFor(m.zoomed) }
+
+func (m *Model) layoutFor(zoomed bool) layout {
+	return computeLayout(m.height, len(m.services.rows), len(m.replicas.replicas), m.flows.wanted(), zoomed)
 }
 
 // followSelection points the logs at the selected service, or at the
@@ -348,32 +397,44 @@ func (m *Model) followSelection(now bool) tea.Cmd {
 }
 
 // layout is how many rows each pane shows, not counting its title and
-// column header lines.
+// column header lines. flows is 0 when the flows pane is not shown.
 type layout struct {
-	services, replicas, events, logs int
+	services, replicas, flows, events, logs int
 }
 
 // Lines each pane spends on its title and column header.
 const (
 	servicesChrome = 2
 	replicasChrome = 2
+	flowsChrome    = 2
 	eventsChrome   = 1
 	logsChrome     = 1
 	screenChrome   = 2 // the header and the bottom bar
 )
 
 // computeLayout shares the screen's height: the tables get what their rows
-// need, up to a share, and the logs get the most of the rest.
-func computeLayout(height, services, replicas int, zoomed bool) layout {
+// need, up to a share, and the logs get the most of the rest. flows is the
+// rows the flows pane wants, 0 to leave it out; it is left out too when
+// the screen cannot give every pane a row.
+func computeLayout(height, services, replicas, flows int, zoomed bool) layout {
 	body := height - screenChrome
 	if zoomed {
 		return layout{logs: max(1, body-logsChrome)}
 	}
 	rows := body - servicesChrome - replicasChrome - eventsChrome - logsChrome
+	const panes = 5
+	if flows > 0 && rows-flowsChrome >= panes {
+		rows -= flowsChrome
+	} else {
+		flows = 0
+	}
 	var l layout
 	l.services = max(1, min(services, rows*3/10))
 	l.replicas = max(1, min(replicas, rows/4))
-	rest := rows - l.services - l.replicas
+	if flows > 0 {
+		l.flows = max(1, min(flows, rows/5))
+	}
+	rest := rows - l.services - l.replicas - l.flows
 	l.events = max(1, rest*2/5)
 	l.logs = max(1, rest-l.events)
 	return l
@@ -381,10 +442,14 @@ func computeLayout(height, services, replicas int, zoomed bool) layout {
 
 // paneAt tells which pane holds screen row y.
 func (m *Model) paneAt(y int) (pane, bool) {
-	l := computeLayout(m.height, len(m.services.rows), len(m.replicas.replicas), m.zoomed)
+	l := m.layout()
 	y-- // the header
 	if m.zoomed {
 		return paneLogs, y >= 0 && y < logsChrome+l.logs
+	}
+	flows := 0
+	if l.flows > 0 {
+		flows = flowsChrome + l.flows
 	}
 	for _, b := range []struct {
 		p pane
@@ -392,6 +457,7 @@ func (m *Model) paneAt(y int) (pane, bool) {
 	}{
 		{paneServices, servicesChrome + l.services},
 		{paneReplicas, replicasChrome + l.replicas},
+		{paneFlows, flows},
 		{paneEvents, eventsChrome + l.events},
 		{paneLogs, logsChrome + l.logs},
 	} {
@@ -420,12 +486,15 @@ func (m *Model) render() string {
 	if m.width < minWidth || m.height < minHeight {
 		return clip("orchestro dash: the terminal is too small (needs 40×12)", m.width)
 	}
-	l := computeLayout(m.height, len(m.services.rows), len(m.replicas.replicas), m.zoomed)
+	l := m.layout()
 	lines := make([]string, 0, m.height)
 	lines = append(lines, m.header.view(m.st, m.width))
 	if !m.zoomed {
 		lines = append(lines, padLines(m.services.view(m.st, m.focus == paneServices), servicesChrome+l.services)...)
 		lines = append(lines, padLines(m.replicas.view(m.st, m.focus == paneReplicas), replicasChrome+l.replicas)...)
+		if l.flows > 0 {
+			lines = append(lines, padLines(m.flows.view(m.st, m.focus == paneFlows), flowsChrome+l.flows)...)
+		}
 		lines = append(lines, padLines(m.events.view(m.st, m.focus == paneEvents), eventsChrome+l.events)...)
 	}
 	lines = append(lines, padLines(m.logs.view(m.st, m.focus == paneLogs), logsChrome+l.logs)...)

@@ -143,9 +143,9 @@ func (s styles) event(typ string) lipgloss.Style {
 	switch typ {
 	case "healthy", "started":
 		return s.ok
-	case "unhealthy", "ejected", "exited", "crashloop", "error":
+	case "unhealthy", "ejected", "exited", "crashloop", "error", "flow_failed":
 		return s.bad
-	case "scaled", "replaced", "updated":
+	case "scaled", "replaced", "updated", "compensated":
 		return s.warn
 	}
 	return lipgloss.NewStyle()

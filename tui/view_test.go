@@ -71,6 +71,23 @@ func TestViewGolden(t *testing.T) {
 			typeKeys(m, "r")
 		}},
 		{name: "too_small_30x10", w: 30, h: 10, setup: func(m *Model) { feedAll(m, testStatus()) }},
+		{name: "flows_80x24", w: 80, h: 24, setup: func(m *Model) { feedAll(m, flowStatus()) }},
+		{name: "flows_120x36", w: 120, h: 36, setup: func(m *Model) { feedAll(m, flowStatus()) }},
+		{name: "flows_narrow_50x20", w: 50, h: 20, setup: func(m *Model) { feedAll(m, flowStatus()) }},
+		{name: "flows_focused_100x30", w: 100, h: 30, setup: func(m *Model) {
+			feedAll(m, flowStatus())
+			typeKeys(m, "F j")
+		}},
+		{name: "flows_other_cell_80x24", w: 80, h: 24, setup: func(m *Model) {
+			feedAll(m, flowStatus())
+			typeKeys(m, "G")
+		}},
+		{name: "flows_gateway_down_100x30", w: 100, h: 30, setup: func(m *Model) {
+			feedAll(m, flowStatus())
+			st := unhealthyStatus()
+			st.Cells[1].Gateway, st.Cells[1].Error = "down", "gateway not found"
+			send(m, statusMsg{st: st})
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
