@@ -160,10 +160,14 @@ func (r flowRow) success() string {
 	return strings.TrimSuffix(strconv.FormatFloat(pct, 'f', 1, 64), ".0") + "%"
 }
 
-// latency shows a duration of the window in milliseconds: "4.2ms", "180ms".
+// latency shows a duration of the window: "4.2ms", "180ms", and from a
+// second on in seconds, "13.1s".
 func (r flowRow) latency(ms float64) string {
 	if !r.windowed() {
 		return "-"
+	}
+	if ms >= 1000 {
+		return strconv.FormatFloat(ms/1000, 'f', 1, 64) + "s"
 	}
 	return shortFloat(ms) + "ms"
 }

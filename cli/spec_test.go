@@ -35,7 +35,7 @@ func TestValidateDemo(t *testing.T) {
 	if code := h.run(t.Context(), "-f", "testdata/demo", "validate"); code != ExitOK {
 		t.Fatalf("validate exited %d:\n%s", code, h.errOut)
 	}
-	if !strings.Contains(h.errOut.String(), "project demo: 3 cells, 4 services") {
+	if !strings.Contains(h.errOut.String(), "project demo: 4 cells, 7 services") {
 		t.Errorf("stderr: %q", h.errOut)
 	}
 	h.wantCalls() // validating never needs the engine

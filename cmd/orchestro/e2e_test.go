@@ -32,7 +32,7 @@ import (
 )
 
 // demoPorts are the variables the demo cells read their gateway ports from.
-var demoPorts = []string{"SHOP_PORT", "USERS_PORT", "EDGE_PORT"}
+var demoPorts = []string{"SHOP_PORT", "USERS_PORT", "EDGE_PORT", "CHECKOUT_PORT"}
 
 func demoDir(t *testing.T) string {
 	t.Helper()
@@ -176,8 +176,8 @@ func testUpUnchanged(t *testing.T, p *project) {
 			desired += s.Desired
 		}
 	}
-	if gws != len(st.Cells) || gws != 3 || reps != desired {
-		t.Errorf("project has %d gateways and %d replicas, want 3 gateways and %d replicas", gws, reps, desired)
+	if gws != len(st.Cells) || gws != 4 || reps != desired {
+		t.Errorf("project has %d gateways and %d replicas, want 4 gateways and %d replicas", gws, reps, desired)
 	}
 }
 

@@ -61,10 +61,10 @@ const (
 
 // gwDemoPorts are the variables the demo cells take their gateway ports
 // from.
-var gwDemoPorts = []string{"SHOP_PORT", "USERS_PORT", "EDGE_PORT"}
+var gwDemoPorts = []string{"SHOP_PORT", "USERS_PORT", "EDGE_PORT", "CHECKOUT_PORT"}
 
 // gwDemoUses is what each demo cell lists under uses.
-var gwDemoUses = map[string][]string{"edge": {"shop"}, "shop": {"users"}, "users": nil}
+var gwDemoUses = map[string][]string{"edge": {"shop"}, "shop": {"users"}, "users": nil, "checkout": {"users"}}
 
 // TestGatewayDemo starts one demo project and runs the gateway scenarios on
 // it in order; each starts once the project has settled.
@@ -94,6 +94,11 @@ func TestGatewayDemo(t *testing.T) {
 		{"scale-1-5-1", testGwScale},
 		{"restart", testGwRestart},
 		{"up-changed-env", testGwUpChangedEnv},
+		{"flow-checkout", testFlowCheckout},
+		{"flow-declined", testFlowDeclined},
+		{"flow-transient-503", testFlowTransient},
+		{"flow-deadline", testFlowDeadline},
+		{"flow-500-concurrent", testFlowConcurrent},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			if took := gwSettled(t, p, time.Minute); took > time.Second {
