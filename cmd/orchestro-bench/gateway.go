@@ -52,6 +52,47 @@ func newBenchCell(n int) *cellspec.Cell {
 	}
 }
 
+// benchFlowPath is the route of the benchmark flow.
+const benchFlowPath = "/flow"
+
+// benchFlowYAML is the flow the flow target measures: two sequential
+// calls, the second templated from the first, then a parallel pair, all
+// to the service the plain gateway target balances over. Its answer is
+// the last call's body, so the target checks like the others.
+const benchFlowYAML = `cell: bench
+gateway: {port: 8080}
+services:
+  web: {image: web, port: 8080}
+flows:
+  - name: bench
+    route: GET ` + benchFlowPath + `
+    steps:
+      - id: a
+        call: GET web /a
+      - id: b
+        call: GET web /b?after=${{ a.status }}
+      - parallel:
+          - id: c
+            call: GET web /c
+          - id: d
+            call: GET web /d
+    response:
+      body: ${{ d.body }}
+`
+
+// benchFlowCalls is how many calls one execution of the benchmark flow
+// makes.
+const benchFlowCalls = 4
+
+// benchFlows loads the benchmark flow as the cell file loader does.
+func benchFlows() ([]*cellspec.Flow, error) {
+	c, _, err := cellspec.LoadCell("bench-flow.yaml", []byte(benchFlowYAML), cellspec.MapEnv(nil))
+	if err != nil {
+		return nil, fmt.Errorf("benchmark flow: %w", err)
+	}
+	return c.Flows, nil
+}
+
 // gatewayStats is what the gateway child reports about itself between
 // measurements, so the tool can work out costs per request.
 type gatewayStats struct {
@@ -77,6 +118,7 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process's whole life to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file on exit")
 	netHTTP := fs.Bool("nethttp", false, "serve the proxy with a plain http.Server instead of proxy.Server")
+	withFlow := fs.Bool("flow", false, "add the benchmark flow (GET "+benchFlowPath+") to the cell")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,7 +154,15 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 		defer f.Close()
 		accessLog = f
 	}
-	dp, err := gateway.NewDataPlane(newBenchCell(len(addrs)), accessLog, proxy.Options{})
+	cell := newBenchCell(len(addrs))
+	if *withFlow {
+		flows, err := benchFlows()
+		if err != nil {
+			return err
+		}
+		cell.Flows = flows
+	}
+	dp, err := gateway.NewDataPlane(cell, accessLog, proxy.Options{})
 	if err != nil {
 		return err
 	}
@@ -222,6 +272,7 @@ type gatewayTarget struct {
 	name       string
 	logToFile  bool
 	netHTTP    bool
+	flow       bool
 	cpuProfile string
 	memProfile string
 }
@@ -236,6 +287,9 @@ func startGateway(self, dir string, gt gatewayTarget, backends []string, gogc in
 	}
 	if gt.netHTTP {
 		args = append(args, "-nethttp")
+	}
+	if gt.flow {
+		args = append(args, "-flow")
 	}
 	if gt.cpuProfile != "" {
 		args = append(args, "-cpuprofile", gt.cpuProfile)
@@ -256,6 +310,9 @@ func startGateway(self, dir string, gt gatewayTarget, backends []string, gogc in
 		return nil, err
 	}
 	t := &target{name: gt.name, addr: f[0], proc: c, statsAddr: f[1], accessLog: logPath}
+	if gt.flow {
+		t.path = benchFlowPath
+	}
 	st, err := readGatewayStats(context.Background(), t.statsAddr)
 	if err != nil {
 		c.stop()

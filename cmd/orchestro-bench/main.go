@@ -36,12 +36,15 @@ const (
 	// http.Server, without the Server's fast path: the comparison shows
 	// what the fast path is worth.
 	targetGatewayNetHTTP = "gateway-nethttp"
+	// targetFlow is the gateway answering one route with a flow of four
+	// calls to the same replicas (see benchFlowYAML).
+	targetFlow = "flow"
 )
 
 // defaultTargets are measured unless -targets says otherwise;
 // knownTargets can be asked for.
 var (
-	defaultTargets = []string{targetDirect, targetNginx, targetHAProxy, targetGateway}
+	defaultTargets = []string{targetDirect, targetNginx, targetHAProxy, targetGateway, targetFlow}
 	knownTargets   = append(slices.Clone(defaultTargets), targetGatewayNetHTTP)
 )
 
@@ -142,8 +145,8 @@ Flags:
 	fs.IntVar(&o.gogc, "gogc", 100, "GOGC of the gateway process (the product's is Go's default, 100)")
 	fs.StringVar(&o.log, "log", logOn, "gateway access log: on (JSON lines to a file, as the product writes them), off (discarded), both (measure the two as separate targets)")
 	targets := fs.String("targets", strings.Join(defaultTargets, ","), "comma-separated targets to measure (also known: "+targetGatewayNetHTTP+")")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway process (its whole life, so all its measurements) to this file")
-	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the gateway process to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway process (of the flow target's when gateway is not measured; its whole life, so all its measurements) to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the gateway process (of the flow target's when gateway is not measured) to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, logs, access log) and print its path")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -215,9 +218,16 @@ type target struct {
 	accessLog string
 	// gomaxprocs is a gateway's GOMAXPROCS.
 	gomaxprocs int
+	// path is what wrk asks for; "" means "/".
+	path string
 }
 
-func (t *target) url() string { return "http://" + t.addr + "/" }
+func (t *target) url() string {
+	if t.path != "" {
+		return "http://" + t.addr + t.path
+	}
+	return "http://" + t.addr + "/"
+}
 
 // sample is one measurement of one target.
 type sample struct {
@@ -290,9 +300,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 				return err
 			}
 			t = &target{name: name, addr: addr, proc: c}
-		case targetGateway, targetGatewayNoLog, targetGatewayNetHTTP:
-			gt := gatewayTarget{name: name, logToFile: o.log != logOff && name != targetGatewayNoLog, netHTTP: name == targetGatewayNetHTTP}
-			if name == targetGateway {
+		case targetGateway, targetGatewayNoLog, targetGatewayNetHTTP, targetFlow:
+			gt := gatewayTarget{name: name, logToFile: o.log != logOff && name != targetGatewayNoLog, netHTTP: name == targetGatewayNetHTTP, flow: name == targetFlow}
+			if name == targetGateway || name == targetFlow && !slices.Contains(o.targets, targetGateway) {
 				gt.cpuProfile, gt.memProfile = o.cpuProfile, o.memProfile
 			}
 			if t, err = startGateway(self, dir, gt, addrs, o.gogc); err != nil {

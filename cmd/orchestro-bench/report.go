@@ -126,7 +126,10 @@ func (r *report) write(w io.Writer) {
 		}
 		_ = tw.Flush()
 
-		for _, name := range []string{targetGateway, targetGatewayNoLog, targetGatewayNetHTTP} {
+		if r.has(targetFlow) {
+			r.writeFlow(w, ci)
+		}
+		for _, name := range []string{targetGateway, targetGatewayNoLog, targetGatewayNetHTTP, targetFlow} {
 			if r.has(name) {
 				r.writeGatewayCosts(w, name, r.samples[name][ci])
 			}
@@ -134,7 +137,7 @@ func (r *report) write(w io.Writer) {
 	}
 
 	fmt.Fprintln(w)
-	for _, name := range []string{targetGateway, targetGatewayNoLog, targetGatewayNetHTTP} {
+	for _, name := range []string{targetGateway, targetGatewayNoLog, targetGatewayNetHTTP, targetFlow} {
 		if rss := r.rss[name]; len(rss) > 0 {
 			parts := make([]string, len(rss))
 			for i, v := range rss {
@@ -176,6 +179,29 @@ func (r *report) writeGatewayCosts(w io.Writer, name string, ss []sample) {
 		fmt.Fprintf(w, ", %.0f bytes of access log", lb)
 	}
 	fmt.Fprintf(w, "; access-log records dropped: %d\n", dropped)
+}
+
+// Goal of the flow target: the calls flows make per second, against the
+// requests per second the plain gateway forwards.
+const flowGoal = 0.8
+
+// writeFlow prints the flow target's executions and the calls they make
+// per second against the plain gateway's requests per second, paired
+// within each round.
+func (r *report) writeFlow(w io.Writer, ci int) {
+	ss := r.samples[targetFlow][ci]
+	exec := median(collect(ss, func(s sample) float64 { return s.RPS }))
+	fmt.Fprintf(w, "\n  flow: %.0f executions/s (%d calls each: %.0f calls/s), p50 %s, p99 %s\n", exec, benchFlowCalls, exec*benchFlowCalls,
+		fmtDur(medianDur(ss, func(s sample) time.Duration { return s.P50 })),
+		fmtDur(medianDur(ss, func(s sample) time.Duration { return s.P99 })))
+	if !r.has(targetGateway) {
+		return
+	}
+	calls := pairRatios(ss, r.samples[targetGateway][ci], func(s sample) float64 { return s.RPS })
+	for i := range calls {
+		calls[i] *= benchFlowCalls
+	}
+	fmt.Fprintf(w, "  flow calls/s / gateway req/s: %s (goal ≥ %.1f: %s)\n", fmtRange(calls), flowGoal, met(median(calls) >= flowGoal))
 }
 
 // writeBar compares the gateway with nginx at barConns connections

@@ -21,6 +21,8 @@ type accessLogger struct {
 	mu  sync.Mutex
 	w   *bufio.Writer
 	buf []byte
+	// flushPending is set while a flush of flow lines is scheduled.
+	flushPending bool
 }
 
 func newAccessLogger(w io.Writer) *accessLogger {
@@ -131,8 +133,18 @@ func (l *accessLogger) logFlow(name, id, reqID string, r *http.Request, res *flo
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	_, _ = l.w.Write(append(b, '\n'))
-	_ = l.w.Flush()
+	// The proxy flushes when its record queue runs empty, which may
+	// happen before this line is written: a flush follows shortly, one
+	// per flowFlushDelay at most, rather than a write per execution.
+	if !l.flushPending {
+		l.flushPending = true
+		time.AfterFunc(flowFlushDelay, l.flush)
+	}
 }
+
+// flowFlushDelay bounds how long a flow execution's line may wait in the
+// buffer.
+const flowFlushDelay = 100 * time.Millisecond
 
 // ms is d in milliseconds, to the microsecond.
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -141,6 +153,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func (l *accessLogger) flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.flushPending = false
 	_ = l.w.Flush()
 }
 

@@ -165,8 +165,12 @@ func (p *Proxy) call(ctx context.Context, req *CallRequest, rec *RequestRecord) 
 
 // callOnce sends the request to one replica and reads the answer whole.
 func (p *Proxy) callOnce(ctx context.Context, r *http.Request, sp *servicePool, up *Upstream, maxBody int64) (*CallResponse, failKind, error) {
-	out := r.Clone(ctx)
-	out.URL.Scheme, out.URL.Host, out.Host = "http", up.Addr, ""
+	// A shallow copy: the transport only reads the header, so every try
+	// can share the caller's.
+	out := r.WithContext(ctx)
+	u := *r.URL
+	u.Scheme, u.Host = "http", up.Addr
+	out.URL, out.Host = &u, ""
 	if r.GetBody != nil {
 		out.Body, _ = r.GetBody()
 	}
