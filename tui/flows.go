@@ -4,7 +4,6 @@ import (
 	"math"
 	"strconv"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/orchestro/orchestro/runtime/api"
@@ -22,8 +21,7 @@ type flowsPane struct {
 	ok    bool       // a row is selected
 	flows []api.FlowStatus
 
-	sel, offset   int
-	width, height int
+	listCursor
 }
 
 func newFlowsPane() flowsPane {
@@ -58,7 +56,7 @@ func (p *flowsPane) set(snap *api.ProjectStatus, r serviceRow, ok bool) {
 			p.sel = i
 		}
 	}
-	p.clampScroll()
+	p.clamp(len(p.flows))
 }
 
 // wanted is how many rows the pane would like: none while the project has
@@ -79,37 +77,13 @@ func (p *flowsPane) selected() (api.FlowStatus, bool) {
 }
 
 func (p *flowsPane) setSize(width, height int) {
-	p.width, p.height = width, height
-	p.clampScroll()
+	p.listCursor.setSize(width, height, len(p.flows))
 }
 
-func (p *flowsPane) clampScroll() {
-	p.offset = scrollTo(p.offset, p.sel, p.height, len(p.flows))
-}
-
-func (p *flowsPane) move(delta int) {
-	if len(p.flows) == 0 {
-		return
-	}
-	p.sel = max(0, min(len(p.flows)-1, p.sel+delta))
-	p.clampScroll()
-}
+func (p *flowsPane) move(delta int) { p.listCursor.move(delta, len(p.flows)) }
 
 func (p *flowsPane) navigate(k keyMap, msg tea.KeyPressMsg) {
-	switch {
-	case key.Matches(msg, k.Up):
-		p.move(-1)
-	case key.Matches(msg, k.Down):
-		p.move(1)
-	case key.Matches(msg, k.PageUp):
-		p.move(-max(1, p.height))
-	case key.Matches(msg, k.PageDown):
-		p.move(max(1, p.height))
-	case key.Matches(msg, k.Top):
-		p.move(-len(p.flows))
-	case key.Matches(msg, k.Bottom):
-		p.move(len(p.flows))
-	}
+	p.listCursor.navigate(k, msg, len(p.flows))
 }
 
 func flowsColumns() []column {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/orchestro/orchestro/runtime/api"
@@ -23,9 +22,8 @@ type replicasPane struct {
 	replicas []api.ReplicaStatus
 	history  []float64
 
-	sel, offset   int
-	width, height int
-	now           time.Time
+	listCursor
+	now time.Time
 }
 
 // setService shows the replicas of r, keeping the selection on the same
@@ -50,7 +48,7 @@ func (p *replicasPane) setService(r serviceRow, ok bool, history []float64) {
 			p.sel = i
 		}
 	}
-	p.clampScroll()
+	p.clamp(len(p.replicas))
 }
 
 func (p *replicasPane) selected() (api.ReplicaStatus, bool) {
@@ -61,39 +59,15 @@ func (p *replicasPane) selected() (api.ReplicaStatus, bool) {
 }
 
 func (p *replicasPane) setSize(width, height int) {
-	p.width, p.height = width, height
-	p.clampScroll()
+	p.listCursor.setSize(width, height, len(p.replicas))
 }
 
 func (p *replicasPane) setNow(t time.Time) { p.now = t }
 
-func (p *replicasPane) clampScroll() {
-	p.offset = scrollTo(p.offset, p.sel, p.height, len(p.replicas))
-}
-
-func (p *replicasPane) move(delta int) {
-	if len(p.replicas) == 0 {
-		return
-	}
-	p.sel = max(0, min(len(p.replicas)-1, p.sel+delta))
-	p.clampScroll()
-}
+func (p *replicasPane) move(delta int) { p.listCursor.move(delta, len(p.replicas)) }
 
 func (p *replicasPane) navigate(k keyMap, msg tea.KeyPressMsg) {
-	switch {
-	case key.Matches(msg, k.Up):
-		p.move(-1)
-	case key.Matches(msg, k.Down):
-		p.move(1)
-	case key.Matches(msg, k.PageUp):
-		p.move(-max(1, p.height))
-	case key.Matches(msg, k.PageDown):
-		p.move(max(1, p.height))
-	case key.Matches(msg, k.Top):
-		p.move(-len(p.replicas))
-	case key.Matches(msg, k.Bottom):
-		p.move(len(p.replicas))
-	}
+	p.listCursor.navigate(k, msg, len(p.replicas))
 }
 
 func replicasColumns() []column {

@@ -62,8 +62,7 @@ type servicesPane struct {
 	history map[string][]float64
 	pending map[string]pendingScale
 
-	sel, offset   int
-	width, height int
+	listCursor
 
 	// ask is the prompt being answered, if any.
 	ask *servicePrompt
@@ -149,7 +148,7 @@ func (p *servicesPane) setStatus(st *api.ProjectStatus, now time.Time) {
 			delete(p.history, k)
 		}
 	}
-	p.clampScroll()
+	p.clamp(len(p.rows))
 }
 
 // normalize copies a snapshot with cells, services and replicas sorted, so
@@ -185,38 +184,14 @@ func (p *servicesPane) selected() (serviceRow, bool) {
 }
 
 func (p *servicesPane) setSize(width, height int) {
-	p.width, p.height = width, height
-	p.clampScroll()
+	p.listCursor.setSize(width, height, len(p.rows))
 }
 
-func (p *servicesPane) clampScroll() {
-	p.offset = scrollTo(p.offset, p.sel, p.height, len(p.rows))
-}
-
-func (p *servicesPane) move(delta int) {
-	if len(p.rows) == 0 {
-		return
-	}
-	p.sel = max(0, min(len(p.rows)-1, p.sel+delta))
-	p.clampScroll()
-}
+func (p *servicesPane) move(delta int) { p.listCursor.move(delta, len(p.rows)) }
 
 // navigate handles the movement keys.
 func (p *servicesPane) navigate(k keyMap, msg tea.KeyPressMsg) {
-	switch {
-	case key.Matches(msg, k.Up):
-		p.move(-1)
-	case key.Matches(msg, k.Down):
-		p.move(1)
-	case key.Matches(msg, k.PageUp):
-		p.move(-max(1, p.height))
-	case key.Matches(msg, k.PageDown):
-		p.move(max(1, p.height))
-	case key.Matches(msg, k.Top):
-		p.move(-len(p.rows))
-	case key.Matches(msg, k.Bottom):
-		p.move(len(p.rows))
-	}
+	p.listCursor.navigate(k, msg, len(p.rows))
 }
 
 // desired is the replica count to start from: the one asked for when it
