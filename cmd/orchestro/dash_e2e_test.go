@@ -47,8 +47,9 @@ func TestDashE2E(t *testing.T) {
 	// All services show.
 	tm.waitFor(time.Minute, "edge", "web", "shop", "catalog", "orders", "users", "accounts")
 
-	// Select shop/catalog (the rows run edge/web, shop/catalog, …).
-	tm.keys("j")
+	// Select shop/catalog (the rows run checkout/inventory,
+	// checkout/notify, checkout/payments, edge/web, shop/catalog, …).
+	tm.keys("j", "j", "j", "j")
 	tm.waitFor(10*time.Second, "Replicas · shop/catalog", "Logs · shop/catalog")
 	before := catalog().Desired
 

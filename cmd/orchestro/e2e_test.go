@@ -381,17 +381,22 @@ func parseLogs(out string) (map[string][]string, []string) {
 // returns the number of failed requests.
 func markRequests(p *project, marker string, replicas map[string]int) int {
 	failed := 0
-	send := func(url string, times int) {
+	send := func(url string, want, times int) {
 		for range times {
-			if _, status, err := get(url); err != nil || status != 200 {
+			if _, status, err := get(url); err != nil || status != want {
 				failed++
 			}
 		}
 	}
-	send(p.url("SHOP_PORT")+"/catalog/"+marker, 2*replicas["catalog"])
-	send(p.url("SHOP_PORT")+"/orders/"+marker, 2*replicas["orders"])
-	send(p.url("USERS_PORT")+"/accounts/"+marker, 2*replicas["accounts"])
-	send(p.url("EDGE_PORT")+"/"+marker, 2*replicas["web"])
+	send(p.url("SHOP_PORT")+"/catalog/"+marker, 200, 2*replicas["catalog"])
+	send(p.url("SHOP_PORT")+"/orders/"+marker, 200, 2*replicas["orders"])
+	send(p.url("USERS_PORT")+"/accounts/"+marker, 200, 2*replicas["accounts"])
+	send(p.url("EDGE_PORT")+"/"+marker, 200, 2*replicas["web"])
+	// The store services log the path of every request; one they do not
+	// serve is answered 404.
+	for _, svc := range []string{"inventory", "payments", "notify"} {
+		send(p.url("CHECKOUT_PORT")+"/"+svc+"/"+marker, 404, 2*replicas[svc])
+	}
 	return failed
 }
 
