@@ -200,6 +200,11 @@ func gatewayContainer(spec *api.GatewaySpec, img, token, hash, socket string) (*
 	if socket != "" {
 		host.Binds = []string{socket + ":/var/run/docker.sock"}
 	}
+	if v := journalVolume(spec); v != "" {
+		// The journal of flow executions outlives the container: a
+		// recreated gateway recovers what the old one left unfinished.
+		host.Binds = append(host.Binds, v+":"+api.JournalDir)
+	}
 	// API 1.41 attaches one network at creation; the mesh is connected
 	// next, by its own operation.
 	nets := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{

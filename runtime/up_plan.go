@@ -45,6 +45,9 @@ func desiredUp(p *cellspec.Project, gwImage string, images map[string]map[string
 			spec.Peers[u] = fmt.Sprintf("%s:%d", engine.GatewayName(p.Name, u), p.Cell(u).Gateway.Port)
 		}
 		d.Gateways = append(d.Gateways, spec)
+		if v := journalVolume(spec); v != "" {
+			d.Volumes = append(d.Volumes, v)
+		}
 		for _, name := range cell.ServiceNames() {
 			for _, v := range cell.Services[name].Volumes {
 				if v.Type != cellspec.VolumeNamed || seen[v.Source] {
@@ -82,7 +85,21 @@ func gatewayHash(spec *api.GatewaySpec, img string) string {
 		AdminPort int
 		Uses      []string
 		Peers     map[string]string
-	}{img, spec.Cell.Gateway.Port, spec.AdminPort, spec.Cell.Uses, spec.Peers})
+		// Journal is the journal volume the container mounts, for a
+		// cell with flows: gaining or losing flows recreates the
+		// gateway. Left out when empty, so the hashes of cells without
+		// flows are what they were before journals.
+		Journal string `json:",omitempty"`
+	}{img, spec.Cell.Gateway.Port, spec.AdminPort, spec.Cell.Uses, spec.Peers, journalVolume(spec)})
+}
+
+// journalVolume is the journal volume a cell's gateway mounts, or "" for a
+// cell without flows.
+func journalVolume(spec *api.GatewaySpec) string {
+	if len(spec.Cell.Flows) == 0 {
+		return ""
+	}
+	return engine.JournalVolumeName(spec.Project, spec.Cell.Name)
 }
 
 // keeperHash is the config hash of the keeper: it only runs the gateway

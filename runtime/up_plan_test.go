@@ -262,3 +262,38 @@ func TestDesiredUp(t *testing.T) {
 		t.Error("a new data port leaves the gateway hash alone; the container must be recreated")
 	}
 }
+
+// TestDesiredUpJournal: a cell with flows gets a journal volume, which its
+// gateway mounts; gaining flows recreates the gateway, and the hash of a
+// cell without flows is what it was before journals.
+func TestDesiredUpJournal(t *testing.T) {
+	p := testProject()
+	d := desiredUp(p, "gw:1", testImages(), "tok", false)
+	shop := d.Gateways[0]
+	if got, want := gatewayHash(shop, d.Image), engine.ConfigHash(struct {
+		Image     string
+		Port      int
+		AdminPort int
+		Uses      []string
+		Peers     map[string]string
+	}{d.Image, 8081, shop.AdminPort, shop.Cell.Uses, shop.Peers}); got != want {
+		t.Errorf("the hash of a gateway without flows changed: %s, was %s", got, want)
+	}
+	before := gatewayHash(shop, d.Image)
+
+	p.Cells[0].Flows = []*cellspec.Flow{{Name: "checkout"}}
+	d = desiredUp(p, "gw:1", testImages(), "tok", false)
+	if diff := cmp.Diff([]string{"demo-shop-journal", "demo_data"}, d.Volumes); diff != "" {
+		t.Errorf("volumes (-want +got):\n%s", diff)
+	}
+	if gatewayHash(d.Gateways[0], d.Image) == before {
+		t.Error("gaining flows leaves the gateway hash alone; the container must be recreated to mount its journal")
+	}
+	_, host, _, err := gatewayContainer(d.Gateways[0], d.Image, "tok", "h", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"demo-shop-journal:" + api.JournalDir}, host.Binds); diff != "" {
+		t.Errorf("binds (-want +got):\n%s", diff)
+	}
+}

@@ -17,6 +17,10 @@ const (
 	EnvProject = "ORCHESTRO_PROJECT"
 )
 
+// JournalDir is where a gateway of a cell with flows finds the volume
+// holding its journal of executions.
+const JournalDir = "/var/lib/orchestro/journal"
+
 // GatewaySpec is everything a gateway needs to run its cell: the normalized
 // cell, the images its services run, and how to reach the cells it uses.
 // The CLI sets it on the gateway container at creation and may replace it

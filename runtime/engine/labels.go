@@ -60,6 +60,12 @@ func ReplicaName(project, cell, service string, n int) string {
 // VolumeName is the project-scoped name of a named volume.
 func VolumeName(project, volume string) string { return project + "_" + volume }
 
+// JournalVolumeName is the volume holding the journal of a cell's flow
+// executions, which its gateway mounts. It is joined with hyphens, as
+// container names are, so it never meets a volume of the spec (always
+// project_name).
+func JournalVolumeName(project, cell string) string { return project + "-" + cell + "-journal" }
+
 // ProjectLabels returns the labels shared by every object of a project.
 func ProjectLabels(project string) map[string]string {
 	return map[string]string{LabelProject: project}
