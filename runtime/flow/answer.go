@@ -32,6 +32,10 @@ const (
 	// ProblemAnswer (502): every step succeeded but the flow's response,
 	// or a step's on_status fail answer, could not be rendered.
 	ProblemAnswer = "urn:orchestro:problem:flow-answer"
+	// ProblemJournal (503): every step succeeded but the gateway could
+	// not journal the execution's end, so it compensated the steps rather
+	// than answer a success a recovery might undo.
+	ProblemJournal = "urn:orchestro:problem:flow-journal"
 )
 
 const contentTypeProblem = "application/problem+json"
@@ -144,6 +148,12 @@ func (e *execution) problem(end ending, culprit *stepRun, answerErr error, comps
 	case endCancelled:
 		p.Type, p.Title, p.Status = ProblemCancelled, "Flow execution cancelled", http.StatusServiceUnavailable
 		p.Detail = "the execution was cancelled " + during(culprit)
+		if e.abandoned {
+			p.Detail = "the execution was cancelled: its gateway restarted " + during(culprit) + ", and its client is gone"
+		}
+	case endJournalFailed:
+		p.Type, p.Title, p.Status = ProblemJournal, "Flow journal failed", http.StatusServiceUnavailable
+		p.Detail = fmt.Sprintf("every step succeeded but the execution's end could not be journaled, so its steps were compensated: %v", answerErr)
 	default:
 		p.Type, p.Title, p.Status = ProblemAnswer, "Flow answer failed", http.StatusBadGateway
 		p.Detail = fmt.Sprintf("the answer could not be rendered: %v", answerErr)
@@ -157,7 +167,12 @@ func (e *execution) problem(end ending, culprit *stepRun, answerErr error, comps
 
 // during says where an execution that stopped was: in which step.
 func during(run *stepRun) string {
-	if run.state == stateNotStarted {
+	switch {
+	case run == nil:
+		return "after its last step ended"
+	case run.state == stateFailed:
+		return fmt.Sprintf("after step %q failed", run.plan.step.ID)
+	case run.state == stateNotStarted:
 		return fmt.Sprintf("before step %q started", run.plan.step.ID)
 	}
 	return fmt.Sprintf("while step %q ran", run.plan.step.ID)

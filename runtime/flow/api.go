@@ -79,22 +79,24 @@ func (RealClock) Now() time.Time { return time.Now() }
 func (RealClock) AfterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 
 // Input is the client's request that started an execution.
+//
+// It is part of a journal's BeginRecord, hence its JSON names.
 type Input struct {
 	// ID is the execution's id (flow.id, X-Orchestro-Flow-Id).
-	ID     string
-	Method string
-	Path   string
-	Query  map[string][]string
+	ID     string              `json:"id"`
+	Method string              `json:"method"`
+	Path   string              `json:"path"`
+	Query  map[string][]string `json:"query,omitempty"`
 	// Header holds the client's header fields; expressions see them with
 	// lower-case names.
-	Header http.Header
-	Body   []byte
+	Header http.Header `json:"header,omitempty"`
+	Body   []byte      `json:"body,omitempty"`
 	// Captures are the route's {name} segments.
-	Captures map[string]string
+	Captures map[string]string `json:"captures,omitempty"`
 	// RequestID and Traceparent are passed on to every call
 	// (X-Request-ID, and a child span of traceparent).
-	RequestID   string
-	Traceparent string
+	RequestID   string `json:"request_id,omitempty"`
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Outcome is how an execution ended.
@@ -121,6 +123,9 @@ type Result struct {
 	Body    []byte
 	// TimedOut reports that the deadline passed.
 	TimedOut bool
+	// Recovered reports an execution finished by Runner.Recover after a
+	// gateway restart rather than by the Execute or Start that began it.
+	Recovered bool
 	// FailedStep is the id of the step that failed the execution or,
 	// when the deadline passed or ctx ended, of the first step (as
 	// written) that it cut short or kept from starting.

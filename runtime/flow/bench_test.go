@@ -33,6 +33,19 @@ func BenchmarkExecute(b *testing.B) {
 	}
 }
 
+// BenchmarkExecuteJournaled is BenchmarkExecute with a journal that makes
+// every record durable at once: the engine's own cost of journaling.
+func BenchmarkExecuteJournaled(b *testing.B) {
+	r := New("shop", mustFlow(b, benchFlow), instantCaller{}, RealClock{}, WithJournal(instantJournal{}))
+	in := testInput()
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := r.Execute(b.Context(), in); res.Status != 201 {
+			b.Fatalf("status %d: %s", res.Status, res.Body)
+		}
+	}
+}
+
 // BenchmarkExecuteParallel runs executions of one Runner at once.
 func BenchmarkExecuteParallel(b *testing.B) {
 	r := New("shop", mustFlow(b, benchFlow), instantCaller{}, RealClock{})

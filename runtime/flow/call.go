@@ -62,7 +62,7 @@ func (e *execution) call(ctx context.Context, req *Request, p policy, accept fun
 // when the execution's deadline comes first and will end the try itself
 // (so the two are told apart).
 func (e *execution) tryTimeout(p policy) time.Duration {
-	if p.bounded && e.deadline.Sub(e.r.clock.Now()) <= p.timeout {
+	if p.bounded && e.deadline-e.r.clock.Now().Sub(e.started) <= p.timeout {
 		return 0
 	}
 	return p.timeout

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -53,7 +54,9 @@ func compensationOrder(ended []endedStep) []int {
 // compensate runs the compensations the execution needs, one after
 // another, and returns their outcomes in the order they ran. They are not
 // bounded by ctx or the flow's deadline, only by their own timeouts and
-// attempts: a rollback left half done is worse than a late answer.
+// attempts: a rollback left half done is worse than a late answer. A
+// compensation a journal recorded as done before a recovery is reported
+// in its turn but not run again.
 func (e *execution) compensate(ctx context.Context) []CompensationResult {
 	ended := make([]endedStep, len(e.ended))
 	for i, idx := range e.ended {
@@ -68,9 +71,16 @@ func (e *execution) compensate(ctx context.Context) []CompensationResult {
 	out := make([]CompensationResult, 0, len(order))
 	for _, idx := range order {
 		run := &e.runs[idx]
-		res := e.compensateStep(ctx, run)
-		run.compensated = res.Outcome
-		out = append(out, res)
+		if run.compensated != nil { // done before a recovery
+			out = append(out, *run.compensated)
+			run.compensated = &out[len(out)-1]
+			continue
+		}
+		out = append(out, e.compensateStep(ctx, run))
+		run.compensated = &out[len(out)-1] // out does not grow past len(order)
+		if e.r.journal != nil {
+			e.r.journal.Compensation(e.id.flowID, run.compensated)
+		}
 	}
 	return out
 }
@@ -79,6 +89,12 @@ func (e *execution) compensate(ctx context.Context) []CompensationResult {
 func (e *execution) compensateStep(ctx context.Context, run *stepRun) CompensationResult {
 	p := run.plan
 	res := CompensationResult{Step: p.step.ID}
+	if run.inDoubt && p.comp.needsAnswer {
+		if err := e.resend(ctx, run); err != nil {
+			res.Outcome, res.Error = NotCompensated, err.Error()
+			return res
+		}
+	}
 	if run.state == stateCancelled && p.comp.needsAnswer {
 		res.Outcome = NotCompensated
 		res.Error = "cancelled in flight, so it has no answer for its compensation to refer to"
@@ -111,4 +127,36 @@ func (e *execution) compensateStep(ctx context.Context, run *stepRun) Compensati
 // did it).
 func compensationDone(status int) bool {
 	return status >= 200 && status < 300 || status == 404
+}
+
+// resend sends again the call of a step in doubt whose compensation needs
+// its answer: the same request, with the same Idempotency-Key, so that a
+// service that honours keys answers as it did the first time rather than
+// acting twice. It is bounded by the step's timeout and attempts, not by
+// the flow's deadline, which a recovery does not run.
+//
+// When the step succeeds, its outcome is journaled and its answer made
+// visible to its compensation. Otherwise it returns why, and the step
+// stays in doubt, in the journal too: the first call may still have taken
+// effect, and a later recovery tries again.
+func (e *execution) resend(ctx context.Context, run *stepRun) error {
+	p := run.plan
+	inDoubt := *run
+	*run = stepRun{plan: p}
+	pol := p.policy
+	pol.bounded = false
+	e.runStepWith(ctx, p, pol)
+	if run.state != stateSucceeded {
+		err := run.err
+		if err == nil {
+			err = errors.New(run.state.String())
+		}
+		*run = inDoubt
+		return fmt.Errorf("%w, and sending it again for its answer failed: %w", errRestarted, err)
+	}
+	if e.r.journal != nil {
+		e.r.journal.Step(e.id.flowID, run.record())
+	}
+	e.publish(run)
+	return nil
 }

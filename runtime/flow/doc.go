@@ -99,8 +99,46 @@
 // one answers the on_status fail answer as declared (with the step's
 // status if it declares none), or an RFC 9457 application/problem+json
 // body of type ProblemStepFailed (502), ProblemDeadline (504),
-// ProblemCancelled (503) or ProblemAnswer (502: the answer itself could
+// ProblemCancelled (503), ProblemAnswer (502: the answer itself could
 // not be rendered; the steps are compensated even so, since the client is
-// told the execution failed). Every answer carries HeaderFlowID, and
-// HeaderCompensated when compensation ran.
+// told the execution failed) or ProblemJournal (503, below). Every answer
+// carries HeaderFlowID, and HeaderCompensated when compensation ran.
+//
+// # Journal
+//
+// With a Journal (WithJournal), an execution's progress is recorded so
+// that a gateway that crashes can finish it (Runner.Recover): its start,
+// the intent to send a step's call, each step's outcome (with its answer's
+// raw body), each compensation's, and its end. The engine waits for a
+// record only where a crash could otherwise leave an effect that nobody
+// knows of or a client that was told the wrong thing:
+//
+//   - before the first try of a step that has a compensate, for its
+//     intent: a recovery compensates a step with an intent and no
+//     outcome, since it may have taken effect. A step whose intent cannot
+//     be journaled fails without being sent;
+//   - before answering, for the end, when some step may have taken
+//     effect: one that has a compensate, or whose method is not a plain
+//     read (GET, HEAD, OPTIONS, TRACE), got a try that may have reached a
+//     replica. A recovery finds no execution whose client was told it
+//     succeeded, so a success whose end cannot be journaled is
+//     compensated and answered ProblemJournal instead. An execution whose
+//     every call was a plain read never waits;
+//   - for an asynchronous execution (Runner.Start), before its first
+//     step, for its start: its client is told it was accepted only once
+//     a restarted gateway would find it.
+//
+// Every other record rides along with the next one waited for, since a
+// journal commits an execution's records in order. Without a journal
+// nothing is recorded, kept or allocated for it.
+//
+// Recover rebuilds an execution from what its journal holds: the steps'
+// outcomes are restored in the order recorded, their answers parsed as
+// the engine parses answers. A synchronous execution, whose client is
+// gone, is compensated as one its client cancelled, the steps in doubt (an
+// intent and no outcome) first, as steps cancelled in flight; one in doubt
+// whose compensation needs its answer is sent again first, with the same
+// Idempotency-Key, so that a service that honours keys answers as it did
+// instead of acting twice. An asynchronous one resumes with the steps
+// that have no outcome.
 package flow

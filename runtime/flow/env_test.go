@@ -79,13 +79,13 @@ func TestStepEnv(t *testing.T) {
 			name: "succeeded",
 			run: stepRun{state: stateSucceeded, status: 201, tries: 2, body: map[string]any{"id": "r-1"},
 				header:  http.Header{"Location": {"/r/1"}, "Set-Cookie": {"a=1", "b=2"}},
-				started: t0, ended: t0.Add(1234 * time.Millisecond)},
+				started: t0, took: 1234 * time.Millisecond},
 			want: map[string]any{"status": 201, "ok": true, "error": "", "tries": 2, "duration_ms": int64(1234),
 				"body": map[string]any{"id": "r-1"}, "headers": map[string]any{"location": "/r/1", "set-cookie": "a=1, b=2"}},
 		},
 		{
 			name: "skipped",
-			run:  stepRun{state: stateSkipped, started: t0, ended: t0},
+			run:  stepRun{state: stateSkipped, started: t0},
 			want: map[string]any{"status": 0, "ok": false, "error": "", "tries": 0, "duration_ms": int64(0), "body": nil, "headers": map[string]any{}},
 		},
 		{

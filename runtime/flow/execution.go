@@ -38,43 +38,50 @@ func (s stepState) String() string {
 
 // stepRun is what happened to one step of an execution.
 type stepRun struct {
-	plan   *stepPlan
-	state  stepState
-	status int
-	header http.Header
-	// body is the answer's parsed body, or an optional step's fallback.
-	body  any
-	tries int
-	// err says why the step failed or was cancelled.
-	err            error
-	started, ended time.Time
+	plan  *stepPlan
+	state stepState
 	// reached reports that a try may have reached a replica: a step
 	// cancelled in flight may have taken effect.
 	reached bool
+	// inDoubt reports, in a recovered execution, a step whose call was
+	// about to be sent when the gateway stopped and whose outcome is
+	// unknown: it may have taken effect.
+	inDoubt bool
+	status  int
+	header  http.Header
+	// body is the answer's parsed body, or an optional step's fallback.
+	body any
+	// raw is the answer's body as it came, kept for the journal only.
+	raw   []byte
+	tries int
+	// err says why the step failed or was cancelled.
+	err     error
+	started time.Time
+	// took is how long the step ran, once it ended.
+	took time.Duration
 	// answer is the on_status fail answer the step's status selected.
 	answer *answerPlan
-	// compensated is the outcome of the step's compensation.
-	compensated string
+	// compensated is the outcome of the step's compensation, nil until
+	// it runs. A recovery sets it to the compensation its journal
+	// records as done, which is not run again.
+	compensated *CompensationResult
 }
 
 func (run *stepRun) fail(err error) {
 	run.state, run.err = stateFailed, err
 }
 
-func (run *stepRun) duration() time.Duration {
-	if run.ended.IsZero() {
-		return 0
-	}
-	return run.ended.Sub(run.started)
-}
+func (run *stepRun) duration() time.Duration { return run.took }
 
 // execution is the state of one execution.
 type execution struct {
-	r        *Runner
-	id       callIdentity
-	env      map[string]any
-	started  time.Time
-	deadline time.Time
+	r       *Runner
+	id      callIdentity
+	env     map[string]any
+	started time.Time
+	// deadline is how long after started the steps may run: the flow's
+	// deadline when the execution started.
+	deadline time.Duration
 	// cancel stops the steps: a required step failed, or the deadline
 	// passed.
 	cancel context.CancelCauseFunc
@@ -89,10 +96,17 @@ type execution struct {
 	ended []int
 	// failed is the required step that failed the execution.
 	failed *stepRun
+
+	// recovered reports an execution rebuilt from its journal
+	// (Runner.Recover): it runs only the steps the journal holds no
+	// outcome of. abandoned reports one that is compensated and answered
+	// as cancelled instead, its client being gone.
+	recovered, abandoned bool
 }
 
-func (r *Runner) newExecution(in *Input) *execution {
-	started := r.clock.Now()
+// newExecution returns the state of an execution of in that started at
+// started.
+func (r *Runner) newExecution(in *Input, started time.Time) *execution {
 	id := in.ID
 	if id == "" {
 		id = newExecutionID()
@@ -107,7 +121,7 @@ func (r *Runner) newExecution(in *Input) *execution {
 			maxBody:   r.maxBody,
 		},
 		started:  started,
-		deadline: started.Add(r.deadline),
+		deadline: r.deadline,
 		runs:     make([]stepRun, len(r.steps)),
 		ended:    make([]int, 0, len(r.steps)),
 	}
@@ -133,6 +147,11 @@ func (e *execution) runSteps(ctx context.Context) {
 	for _, unit := range e.r.units {
 		if ctx.Err() != nil {
 			return
+		}
+		if e.recovered {
+			if unit = e.unended(unit); len(unit) == 0 {
+				continue
+			}
 		}
 		if len(unit) == 1 && !unit[0].group {
 			run := e.runStep(ctx, unit[0])
@@ -162,13 +181,29 @@ func (e *execution) runGroup(ctx context.Context, unit []*stepPlan) {
 	}
 }
 
+// unended returns the members of unit that have not ended: a resumed
+// execution runs only those.
+func (e *execution) unended(unit []*stepPlan) []*stepPlan {
+	var out []*stepPlan
+	for _, p := range unit {
+		if e.runs[p.index].state == stateNotStarted {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // stepEnded records that a step ended: its place in the completion order,
 // and whether it fails the execution. The members of a parallel group
-// call it as each ends.
+// call it as each ends. Its journal record is queued under the same lock,
+// so the journal's order of steps is the completion order.
 func (e *execution) stepEnded(run *stepRun) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ended = append(e.ended, run.plan.index)
+	if e.r.journal != nil {
+		e.r.journal.Step(e.id.flowID, run.record())
+	}
 	if run.state == stateFailed && !run.plan.step.Optional && e.failed == nil {
 		e.failed = run
 		e.cancel(errStepFailed)
@@ -185,9 +220,14 @@ func (e *execution) publish(run *stepRun) {
 
 // runStep runs one step: its when, then its tries.
 func (e *execution) runStep(ctx context.Context, p *stepPlan) *stepRun {
+	return e.runStepWith(ctx, p, p.policy)
+}
+
+// runStepWith runs one step with pol as its retry and timeout.
+func (e *execution) runStepWith(ctx context.Context, p *stepPlan, pol policy) *stepRun {
 	run := &e.runs[p.index]
 	run.started = e.r.clock.Now()
-	e.callStep(ctx, p, run)
+	e.callStep(ctx, p, run, pol)
 	if run.state == stateFailed && p.step.Optional {
 		// The fallback replaces whatever the failed answer said, so
 		// later steps see one shape of body or the other.
@@ -197,11 +237,11 @@ func (e *execution) runStep(ctx context.Context, p *stepPlan) *stepRun {
 		}
 		run.body = v
 	}
-	run.ended = e.r.clock.Now()
+	run.took = e.r.clock.Now().Sub(run.started)
 	return run
 }
 
-func (e *execution) callStep(ctx context.Context, p *stepPlan, run *stepRun) {
+func (e *execution) callStep(ctx context.Context, p *stepPlan, run *stepRun, pol policy) {
 	s := p.step
 	if s.When != nil {
 		ok, err := evalWhen(s.When, e.env)
@@ -219,7 +259,15 @@ func (e *execution) callStep(ctx context.Context, p *stepPlan, run *stepRun) {
 		run.fail(err)
 		return
 	}
-	out := e.call(ctx, req, p.policy, s.Expects)
+	if p.comp != nil && e.r.journal != nil {
+		// Once sent, the call may take effect: a recovery must know to
+		// compensate it even if its outcome is never recorded.
+		if err := e.r.journal.Intent(e.id.flowID, s.ID).Wait(); err != nil {
+			run.fail(fmt.Errorf("journal the intent to send it: %w", err))
+			return
+		}
+	}
+	out := e.call(ctx, req, pol, s.Expects)
 	run.tries, run.reached = out.tries, out.reached
 	if out.resp != nil {
 		run.status = out.resp.Status
@@ -231,6 +279,9 @@ func (e *execution) callStep(ctx context.Context, p *stepPlan, run *stepRun) {
 		run.fail(out.err)
 	default:
 		run.header = out.resp.Header
+		if e.r.journal != nil {
+			run.raw = out.resp.Body
+		}
 		if p.readBody {
 			run.body = parseBody(out.resp.Header.Get(headerContentType), out.resp.Body)
 		}

@@ -20,6 +20,9 @@ type stepPlan struct {
 	// to the environment; readBody that its answer's body is read, by an
 	// expression or the default response, so it is parsed.
 	visible, readBody bool
+	// effect reports that the step's call may change something: it has a
+	// compensate, or its method is not a plain read.
+	effect bool
 }
 
 // compPlan is what New prepares of a step's compensation.
@@ -66,6 +69,7 @@ func (r *Runner) plan(s *cellspec.Step, group bool) *stepPlan {
 			needsAnswer: refersTo(s.ID, c),
 		}
 	}
+	p.effect = p.comp != nil || s.Call != nil && !isSafe(s.Call.Method)
 	r.steps = append(r.steps, p)
 	return p
 }

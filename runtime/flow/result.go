@@ -17,19 +17,40 @@ const (
 	endCancelled
 	// endAnswerFailed: the answer could not be rendered.
 	endAnswerFailed
+	// endJournalFailed: every step succeeded but the journal could not
+	// hold the execution's end.
+	endJournalFailed
 )
 
 // finish decides how the execution ended, compensates when it failed, and
 // builds the result. cause is why the steps' context ended, nil if it did
 // not.
+//
+// With a journal, the end is journaled, and waited for when some step may
+// have taken effect (see mayHaveTakenEffect). A success whose end the
+// journal cannot hold is not answered as one: a recovery after a crash
+// would compensate it, so it is compensated now and answered as failed.
 func (e *execution) finish(ctx context.Context, cause error) *Result {
 	end, culprit := e.ending(cause)
+	if e.abandoned {
+		// Its client is gone: whatever its steps did, it is answered
+		// (to its journal) as one the client cancelled.
+		end = endCancelled
+	}
 	var ans answer
 	var answerErr error
 	if end == endSucceeded {
 		if ans, answerErr = e.successAnswer(); answerErr != nil {
 			end = endAnswerFailed
 		}
+	}
+	if end == endSucceeded && e.r.journal != nil && e.mayHaveTakenEffect() {
+		res := e.result(end, cause, culprit, ans, nil)
+		err := e.end(res)
+		if err == nil {
+			return res
+		}
+		end, ans, answerErr = endJournalFailed, answer{}, err
 	}
 	var comps []CompensationResult
 	if end != endSucceeded {
@@ -46,7 +67,19 @@ func (e *execution) finish(ctx context.Context, cause error) *Result {
 			ans = e.problem(end, culprit, answerErr, comps)
 		}
 	}
+	res := e.result(end, cause, culprit, ans, comps)
+	if e.r.journal != nil {
+		// A failure is answered even when the journal cannot hold it:
+		// a recovery would only compensate it again, which compensations
+		// allow (their Idempotency-Keys, and a 404 counting as done).
+		_ = e.end(res)
+	}
+	return res
+}
 
+// result builds the Result of an execution that ended with end on step
+// culprit (nil when none), answering ans after running comps.
+func (e *execution) result(end ending, cause error, culprit *stepRun, ans answer, comps []CompensationResult) *Result {
 	res := &Result{
 		Outcome:       outcome(end, comps),
 		Status:        ans.status,
@@ -56,6 +89,7 @@ func (e *execution) finish(ctx context.Context, cause error) *Result {
 		Compensations: comps,
 		Started:       e.started,
 		Steps:         make([]StepResult, len(e.runs)),
+		Recovered:     e.recovered,
 	}
 	if culprit != nil {
 		res.FailedStep = culprit.plan.step.ID
@@ -77,12 +111,14 @@ func (e *execution) finish(ctx context.Context, cause error) *Result {
 // result reports the step's run.
 func (run *stepRun) result() StepResult {
 	sr := StepResult{
-		ID:          run.plan.step.ID,
-		State:       run.state.String(),
-		Status:      run.status,
-		Tries:       run.tries,
-		Duration:    run.duration(),
-		Compensated: run.compensated,
+		ID:       run.plan.step.ID,
+		State:    run.state.String(),
+		Status:   run.status,
+		Tries:    run.tries,
+		Duration: run.duration(),
+	}
+	if run.compensated != nil {
+		sr.Compensated = run.compensated.Outcome
 	}
 	if run.err != nil {
 		sr.Error = run.err.Error()

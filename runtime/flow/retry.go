@@ -84,6 +84,16 @@ func isIdempotent(method string, h http.Header) bool {
 	return h.Get(headerIdempotencyKey) != ""
 }
 
+// isSafe reports whether a method is a plain read (RFC 9110 §9.2.1: GET,
+// HEAD, OPTIONS, TRACE), which changes nothing on its target.
+func isSafe(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
 // attempts returns the tries a retry allows, at least one.
 func attempts(r cellspec.Retry) int { return max(r.Attempts, 1) }
 

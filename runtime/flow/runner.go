@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -17,6 +18,8 @@ type Runner struct {
 	flow   *cellspec.Flow
 	caller Caller
 	clock  Clock
+	// journal makes executions durable; nil when they are not.
+	journal Journal
 	// draw returns a value in [0, n) for the jitter of retry waits.
 	draw func(n int64) int64
 
@@ -111,14 +114,60 @@ var (
 // deadline passes or when ctx ends; the compensations that follow run to
 // their end whatever ctx does, each bounded by its own timeout and
 // attempts, so Execute may return some time after ctx ends.
+//
+// With a journal (WithJournal), Execute journals the execution as it goes
+// and waits only where a crash could otherwise leave an effect nobody
+// knows of: before the first try of a step that has a compensate, and
+// before answering when some step may have taken effect (see the package
+// documentation).
 func (r *Runner) Execute(ctx context.Context, in *Input) *Result {
 	if in == nil {
 		in = &Input{}
 	}
-	e := r.newExecution(in)
+	e := r.newExecution(in, r.clock.Now())
+	if r.journal != nil {
+		e.begin(in, false) // the first intent or the end waits for it
+	}
+	return e.run(ctx)
+}
+
+// Start begins an asynchronous execution, whose client is answered before
+// it ends (202 Accepted, then the journal's record of it). It returns once
+// the journal holds the execution's start, so that the client is told it
+// was accepted only when a gateway that crashes would resume it, and an
+// error, with nothing run, when the journal cannot hold it. Without a
+// journal it returns at once: the execution is not durable.
+//
+// run executes the flow as Execute does, and must be called once. Its ctx
+// stops the steps as Execute's does: an asynchronous execution has no
+// client to go away, so it is the context of whatever owns the execution
+// (a gateway), and run belongs on a goroutine of that owner. The flow's
+// deadline counts from Start.
+func (r *Runner) Start(in *Input) (run func(ctx context.Context) *Result, err error) {
+	if in == nil {
+		in = &Input{}
+	}
+	e := r.newExecution(in, r.clock.Now())
+	if r.journal != nil {
+		if err := e.begin(in, true).Wait(); err != nil {
+			e.abandonStart()
+			return nil, fmt.Errorf("journal the start of execution %s of flow %s: %w", e.id.flowID, r.flow.Name, err)
+		}
+	}
+	return e.run, nil
+}
+
+// run runs the steps until they end or the execution stops, then
+// finishes it.
+func (e *execution) run(ctx context.Context) *Result {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	e.cancel = cancel
-	stopDeadline := r.clock.AfterFunc(r.deadline, func() { cancel(errDeadline) })
+	stopDeadline := func() bool { return false }
+	if left := e.deadline - e.r.clock.Now().Sub(e.started); left > 0 {
+		stopDeadline = e.r.clock.AfterFunc(left, func() { cancel(errDeadline) })
+	} else {
+		cancel(errDeadline) // a resumed execution whose deadline passed
+	}
 	e.runSteps(runCtx)
 	stopDeadline()
 	cause := context.Cause(runCtx)
