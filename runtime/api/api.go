@@ -184,6 +184,10 @@ const (
 	// taken effect, and what became of their compensations.
 	EventFlowFailed  = "flow_failed"
 	EventCompensated = "compensated"
+	// EventRecovered reports a flow execution a restarted gateway found
+	// unfinished in its journal and finished: compensated (synchronous)
+	// or resumed (asynchronous).
+	EventRecovered = "recovered"
 )
 
 // ScaleRequest sets the replica count of a service.

@@ -81,18 +81,20 @@ func (l *accessLogger) log(r *proxy.RequestRecord) {
 // flowLine is the access-log line of a flow execution, beside the lines
 // of its calls (which carry its flow and step).
 type flowLine struct {
-	Time       string         `json:"time"`
-	RequestID  string         `json:"request_id"`
-	TraceID    string         `json:"trace_id,omitempty"`
-	Method     string         `json:"method"`
-	Path       string         `json:"path"`
-	Status     int            `json:"status"`
-	DurationMS float64        `json:"duration_ms"`
-	Flow       string         `json:"flow"`
-	FlowID     string         `json:"flow_id,omitempty"`
-	Outcome    string         `json:"outcome"`
-	FailedStep string         `json:"failed_step,omitempty"`
-	Steps      []flowLineStep `json:"steps,omitempty"`
+	Time       string  `json:"time"`
+	RequestID  string  `json:"request_id"`
+	TraceID    string  `json:"trace_id,omitempty"`
+	Method     string  `json:"method,omitempty"`
+	Path       string  `json:"path,omitempty"`
+	Status     int     `json:"status"`
+	DurationMS float64 `json:"duration_ms"`
+	Flow       string  `json:"flow"`
+	FlowID     string  `json:"flow_id,omitempty"`
+	Outcome    string  `json:"outcome"`
+	FailedStep string  `json:"failed_step,omitempty"`
+	// Recovered marks an execution a restarted gateway finished.
+	Recovered bool           `json:"recovered,omitempty"`
+	Steps     []flowLineStep `json:"steps,omitempty"`
 }
 
 type flowLineStep struct {
@@ -105,14 +107,13 @@ type flowLineStep struct {
 	Compensated string  `json:"compensated,omitempty"`
 }
 
-// logFlow writes the line of one flow execution. Executions are far
-// rarer than requests, so it encodes with encoding/json.
+// logFlow writes the line of one flow execution; r is nil for an
+// execution recovered after a restart. Executions are far rarer than
+// requests, so it encodes with encoding/json.
 func (l *accessLogger) logFlow(name, id, reqID string, r *http.Request, res *flow.Result) {
 	line := flowLine{
 		Time:       res.Started.UTC().Format(time.RFC3339Nano),
 		RequestID:  reqID,
-		Method:     r.Method,
-		Path:       r.URL.Path,
 		Status:     res.Status,
 		DurationMS: ms(res.Duration),
 		Flow:       name,
@@ -120,9 +121,13 @@ func (l *accessLogger) logFlow(name, id, reqID string, r *http.Request, res *flo
 		Outcome:    string(res.Outcome),
 		FailedStep: res.FailedStep,
 	}
-	if tp := r.Header.Get("Traceparent"); len(tp) == 55 {
-		line.TraceID = tp[3:35]
+	if r != nil {
+		line.Method, line.Path = r.Method, r.URL.Path
+		if tp := r.Header.Get("Traceparent"); len(tp) == 55 {
+			line.TraceID = tp[3:35]
+		}
 	}
+	line.Recovered = res.Recovered
 	for _, s := range res.Steps {
 		line.Steps = append(line.Steps, flowLineStep{ID: s.ID, State: s.State, Status: s.Status, Tries: s.Tries, DurationMS: ms(s.Duration), Error: s.Error, Compensated: s.Compensated})
 	}

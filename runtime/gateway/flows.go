@@ -18,6 +18,7 @@ import (
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/flow"
+	"github.com/orchestro/orchestro/runtime/journal"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
 
@@ -35,6 +36,9 @@ type flowPlane struct {
 	log     *accessLogger
 	// emit publishes an event; nil drops them.
 	emit func(api.Event)
+
+	// journal makes executions durable; nil runs them in memory only.
+	journal *journal.Store
 
 	set atomic.Pointer[flowSet]
 	// peers holds the egress proxy of each cell in uses, set before the
@@ -89,7 +93,7 @@ func (fp *flowPlane) configure(cell *cellspec.Cell) {
 			spec:   f,
 			method: f.Route.Method,
 			segs:   strings.Split(f.Route.Path, "/"),
-			runner: flow.New(cell.Name, f, caller, fp.clock),
+			runner: flow.New(cell.Name, f, caller, fp.clock, fp.runnerOptions()...),
 			counts: n,
 		})
 	}
@@ -102,12 +106,23 @@ func (fp *flowPlane) configure(cell *cellspec.Cell) {
 	fp.px.SetInterceptor(fp)
 }
 
+// runnerOptions are the options of every flow's Runner.
+func (fp *flowPlane) runnerOptions() []flow.Option {
+	if fp.journal == nil {
+		return nil
+	}
+	return []flow.Option{flow.WithJournal(fp.journal)}
+}
+
 // setPeers sets the egress proxies step calls to other cells go through.
 func (fp *flowPlane) setPeers(peers map[string]*proxy.Proxy) { fp.peers.Store(&peers) }
 
 // Intercepts implements proxy.Interceptor. It allocates nothing: it runs
 // for every request while the cell has flows.
 func (fp *flowPlane) Intercepts(method, path string) bool {
+	if strings.HasPrefix(path, executionsPath) {
+		return true
+	}
 	set := fp.set.Load()
 	if set == nil {
 		return false
@@ -171,6 +186,10 @@ func (fp *flowPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqID = fp.px.NewRequestID()
 	}
 	w.Header().Set("X-Request-Id", reqID)
+	if id, ok := strings.CutPrefix(r.URL.Path, executionsPath); ok {
+		fp.serveExecution(w, r, id)
+		return
+	}
 	fr := fp.route(r.Method, r.URL.Path)
 	if fr == nil {
 		// The spec changed between Intercepts and now.
@@ -218,6 +237,123 @@ func (fp *flowPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(res.Status)
 	_, _ = w.Write(res.Body)
 	fp.account(fr, res, r, in.ID, reqID)
+}
+
+// executionsPath is where a gateway serves its executions on its data
+// port: GET executionsPath + id.
+const executionsPath = "/_orchestro/executions/"
+
+// serveExecution answers GET /_orchestro/executions/<id> with the
+// execution's record in the journal: its state, its step timeline and,
+// once it ended, the flow's answer.
+func (fp *flowPlane) serveExecution(w http.ResponseWriter, r *http.Request, id string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeProblem(w, http.StatusMethodNotAllowed, "urn:orchestro:problem:method-not-allowed", "Method not allowed", r.Method+" is not served on "+executionsPath, "")
+		return
+	}
+	if fp.journal == nil {
+		writeProblem(w, http.StatusNotFound, "urn:orchestro:problem:no-journal", "No journal",
+			fmt.Sprintf("the gateway of cell %q keeps no journal of executions", fp.cell), "")
+		return
+	}
+	x, err := fp.journal.Get(id)
+	switch {
+	case errors.Is(err, journal.ErrNotFound):
+		writeProblem(w, http.StatusNotFound, "urn:orchestro:problem:no-execution", "No such execution",
+			fmt.Sprintf("the journal of cell %q holds no execution %q", fp.cell, id), "")
+		return
+	case err != nil:
+		writeProblem(w, http.StatusInternalServerError, "urn:orchestro:problem:journal", "Journal unreadable", err.Error(), "")
+		return
+	}
+	body, err := json.Marshal(x)
+	if err != nil {
+		writeProblem(w, http.StatusInternalServerError, "urn:orchestro:problem:journal", "Journal unreadable", err.Error(), "")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// recover finishes what the journal holds unfinished, after a restart: a
+// synchronous execution (its client is gone) is compensated, an
+// asynchronous one resumed. Each recovery is an event. It waits first,
+// up to ready's bound, for the cell's services to have replicas, so that
+// the recovery's calls find someone to answer them.
+func (fp *flowPlane) recover(ctx context.Context, ready func(context.Context)) {
+	if fp.journal == nil {
+		return
+	}
+	pending, err := fp.journal.Unfinished()
+	if err != nil {
+		fp.event(api.Event{Type: api.EventError, Message: "journal: list unfinished executions: " + err.Error()})
+		return
+	}
+	if len(pending) == 0 {
+		return
+	}
+	ready(ctx)
+	var wg sync.WaitGroup
+	for _, j := range pending {
+		fr := fp.byName(j.Begin.Flow)
+		if fr == nil {
+			fp.event(api.Event{Type: api.EventError, Flow: j.Begin.Flow,
+				Message: fmt.Sprintf("execution %s cannot be recovered: the cell no longer has flow %q", j.Begin.ID, j.Begin.Flow)})
+			continue
+		}
+		wg.Go(func() {
+			res := fr.runner.Recover(ctx, j, j.Begin.Async)
+			fp.metrics.recovered(fr.spec.Name)
+			fp.account(fr, res, nil, j.Begin.ID, j.Begin.Input.RequestID)
+			fp.event(api.Event{Type: api.EventRecovered, Flow: fr.spec.Name, Message: recoveryMessage(j, res)})
+		})
+	}
+	wg.Wait()
+}
+
+// byName returns the flow of that name in the spec in force.
+func (fp *flowPlane) byName(name string) *flowRoute {
+	if set := fp.set.Load(); set != nil {
+		for _, r := range set.routes {
+			if r.spec.Name == name {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// recoveryMessage describes a recovered execution in one line.
+func recoveryMessage(j *flow.Journaled, res *flow.Result) string {
+	what := "compensated"
+	if j.Begin.Async {
+		what = "resumed"
+	}
+	msg := fmt.Sprintf("execution %s, started %s, %s after a restart: %s, answer %d", j.Begin.ID,
+		j.Begin.Started.UTC().Format(time.RFC3339), what, res.Outcome, res.Status)
+	if len(res.Compensations) > 0 {
+		parts := make([]string, len(res.Compensations))
+		for i, c := range res.Compensations {
+			parts[i] = c.Step + " " + c.Outcome
+		}
+		msg += "; compensations: " + strings.Join(parts, ", ")
+	}
+	return msg
+}
+
+// event publishes an event of the cell.
+func (fp *flowPlane) event(e api.Event) {
+	if fp.emit == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Cell = fp.cell
+	fp.emit(e)
 }
 
 // outcomeRejected labels executions refused for max_inflight.
@@ -271,7 +407,7 @@ func (fp *flowPlane) account(fr *flowRoute, res *flow.Result, r *http.Request, i
 	fp.metrics.observeFlow(name, res)
 	fp.traffic.add(flowKey(name), res.Started, res.Outcome != flow.Succeeded, res.Duration)
 	fp.log.logFlow(name, id, reqID, r, res)
-	if fp.emit == nil || res.Outcome == flow.Succeeded || res.Outcome == outcomeRejected {
+	if fp.emit == nil || res.Outcome == flow.Succeeded || res.Outcome == outcomeRejected || res.Recovered {
 		return
 	}
 	e := api.Event{Time: time.Now(), Cell: fp.cell, Flow: name, Type: api.EventFlowFailed}

@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +20,8 @@ import (
 
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
+	"github.com/orchestro/orchestro/runtime/flow"
+	"github.com/orchestro/orchestro/runtime/journal"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
 
@@ -313,4 +317,97 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met within 5s")
+}
+
+// startJournaledFlowGateway is startFlowGateway with a journal in a
+// temporary directory.
+func startJournaledFlowGateway(t *testing.T, dir string) (*flowHarness, *journal.Store) {
+	t.Helper()
+	j, err := journal.Open(filepath.Join(dir, journalFile), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	h := startFlowGateway(t, true)
+	h.dp.flows.journal = j
+	cell, _, err := cellspec.LoadCell("cell.yaml", []byte(flowCellYAML), cellspec.MapEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.dp.flows.configure(cell)
+	return h, j
+}
+
+func TestFlowExecutionsAPI(t *testing.T) {
+	h, _ := startJournaledFlowGateway(t, t.TempDir())
+	resp, _ := h.post(t, "/checkout/o7", `{"amount": 40}`)
+	id := resp.Header.Get("X-Orchestro-Flow-Id")
+	g, err := http.Get(h.url + "/_orchestro/executions/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Body.Close()
+	var x struct {
+		ID, Flow, State string
+		Steps           []struct{ ID, State string }
+		Response        struct{ Status int }
+	}
+	if err := json.NewDecoder(g.Body).Decode(&x); err != nil || g.StatusCode != 200 {
+		t.Fatalf("GET execution: %d %v", g.StatusCode, err)
+	}
+	if x.ID != id || x.Flow != "checkout" || x.State != "succeeded" || len(x.Steps) != 2 || x.Response.Status != 201 {
+		t.Errorf("execution %+v", x)
+	}
+	g2, err := http.Get(h.url + "/_orchestro/executions/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2.Body.Close()
+	if g2.StatusCode != 404 {
+		t.Errorf("unknown execution: %d", g2.StatusCode)
+	}
+}
+
+// TestFlowRecoveryCompensates: an execution the journal holds unfinished
+// (the gateway died after the reservation) is compensated when the
+// gateway starts again, and that is an event.
+func TestFlowRecoveryCompensates(t *testing.T) {
+	dir := t.TempDir()
+	j, err := journal.Open(filepath.Join(dir, journalFile), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().Add(-time.Second)
+	in := &flow.Input{ID: "crashed-1", Method: "POST", Path: "/checkout/o9", Captures: map[string]string{"order": "o9"}, Body: []byte(`{"amount": 40}`)}
+	j.Begin(&flow.BeginRecord{ID: "crashed-1", Flow: "checkout", Started: started, Deadline: started.Add(30 * time.Second), Input: in})
+	j.Intent("crashed-1", "reserve")
+	if err := j.Step("crashed-1", &flow.StepRecord{Step: "reserve", State: flow.StepSucceeded, Status: 201,
+		Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"id":"r-o9"}`), Tries: 1, Started: started}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	j.Intent("crashed-1", "charge").Wait()
+	j.Close()
+
+	h, _ := startJournaledFlowGateway(t, dir)
+	h.shop.reservations["r-o9"] = "o9"
+	h.dp.flows.recover(t.Context(), func(context.Context) {})
+
+	h.shop.mu.Lock()
+	released := fmt.Sprint(h.shop.released)
+	h.shop.mu.Unlock()
+	if released != "[r-o9]" {
+		t.Errorf("released %s, want [r-o9]", released)
+	}
+	select {
+	case e := <-h.events:
+		if e.Type != api.EventRecovered || !strings.Contains(e.Message, "execution crashed-1") || !strings.Contains(e.Message, "reserve done") {
+			t.Errorf("event %+v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no recovered event")
+	}
+	x, err := h.dp.flows.journal.Get("crashed-1")
+	if err != nil || x.State != "compensated" || !x.Recovered {
+		t.Errorf("journal after recovery: %+v, %v", x, err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/orchestro/orchestro/runtime/admin"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/engine"
+	"github.com/orchestro/orchestro/runtime/journal"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
 
@@ -64,12 +66,13 @@ func Main(ctx context.Context, args []string) error {
 	}
 	defer eng.Close()
 	return Run(ctx, Config{
-		Engine:    eng,
-		Spec:      &spec,
-		Token:     os.Getenv(api.EnvToken),
-		StatePath: StatePath,
-		AccessLog: os.Stdout,
-		Log:       slog.New(slog.NewJSONHandler(os.Stderr, nil)),
+		Engine:     eng,
+		Spec:       &spec,
+		Token:      os.Getenv(api.EnvToken),
+		StatePath:  StatePath,
+		JournalDir: api.JournalDir,
+		AccessLog:  os.Stdout,
+		Log:        slog.New(slog.NewJSONHandler(os.Stderr, nil)),
 	})
 }
 
@@ -95,6 +98,10 @@ type Config struct {
 	Log       *slog.Logger
 	// ListenHost is the address listeners bind ("" for all interfaces).
 	ListenHost string
+	// JournalDir is the directory of the journal of flow executions (a
+	// volume the runtime mounts for a cell with flows); "" or a missing
+	// directory runs flows without one.
+	JournalDir string
 }
 
 // Run serves a cell until ctx ends: the data port, the egress ports of the
@@ -124,6 +131,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	px, m, record := dp.Proxy, dp.metrics, dp.record
 	dp.flows.emit = bus.Publish
+	jr := openJournal(ctx, cfg, dp.metrics, bus)
+	if jr != nil {
+		// Closed once every server has stopped: executions still
+		// running then would fail to record their end.
+		defer jr.Close()
+		dp.flows.journal = jr
+	}
 	ctrl = NewController(cfg.Engine, spec, px, bus, cfg.StatePath)
 	ctrl.traffic = dp.traffic
 	// The controller may run a newer spec than the container's, from its
@@ -187,8 +201,91 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	g.Go(func() error { return px.Run(ctx) })
 	g.Go(func() error { return ctrl.Run(ctx) })
+	g.Go(func() error {
+		dp.flows.recover(ctx, func(ctx context.Context) { waitForReplicas(ctx, px, ctrl.Spec().Cell, recoveryWait) })
+		return nil
+	})
 	cfg.Log.Info("gateway started", "project", spec.Project, "cell", spec.Cell.Name, "port", spec.Cell.Gateway.Port, "admin_port", spec.AdminPort)
 	return g.Wait()
+}
+
+// journalFile is the journal's file in Config.JournalDir.
+const journalFile = "executions.db"
+
+// openJournal opens the journal of flow executions, for a cell with flows
+// whose gateway has a journal directory. A journal that cannot be opened
+// is an error event, and flows run without one rather than not at all.
+// The previous gateway of the cell may still hold the file's lock while
+// it stops, so a held lock is retried for a while.
+func openJournal(ctx context.Context, cfg Config, m *metrics, bus *admin.EventBus) *journal.Store {
+	if len(cfg.Spec.Cell.Flows) == 0 || cfg.JournalDir == "" {
+		return nil
+	}
+	if st, err := os.Stat(cfg.JournalDir); err != nil || !st.IsDir() {
+		cfg.Log.Warn("no journal directory: flow executions are not durable", "dir", cfg.JournalDir)
+		return nil
+	}
+	path := filepath.Join(cfg.JournalDir, journalFile)
+	opts := journal.Options{
+		OnCommit: m.journalCommitted,
+		Logf:     func(format string, args ...any) { cfg.Log.Info(fmt.Sprintf(format, args...), "journal", path) },
+	}
+	var lastErr error
+	for end := time.Now().Add(journalLockWait); ; {
+		j, err := journal.Open(path, opts)
+		if err == nil {
+			return j
+		}
+		lastErr = err
+		if time.Now().After(end) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	bus.Publish(api.Event{Time: time.Now(), Cell: cfg.Spec.Cell.Name, Type: api.EventError,
+		Message: fmt.Sprintf("journal %s: %v; flow executions are not durable", path, lastErr)})
+	return nil
+}
+
+// journalLockWait bounds how long a starting gateway retries opening its
+// journal, which the cell's previous gateway may still hold.
+const journalLockWait = 15 * time.Second
+
+// recoveryWait bounds how long the recovery of unfinished executions
+// waits for the cell's services to have replicas in rotation.
+const recoveryWait = 30 * time.Second
+
+// waitForReplicas waits until every service of cell that should run has a
+// replica available, or d passes.
+func waitForReplicas(ctx context.Context, px *proxy.Proxy, cell *cellspec.Cell, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ready := true
+		for _, name := range cell.ServiceNames() {
+			if cell.Services[name].Replicas == 0 {
+				continue
+			}
+			up := false
+			for _, u := range px.Upstreams(name) {
+				up = up || u.Available(time.Now())
+			}
+			ready = ready && up
+		}
+		if ready {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // server is what http.Server and proxy.Server have in common.

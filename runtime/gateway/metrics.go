@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -28,6 +29,9 @@ type metrics struct {
 	flowDuration      *prometheus.HistogramVec
 	flowStepDuration  *prometheus.HistogramVec
 	flowCompensations *prometheus.CounterVec
+	flowRecovered     *prometheus.CounterVec
+	journalCommit     prometheus.Histogram
+	journalBatch      prometheus.Histogram
 }
 
 func newMetrics(cell string) *metrics {
@@ -69,9 +73,26 @@ func newMetrics(cell string) *metrics {
 			Name: "orchestro_flow_compensations_total",
 			Help: "Compensations of flow steps by outcome: done, failed or not_compensated.",
 		}, []string{"cell", "flow", "step", "outcome"}),
+		flowRecovered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orchestro_flow_executions_recovered_total",
+			Help: "Flow executions a restarted gateway found unfinished in its journal and finished.",
+		}, []string{"cell", "flow"}),
+		journalCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "orchestro_journal_commit_seconds",
+			Help:        "Time of each group commit of the journal of flow executions, its fsync included.",
+			ConstLabels: prometheus.Labels{"cell": cell},
+			Buckets:     []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		journalBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "orchestro_journal_commit_records",
+			Help:        "Records written by each group commit of the journal of flow executions.",
+			ConstLabels: prometheus.Labels{"cell": cell},
+			Buckets:     []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}),
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.retries, m.checks,
 		m.flowExecutions, m.flowDuration, m.flowStepDuration, m.flowCompensations,
+		m.flowRecovered, m.journalCommit, m.journalBatch,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
@@ -116,6 +137,15 @@ func (m *metrics) observeFlow(name string, res *flow.Result) {
 	for _, c := range res.Compensations {
 		m.flowCompensations.WithLabelValues(m.cell, name, c.Step, c.Outcome).Inc()
 	}
+}
+
+// recovered counts one execution recovered from the journal.
+func (m *metrics) recovered(name string) { m.flowRecovered.WithLabelValues(m.cell, name).Inc() }
+
+// journalCommitted records one group commit of the journal.
+func (m *metrics) journalCommitted(records int, d time.Duration) {
+	m.journalCommit.Observe(d.Seconds())
+	m.journalBatch.Observe(float64(records))
 }
 
 // healthResult counts one active health check.
