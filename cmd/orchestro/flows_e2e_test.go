@@ -277,3 +277,99 @@ func testFlowConcurrent(t *testing.T, _ *client.Client, p *project) {
 		t.Errorf("%d executions succeeded, want %d: %v", counts[http.StatusCreated], n*4/5, counts)
 	}
 }
+
+// testFlowGatewayKilled: a checkout whose charge hangs is interrupted by
+// a SIGKILL of the checkout gateway after the reservation was made. The
+// gateway comes back, finds the execution unfinished in its journal and
+// compensates it: the reservation is released (read in the inventory's
+// own state), the execution is journaled as compensated after recovery,
+// and a recovered event says so.
+func testFlowGatewayKilled(t *testing.T, cli *client.Client, p *project) {
+	ctx := context.Background()
+	armFault(t, p, "payments", `{"delay": "20s", "count": 1}`)
+	order := flowOrder("killed")
+	done := make(chan error, 1)
+	go func() {
+		status, _, body, err := gwSend(http.MethodPost, p.url("CHECKOUT_PORT")+"/checkout/"+order,
+			http.Header{"Content-Type": {"application/json"}}, strings.NewReader(`{"items":[{"sku":"book","qty":1}],"amount":10}`))
+		if err == nil {
+			err = fmt.Errorf("the execution answered %d before the gateway was killed: %s", status, body)
+		}
+		done <- err
+	}()
+	// The reservation is made, the charge hangs: kill the gateway.
+	// Only the inventory is read: a request to payments would take the
+	// armed delay itself.
+	if _, ok, why := eventually(10*time.Second, 50*time.Millisecond, func() (bool, string) {
+		var inv struct {
+			Reservations []struct{ Order string } `json:"reservations"`
+		}
+		storeGet(t, p, "/inventory/reservations", &inv)
+		for _, r := range inv.Reservations {
+			if r.Order == order {
+				return true, ""
+			}
+		}
+		return false, "no reservation for " + order
+	}); !ok {
+		t.Fatal(why)
+	}
+	time.Sleep(300 * time.Millisecond) // the charge is on its way
+	gw := gwGateway(t, cli, p, "checkout")
+	if err := cli.ContainerKill(ctx, gw.ID, "SIGKILL"); err != nil {
+		t.Fatalf("kill the checkout gateway: %v", err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the client of the killed execution got no error")
+	} else {
+		t.Logf("the client saw: %v", err)
+	}
+
+	// Back, the gateway releases the reservation on its own.
+	took, ok, why := eventually(60*time.Second, 200*time.Millisecond, func() (bool, string) {
+		status, _, body, err := gwSend(http.MethodGet, p.url("CHECKOUT_PORT")+"/inventory/reservations", nil, nil)
+		if err != nil || status != http.StatusOK {
+			return false, fmt.Sprintf("inventory: %d %v", status, err)
+		}
+		if strings.Contains(string(body), `"`+order+`"`) {
+			return false, "the reservation of " + order + " is still held"
+		}
+		return true, ""
+	})
+	if !ok {
+		t.Fatal(why)
+	}
+	t.Logf("reservation released %s after the kill", took.Round(time.Millisecond))
+	if charges := readStore(t, p).charges[order]; strings.Contains(fmt.Sprint(charges), "captured") {
+		t.Errorf("charges %v for %s after the recovery", charges, order)
+	}
+
+	// The journal holds the execution as compensated after recovery.
+	var id string
+	if _, ok, why := eventually(10*time.Second, 200*time.Millisecond, func() (bool, string) {
+		stdout, stderr, code := p.run(t, "events", "--json")
+		if code != 0 {
+			return false, fmt.Sprintf("events exited %d: %s", code, stderr)
+		}
+		for _, line := range strings.Split(stdout, "\n") {
+			var e struct{ Type, Flow, Message string }
+			if json.Unmarshal([]byte(line), &e) == nil && e.Type == "recovered" && e.Flow == "place-order" {
+				if f := strings.Fields(e.Message); len(f) > 1 && f[0] == "execution" {
+					id = strings.TrimSuffix(f[1], ",")
+					return true, ""
+				}
+			}
+		}
+		return false, "no recovered event"
+	}); !ok {
+		t.Fatal(why)
+	}
+	var x struct {
+		State     string `json:"state"`
+		Recovered bool   `json:"recovered"`
+	}
+	storeGet(t, p, "/_orchestro/executions/"+id, &x)
+	if x.State != "compensated" || !x.Recovered {
+		t.Errorf("execution %s: state %q, recovered %v; want compensated after recovery", id, x.State, x.Recovered)
+	}
+}

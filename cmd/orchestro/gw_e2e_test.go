@@ -99,6 +99,7 @@ func TestGatewayDemo(t *testing.T) {
 		{"flow-transient-503", testFlowTransient},
 		{"flow-deadline", testFlowDeadline},
 		{"flow-500-concurrent", testFlowConcurrent},
+		{"flow-gateway-killed", testFlowGatewayKilled},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			if took := gwSettled(t, p, time.Minute); took > time.Second {
