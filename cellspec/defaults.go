@@ -149,6 +149,12 @@ func applyFlowDefaults(c *Cell) {
 		if f.Deadline == 0 {
 			f.Deadline = Duration(DefaultFlowDeadline)
 		}
+		if f.Mode == "" {
+			f.Mode = FlowSync
+		}
+		if f.AsyncDeadline == 0 {
+			f.AsyncDeadline = Duration(DefaultAsyncDeadline)
+		}
 		if !written(p + ".max_inflight") {
 			f.MaxInflight = DefaultFlowMaxInflight
 		}

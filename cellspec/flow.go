@@ -18,9 +18,17 @@ type Flow struct {
 	Name string `json:"name"`
 	// Route is the method and path the flow answers.
 	Route FlowRoute `json:"route"`
-	// Deadline bounds a whole execution; DefaultFlowDeadline unless
-	// written.
+	// Deadline bounds a whole synchronous execution;
+	// DefaultFlowDeadline unless written.
 	Deadline Duration `json:"deadline"`
+	// Mode is how the client is answered: FlowSync (the default) holds
+	// the request until the execution ends; FlowAsync answers 202 at
+	// once, with where to read the execution, and runs it durably. A
+	// client asks any flow for async with Prefer: respond-async.
+	Mode string `json:"mode,omitempty"`
+	// AsyncDeadline bounds an asynchronous execution;
+	// DefaultAsyncDeadline unless written.
+	AsyncDeadline Duration `json:"async_deadline,omitempty"`
 	// Steps run in the order written; a step with Parallel is a group.
 	Steps []*Step `json:"steps"`
 	// Response is the answer of a successful execution; nil answers 200
@@ -36,8 +44,15 @@ type Flow struct {
 	MaxBody int64 `json:"max_body"`
 }
 
+// Flow modes.
+const (
+	FlowSync  = "sync"
+	FlowAsync = "async"
+)
+
 // Flow defaults.
 const (
+	DefaultAsyncDeadline   = 24 * time.Hour
 	DefaultFlowDeadline    = 30 * time.Second
 	DefaultStepTimeout     = 30 * time.Second
 	DefaultFlowMaxInflight = 1000

@@ -15,7 +15,7 @@ import (
 
 // The keys accepted at each level of a flow.
 var (
-	flowKeys         = []string{"name", "route", "deadline", "defaults", "steps", "response", "max_inflight", "max_body"}
+	flowKeys         = []string{"name", "route", "deadline", "defaults", "steps", "response", "max_inflight", "max_body", "mode", "async_deadline"}
 	flowDefaultsKeys = []string{"timeout", "retry"}
 	// stepKeys are the keys of a step; an entry of steps may instead be
 	// a group, whose only key is parallel.
@@ -93,6 +93,10 @@ func (d *decoder) decodeFlow(n *yaml.Node, path string) (*Flow, flowDefaults) {
 			f.Response = fd.answer(v, p, exprScope{})
 		case "max_inflight":
 			f.MaxInflight, _ = d.integer(v, p)
+		case "mode":
+			f.Mode = d.str(v, p)
+		case "async_deadline":
+			f.AsyncDeadline, _ = d.duration(v, p)
 		case "max_body":
 			f.MaxBody, _ = d.size(v, p, "size", "for example 1MiB or 512K")
 		}

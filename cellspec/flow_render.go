@@ -27,6 +27,12 @@ func renderFlow(f *Flow) *yaml.Node {
 	if f.Deadline != Duration(DefaultFlowDeadline) {
 		add("deadline", yDuration(f.Deadline))
 	}
+	if f.Mode == FlowAsync {
+		add("mode", yStr(f.Mode))
+	}
+	if f.AsyncDeadline != Duration(DefaultAsyncDeadline) && f.AsyncDeadline != 0 {
+		add("async_deadline", yDuration(f.AsyncDeadline))
+	}
 	if f.MaxInflight != DefaultFlowMaxInflight {
 		add("max_inflight", yInt(f.MaxInflight))
 	}

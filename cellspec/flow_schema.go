@@ -106,6 +106,10 @@ func flowSchemaDefs() node {
 				"Run in the order written. An entry is a step, or a parallel group whose members start together."),
 			"response": describe(ref("flowAnswer"), "Response",
 				"The answer of a successful execution. Without it, the answer is 200 with an object of every step's body by id."),
+			"mode": withDefault(describe(node{"enum": []any{FlowSync, FlowAsync}}, "Mode",
+				"sync holds the client's request until the execution ends; async answers 202 Accepted at once with Location: /_orchestro/executions/<id> and runs the execution durably. A client asks any flow for async with Prefer: respond-async. Default sync."), FlowSync),
+			"async_deadline": withDefault(describe(ref("duration"), "Async deadline",
+				"Bound on an asynchronous execution; deadline bounds synchronous ones. Default 24h."), DefaultAsyncDeadline.String()),
 			"max_inflight": withDefault(describe(integerAtLeast(1), "Max in flight",
 				"Executions of this flow running at once; beyond it the gateway answers 503 with Retry-After. Default 1000."), DefaultFlowMaxInflight),
 			"max_body": withDefault(describe(node{"anyOf": []any{

@@ -48,6 +48,9 @@ func (v *validator) validateFlows(c *Cell) {
 			}
 			v.validateRouteAgainstGateway(c, p+".route", f.Route)
 		}
+		if f.Mode != FlowSync && f.Mode != FlowAsync && !c.bad[p+".mode"] {
+			v.add(c, p+".mode", suggest(f.Mode, []string{FlowSync, FlowAsync}), "mode must be sync or async, not %q", f.Mode)
+		}
 		if _, written := c.pos[p+".max_inflight"]; written && f.MaxInflight < 1 {
 			v.add(c, p+".max_inflight", "", "max_inflight must be at least 1, not %d", f.MaxInflight)
 		}

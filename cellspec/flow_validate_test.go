@@ -139,6 +139,13 @@ func TestFlowProblems(t *testing.T) {
 			want:  nil,
 		},
 		{
+			name:  "mode unknown",
+			flows: `  - {name: a, route: POST /a, mode: asnyc, steps: [{id: a, call: GET orders /a}]}`,
+			want: []string{
+				`cell.yaml:9:37: flows[0].mode: mode must be sync or async, not "asnyc" (did you mean "async"?)`,
+			},
+		},
+		{
 			name:  "max_inflight zero",
 			flows: `  - {name: a, route: POST /a, max_inflight: 0, steps: [{id: a, call: GET orders /a}]}`,
 			want: []string{

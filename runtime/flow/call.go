@@ -26,6 +26,7 @@ type callOutcome struct {
 // end the call; the others are retried when p's retry_on lists them.
 func (e *execution) call(ctx context.Context, req *Request, p policy, accept func(status int) bool) callOutcome {
 	var out callOutcome
+	var waited int // waits in a row for a replica
 	n := attempts(p.retry)
 	idempotent := isIdempotent(req.Method, req.Header)
 	for try := 1; ; try++ {
@@ -37,6 +38,18 @@ func (e *execution) call(ctx context.Context, req *Request, p policy, accept fun
 			req = withNewSpan(req, e.id.trace)
 		}
 		out.resp, out.fault, out.err = e.try(ctx, req, e.tryTimeout(p))
+		if e.async && out.fault == faultConnect {
+			// No replica took the request: an asynchronous execution
+			// waits for one, as long as its deadline allows, and the
+			// try does not count (the queue while a service is down).
+			if err := e.awaitReplica(ctx, &waited); err != nil {
+				out.fault, out.err = faultStopped, err
+				return out
+			}
+			try--
+			continue
+		}
+		waited = 0
 		out.tries = try
 		out.reached = out.reached || mayHaveReached(out.fault, out.err)
 		if out.fault == faultStopped {
@@ -56,6 +69,27 @@ func (e *execution) call(ctx context.Context, req *Request, p policy, accept fun
 			return out
 		}
 	}
+}
+
+// Waits of an asynchronous execution for a replica: doubling from the
+// first to the longest.
+const (
+	replicaWaitFirst = 100 * time.Millisecond
+	replicaWaitMax   = 5 * time.Second
+)
+
+// awaitReplica waits before an asynchronous execution tries again a call
+// no replica took: replicaWaitFirst, doubling with each wait in a row up
+// to replicaWaitMax. The Runner's waiting hook sees the execution wait.
+func (e *execution) awaitReplica(ctx context.Context, waited *int) error {
+	d := replicaWaitFirst << min(*waited, 6)
+	d = min(d, replicaWaitMax)
+	*waited++
+	if e.r.onWait != nil {
+		e.r.onWait(1)
+		defer e.r.onWait(-1)
+	}
+	return e.sleep(ctx, d)
 }
 
 // tryTimeout returns the timer of a try: the policy's timeout, or none

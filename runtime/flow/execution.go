@@ -82,6 +82,10 @@ type execution struct {
 	// deadline is how long after started the steps may run: the flow's
 	// deadline when the execution started.
 	deadline time.Duration
+	// async marks an execution whose client was answered at once: a
+	// call that finds no replica to take it waits for one (see call)
+	// rather than spending its tries.
+	async bool
 	// cancel stops the steps: a required step failed, or the deadline
 	// passed.
 	cancel context.CancelCauseFunc

@@ -53,6 +53,7 @@ func (r *Runner) Recover(ctx context.Context, j *Journaled, resume bool) *Result
 		e.deadline = j.Begin.Deadline.Sub(j.Begin.Started)
 	}
 	e.recovered = true
+	e.async = j.Begin.Async
 	inDoubt, stopped := e.restore(j)
 	if resume && !stopped {
 		return e.run(ctx)

@@ -22,6 +22,8 @@ type Runner struct {
 	journal Journal
 	// draw returns a value in [0, n) for the jitter of retry waits.
 	draw func(n int64) int64
+	// onWait, when set, sees asynchronous executions wait for a replica.
+	onWait func(delta int)
 
 	deadline time.Duration
 	maxBody  int64
@@ -39,6 +41,13 @@ type Runner struct {
 
 // An Option changes how New builds a Runner.
 type Option func(*Runner)
+
+// WithWaiting sets a hook that sees asynchronous executions start (+1) and
+// stop (-1) waiting for a replica of a call's target, for a gauge of the
+// executions queued while a service is down.
+func WithWaiting(hook func(delta int)) Option {
+	return func(r *Runner) { r.onWait = hook }
+}
 
 // WithJitter sets where the jitter of retry waits comes from: draw returns
 // a value in [0, n), and must be safe for concurrent use. The default is
@@ -142,12 +151,14 @@ func (r *Runner) Execute(ctx context.Context, in *Input) *Result {
 // stops the steps as Execute's does: an asynchronous execution has no
 // client to go away, so it is the context of whatever owns the execution
 // (a gateway), and run belongs on a goroutine of that owner. The flow's
-// deadline counts from Start.
+// async_deadline, not its deadline, bounds it, from Start.
 func (r *Runner) Start(in *Input) (run func(ctx context.Context) *Result, err error) {
 	if in == nil {
 		in = &Input{}
 	}
 	e := r.newExecution(in, r.clock.Now())
+	e.deadline = positive(r.flow.AsyncDeadline.D(), cellspec.DefaultAsyncDeadline)
+	e.async = true
 	if r.journal != nil {
 		if err := e.begin(in, true).Wait(); err != nil {
 			e.abandonStart()

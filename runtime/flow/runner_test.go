@@ -909,3 +909,47 @@ func TestExecuteOptionalFallback(t *testing.T) {
 		t.Errorf("compensations %v after an optional step failed", res.Compensations)
 	}
 }
+
+// TestAsyncWaitsForAReplica: an asynchronous execution whose call finds
+// no replica waits for one, doubling its waits, without spending the
+// step's tries; a synchronous one spends them.
+func TestAsyncWaitsForAReplica(t *testing.T) {
+	const src = `{"name": "f", "steps": [{"id": "a", "call": "POST svc /a",
+	  "retry": {"attempts": 2, "backoff": "1s", "retry_on": ["connect"]}}]}`
+	down := []reply{{err: ErrConnect}, {err: ErrConnect}, {err: ErrConnect}, {err: ErrConnect}, ok(`{}`)}
+	synctest.Test(t, func(t *testing.T) {
+		clk := newFakeClock()
+		caller := newFakeCaller(clk, map[string][]reply{"a": down})
+		var waiting, most int
+		var mu sync.Mutex
+		r := New("shop", mustFlow(t, src), caller, clk, WithWaiting(func(d int) {
+			mu.Lock()
+			defer mu.Unlock()
+			waiting += d
+			most = max(most, waiting)
+		}))
+		runAsync, err := r.Start(testInput())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := drive(t, clk, func() *Result { return runAsync(t.Context()) })
+		if res.Outcome != Succeeded || res.Steps[0].Tries != 1 {
+			t.Errorf("outcome %s, tries %d; want succeeded after 1 try", res.Outcome, res.Steps[0].Tries)
+		}
+		var at []time.Duration
+		for _, c := range caller.callsOf("a") {
+			at = append(at, c.at)
+		}
+		ms := time.Millisecond
+		if diff := cmp.Diff([]time.Duration{0, 100 * ms, 300 * ms, 700 * ms, 1500 * ms}, at); diff != "" {
+			t.Errorf("calls at (-want +got):\n%s", diff)
+		}
+		if waiting != 0 || most != 1 {
+			t.Errorf("waiting hook ended at %d, peaked at %d; want 0 and 1", waiting, most)
+		}
+	})
+	res, caller := run(t, src, map[string][]reply{"a": down})
+	if res.Outcome != Failed || len(caller.callsOf("a")) != 2 {
+		t.Errorf("synchronous: outcome %s after %d calls; want failed after 2", res.Outcome, len(caller.callsOf("a")))
+	}
+}
