@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -49,6 +50,13 @@ type flowPlane struct {
 	// old one still running.
 	mu     sync.Mutex
 	counts map[string]*flowCounts
+	// running holds the asynchronous executions this gateway runs, each
+	// with a channel closed when it ends.
+	running map[string]chan struct{}
+	// async counts them, for a stop that waits.
+	async sync.WaitGroup
+	// ctx is the gateway's context, set before it serves.
+	ctx context.Context
 }
 
 // flowCounts are one flow's live counters.
@@ -74,7 +82,7 @@ type flowRoute struct {
 }
 
 func newFlowPlane(cell string, px *proxy.Proxy, m *metrics, traffic *trafficStats, log *accessLogger) *flowPlane {
-	return &flowPlane{cell: cell, px: px, clock: flow.RealClock{}, metrics: m, traffic: traffic, log: log, counts: map[string]*flowCounts{}}
+	return &flowPlane{cell: cell, px: px, clock: flow.RealClock{}, metrics: m, traffic: traffic, log: log, counts: map[string]*flowCounts{}, running: map[string]chan struct{}{}}
 }
 
 // configure installs the flows of a cell (a new spec); executions under
@@ -111,7 +119,7 @@ func (fp *flowPlane) runnerOptions() []flow.Option {
 	if fp.journal == nil {
 		return nil
 	}
-	return []flow.Option{flow.WithJournal(fp.journal)}
+	return []flow.Option{flow.WithJournal(fp.journal), flow.WithWaiting(fp.metrics.asyncWaiting)}
 }
 
 // setPeers sets the egress proxies step calls to other cells go through.
@@ -197,6 +205,15 @@ func (fp *flowPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := fr.spec
+	async := f.Mode == cellspec.FlowAsync || prefersAsync(r.Header)
+	if async && fp.journal == nil {
+		if f.Mode == cellspec.FlowAsync {
+			writeProblem(w, http.StatusServiceUnavailable, "urn:orchestro:problem:no-journal", "No journal",
+				fmt.Sprintf("flow %q runs asynchronously, which needs the journal of cell %q, and this gateway has none", f.Name, fp.cell), f.Name)
+			return
+		}
+		async = false // a preference: answered synchronously
+	}
 	if n := fr.counts.inflight.Add(1); n > int64(f.MaxInflight) {
 		fr.counts.inflight.Add(-1)
 		w.Header().Set("Retry-After", "1")
@@ -205,7 +222,7 @@ func (fp *flowPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fp.account(fr, &flow.Result{Outcome: outcomeRejected, Status: http.StatusServiceUnavailable, Started: start, Duration: time.Since(start)}, r, "", reqID)
 		return
 	}
-	defer fr.counts.inflight.Add(-1)
+	release := func() { fr.counts.inflight.Add(-1) }
 
 	body, err := readBody(w, r, f.MaxBody)
 	if err != nil {
@@ -215,6 +232,7 @@ func (fp *flowPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusRequestEntityTooLarge
 		}
 		writeProblem(w, status, "urn:orchestro:problem:bad-request", http.StatusText(status), err.Error(), f.Name)
+		release()
 		return
 	}
 	in := &flow.Input{
@@ -228,6 +246,11 @@ func (fp *flowPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RequestID:   reqID,
 		Traceparent: r.Header.Get("Traceparent"),
 	}
+	if async {
+		fp.startAsync(w, r, fr, in, release)
+		return
+	}
+	defer release()
 	res := fr.runner.Execute(r.Context(), in)
 	h := w.Header()
 	for k, v := range res.Header {
@@ -238,6 +261,93 @@ func (fp *flowPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(res.Body)
 	fp.account(fr, res, r, in.ID, reqID)
 }
+
+// prefersAsync reports whether a request asks to be answered at once
+// (RFC 7240: Prefer: respond-async).
+func prefersAsync(h http.Header) bool {
+	for _, v := range h.Values("Prefer") {
+		for _, pref := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(pref), ";")
+			name, _, _ = strings.Cut(name, "=")
+			if strings.EqualFold(strings.TrimSpace(name), "respond-async") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// startAsync starts an asynchronous execution and answers 202 Accepted
+// with where to read it, once the journal holds its start. The execution
+// runs on the gateway's context, not the request's.
+func (fp *flowPlane) startAsync(w http.ResponseWriter, r *http.Request, fr *flowRoute, in *flow.Input, release func()) {
+	// The request's maps are the server's to reuse once it is answered.
+	in.Header, in.Query = r.Header.Clone(), maps.Clone(in.Query)
+	run, err := fr.runner.Start(in)
+	if err != nil {
+		release()
+		writeProblem(w, http.StatusServiceUnavailable, "urn:orchestro:problem:flow-journal", "Execution not accepted", err.Error(), fr.spec.Name)
+		return
+	}
+	done := fp.track(in.ID)
+	fp.async.Add(1)
+	go func() {
+		defer fp.async.Done()
+		defer release()
+		res := run(fp.runCtx())
+		fp.untrack(in.ID, done)
+		fp.account(fr, res, nil, in.ID, in.RequestID)
+	}()
+	loc := executionsPath + in.ID
+	h := w.Header()
+	h.Set("Location", loc)
+	h.Set(flow.HeaderFlowID, in.ID)
+	if prefersAsync(r.Header) {
+		h.Set("Preference-Applied", "respond-async")
+	}
+	body, _ := json.Marshal(map[string]string{"id": in.ID, "flow": fr.spec.Name, "state": "running", "location": loc})
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(body)
+}
+
+// track registers an asynchronous execution running in this gateway, for
+// readers that wait for its end.
+func (fp *flowPlane) track(id string) chan struct{} {
+	done := make(chan struct{})
+	fp.mu.Lock()
+	fp.running[id] = done
+	fp.mu.Unlock()
+	return done
+}
+
+func (fp *flowPlane) untrack(id string, done chan struct{}) {
+	fp.mu.Lock()
+	delete(fp.running, id)
+	fp.mu.Unlock()
+	close(done)
+}
+
+// asyncRunning reports how many asynchronous executions this gateway runs.
+func (fp *flowPlane) asyncRunning() int {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	return len(fp.running)
+}
+
+// runCtx is the context asynchronous executions run on: the gateway's,
+// less its cancellation. A gateway that stops leaves them to the journal:
+// the next one resumes them, rather than this one compensating them.
+func (fp *flowPlane) runCtx() context.Context {
+	if fp.ctx == nil {
+		return context.Background()
+	}
+	return context.WithoutCancel(fp.ctx)
+}
+
+// maxExecutionWait bounds ?wait= on an execution.
+const maxExecutionWait = time.Minute
 
 // executionsPath is where a gateway serves its executions on its data
 // port: GET executionsPath + id.
@@ -256,6 +366,15 @@ func (fp *flowPlane) serveExecution(w http.ResponseWriter, r *http.Request, id s
 		writeProblem(w, http.StatusNotFound, "urn:orchestro:problem:no-journal", "No journal",
 			fmt.Sprintf("the gateway of cell %q keeps no journal of executions", fp.cell), "")
 		return
+	}
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeProblem(w, http.StatusBadRequest, "urn:orchestro:problem:bad-request", "Bad request",
+				fmt.Sprintf("wait=%q is not a duration such as 30s", v), "")
+			return
+		}
+		fp.waitFor(r.Context(), id, min(d, maxExecutionWait))
 	}
 	x, err := fp.journal.Get(id)
 	switch {
@@ -276,6 +395,24 @@ func (fp *flowPlane) serveExecution(w http.ResponseWriter, r *http.Request, id s
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+}
+
+// waitFor waits until the asynchronous execution id, when it runs in this
+// gateway, ends, or d passes, or ctx ends.
+func (fp *flowPlane) waitFor(ctx context.Context, id string, d time.Duration) {
+	fp.mu.Lock()
+	done := fp.running[id]
+	fp.mu.Unlock()
+	if done == nil || d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // recover finishes what the journal holds unfinished, after a restart: a
@@ -305,7 +442,15 @@ func (fp *flowPlane) recover(ctx context.Context, ready func(context.Context)) {
 			continue
 		}
 		wg.Go(func() {
-			res := fr.runner.Recover(ctx, j, j.Begin.Async)
+			runCtx := ctx
+			if j.Begin.Async {
+				// Resumed on the gateway's context less its
+				// cancellation, as a new one would run.
+				runCtx = fp.runCtx()
+				done := fp.track(j.Begin.ID)
+				defer fp.untrack(j.Begin.ID, done)
+			}
+			res := fr.runner.Recover(runCtx, j, j.Begin.Async)
 			fp.metrics.recovered(fr.spec.Name)
 			fp.account(fr, res, nil, j.Begin.ID, j.Begin.Input.RequestID)
 			fp.event(api.Event{Type: api.EventRecovered, Flow: fr.spec.Name, Message: recoveryMessage(j, res)})

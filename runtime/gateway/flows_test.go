@@ -411,3 +411,63 @@ func TestFlowRecoveryCompensates(t *testing.T) {
 		t.Errorf("journal after recovery: %+v, %v", x, err)
 	}
 }
+
+// TestFlowAsync: Prefer: respond-async answers 202 with where to read the
+// execution; a call whose service has no replica waits for one; the
+// execution, read with ?wait=, ends with the flow's answer.
+func TestFlowAsync(t *testing.T) {
+	h, _ := startJournaledFlowGateway(t, t.TempDir())
+	payments := h.dp.Proxy.Upstreams("payments")
+	h.dp.Proxy.SetUpstreams("payments", nil) // payments is down
+
+	req, _ := http.NewRequest("POST", h.url+"/checkout/a1", strings.NewReader(`{"amount": 5}`))
+	req.Header.Set("Prefer", "respond-async, wait=1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != 202 || !strings.HasPrefix(loc, "/_orchestro/executions/") || resp.Header.Get("Preference-Applied") != "respond-async" {
+		t.Fatalf("answered %d, Location %q, %v", resp.StatusCode, loc, resp.Header)
+	}
+	waitFor(t, func() bool { return testutilGauge(h.dp, "orchestro_flow_async_waiting") == 1 })
+
+	h.dp.Proxy.SetUpstreams("payments", payments) // back
+	g, err := http.Get(h.url + loc + "?wait=10s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Body.Close()
+	var x struct {
+		State    string
+		Async    bool
+		Response struct {
+			Status int
+			Body   map[string]any
+		}
+	}
+	if err := json.NewDecoder(g.Body).Decode(&x); err != nil {
+		t.Fatal(err)
+	}
+	if x.State != "succeeded" || !x.Async || x.Response.Status != 201 || x.Response.Body["charge"] != "c-a1" {
+		t.Errorf("execution %+v", x)
+	}
+	if n := testutilGauge(h.dp, "orchestro_flow_async_waiting"); n != 0 {
+		t.Errorf("async waiting gauge %v after the end", n)
+	}
+}
+
+// testutilGauge reads a gauge of the data plane's metrics.
+func testutilGauge(dp *DataPlane, name string) float64 {
+	rec := httptest.NewRecorder()
+	dp.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			return v
+		}
+	}
+	return -1
+}

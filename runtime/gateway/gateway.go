@@ -131,11 +131,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	px, m, record := dp.Proxy, dp.metrics, dp.record
 	dp.flows.emit = bus.Publish
+	dp.flows.ctx = ctx
 	jr := openJournal(ctx, cfg, dp.metrics, bus)
 	if jr != nil {
-		// Closed once every server has stopped: executions still
-		// running then would fail to record their end.
-		defer jr.Close()
+		// Closed once every server has stopped, unless asynchronous
+		// executions still run: closing it under them would make them
+		// fail, while leaving them is a crash the journal is made for,
+		// and the next gateway resumes them.
+		defer func() {
+			if dp.flows.asyncRunning() == 0 {
+				jr.Close()
+			}
+		}()
 		dp.flows.journal = jr
 	}
 	ctrl = NewController(cfg.Engine, spec, px, bus, cfg.StatePath)

@@ -30,6 +30,7 @@ type metrics struct {
 	flowStepDuration  *prometheus.HistogramVec
 	flowCompensations *prometheus.CounterVec
 	flowRecovered     *prometheus.CounterVec
+	flowWaiting       prometheus.Gauge
 	journalCommit     prometheus.Histogram
 	journalBatch      prometheus.Histogram
 }
@@ -77,6 +78,11 @@ func newMetrics(cell string) *metrics {
 			Name: "orchestro_flow_executions_recovered_total",
 			Help: "Flow executions a restarted gateway found unfinished in its journal and finished.",
 		}, []string{"cell", "flow"}),
+		flowWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "orchestro_flow_async_waiting",
+			Help:        "Asynchronous flow executions waiting for a replica of a call's target (scaled to zero or down).",
+			ConstLabels: prometheus.Labels{"cell": cell},
+		}),
 		journalCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "orchestro_journal_commit_seconds",
 			Help:        "Time of each group commit of the journal of flow executions, its fsync included.",
@@ -92,7 +98,7 @@ func newMetrics(cell string) *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.retries, m.checks,
 		m.flowExecutions, m.flowDuration, m.flowStepDuration, m.flowCompensations,
-		m.flowRecovered, m.journalCommit, m.journalBatch,
+		m.flowRecovered, m.flowWaiting, m.journalCommit, m.journalBatch,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
@@ -141,6 +147,10 @@ func (m *metrics) observeFlow(name string, res *flow.Result) {
 
 // recovered counts one execution recovered from the journal.
 func (m *metrics) recovered(name string) { m.flowRecovered.WithLabelValues(m.cell, name).Inc() }
+
+// asyncWaiting counts asynchronous executions starting (+1) and stopping
+// (-1) a wait for a replica.
+func (m *metrics) asyncWaiting(delta int) { m.flowWaiting.Add(float64(delta)) }
 
 // journalCommitted records one group commit of the journal.
 func (m *metrics) journalCommitted(records int, d time.Duration) {
