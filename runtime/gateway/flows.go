@@ -289,15 +289,7 @@ func (fp *flowPlane) startAsync(w http.ResponseWriter, r *http.Request, fr *flow
 		writeProblem(w, http.StatusServiceUnavailable, "urn:orchestro:problem:flow-journal", "Execution not accepted", err.Error(), fr.spec.Name)
 		return
 	}
-	done := fp.track(in.ID)
-	fp.async.Add(1)
-	go func() {
-		defer fp.async.Done()
-		defer release()
-		res := run(fp.runCtx())
-		fp.untrack(in.ID, done)
-		fp.account(fr, res, nil, in.ID, in.RequestID)
-	}()
+	fp.runDetached(fr, in, run, release)
 	loc := executionsPath + in.ID
 	h := w.Header()
 	h.Set("Location", loc)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/admin"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/flow"
 	"github.com/orchestro/orchestro/runtime/journal"
@@ -470,4 +472,56 @@ func testutilGauge(dp *DataPlane, name string) float64 {
 		}
 	}
 	return -1
+}
+
+func TestFlowExecutionLog(t *testing.T) {
+	h, _ := startJournaledFlowGateway(t, t.TempDir())
+	h.post(t, "/checkout/ok1", `{"amount": 5}`)
+	resp, _ := h.post(t, "/checkout/no1", `{"amount": 500}`)
+	declined := resp.Header.Get("X-Orchestro-Flow-Id")
+
+	list, err := h.dp.flows.ListExecutions(t.Context(), api.ExecutionFilter{Failed: true})
+	if err != nil || len(list) != 1 || list[0].ID != declined || list[0].State != api.ExecutionCompensated || list[0].Cell != "shop" || list[0].FailedStep != "charge" {
+		t.Fatalf("failed executions %+v, %v", list, err)
+	}
+	all, _ := h.dp.flows.ListExecutions(t.Context(), api.ExecutionFilter{})
+	if len(all) != 2 || all[0].ID != declined {
+		t.Errorf("all executions, newest first: %+v", all)
+	}
+	x, err := h.dp.flows.GetExecution(t.Context(), declined)
+	if err != nil || len(x.Steps) != 2 || x.Steps[1].Status != 402 || len(x.Compensations) != 1 || x.Compensations[0].Outcome != "done" {
+		t.Fatalf("execution %+v, %v", x, err)
+	}
+	if _, err := h.dp.flows.GetExecution(t.Context(), "nope"); !strings.Contains(fmt.Sprint(err), `no execution "nope"`) {
+		t.Errorf("unknown execution: %v", err)
+	}
+
+	// A retry runs the same input again: declined again, and compensated.
+	r, err := h.dp.flows.RetryExecution(t.Context(), declined)
+	if err != nil || r.ID == "" || r.ID == declined {
+		t.Fatalf("retry: %+v, %v", r, err)
+	}
+	h.dp.flows.waitFor(t.Context(), r.ID, 5*time.Second)
+	again, err := h.dp.flows.GetExecution(t.Context(), r.ID)
+	if err != nil || again.State != api.ExecutionCompensated || again.Response == nil || again.Response.Status != 402 {
+		t.Errorf("retried execution %+v, %v", again, err)
+	}
+
+	// A running execution is not retried.
+	payments := h.dp.Proxy.Upstreams("payments")
+	h.dp.Proxy.SetUpstreams("payments", nil)
+	req, _ := http.NewRequest("POST", h.url+"/checkout/run1", strings.NewReader(`{"amount": 5}`))
+	req.Header.Set("Prefer", "respond-async")
+	ar, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar.Body.Close()
+	_, err = h.dp.flows.RetryExecution(t.Context(), ar.Header.Get("X-Orchestro-Flow-Id"))
+	var se *admin.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusConflict {
+		t.Errorf("retry of a running execution: %v", err)
+	}
+	h.dp.Proxy.SetUpstreams("payments", payments)
+	h.dp.flows.waitFor(t.Context(), ar.Header.Get("X-Orchestro-Flow-Id"), 5*time.Second)
 }
