@@ -21,6 +21,7 @@ import (
 
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/gateway"
+	"github.com/orchestro/orchestro/runtime/journal"
 	"github.com/orchestro/orchestro/runtime/proxy"
 )
 
@@ -69,6 +70,10 @@ flows:
     steps:
       - id: a
         call: GET web /a
+        # Never runs in the benchmark (no step fails); with a journal it
+        # makes step a and the end of every execution waited for.
+        compensate:
+          call: DELETE web /a
       - id: b
         call: GET web /b?after=${{ a.status }}
       - parallel:
@@ -119,6 +124,7 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file on exit")
 	netHTTP := fs.Bool("nethttp", false, "serve the proxy with a plain http.Server instead of proxy.Server")
 	withFlow := fs.Bool("flow", false, "add the benchmark flow (GET "+benchFlowPath+") to the cell")
+	journalDir := fs.String("journal", "", "journal the flow's executions in this directory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -165,6 +171,14 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 	dp, err := gateway.NewDataPlane(cell, accessLog, proxy.Options{})
 	if err != nil {
 		return err
+	}
+	if *journalDir != "" {
+		j, err := journal.Open(filepath.Join(*journalDir, "executions.db"), journal.Options{})
+		if err != nil {
+			return err
+		}
+		defer j.Close()
+		dp.UseJournal(j, cell)
 	}
 	ups := make([]*proxy.Upstream, len(addrs))
 	for i, a := range addrs {
@@ -273,6 +287,7 @@ type gatewayTarget struct {
 	logToFile  bool
 	netHTTP    bool
 	flow       bool
+	journal    bool
 	cpuProfile string
 	memProfile string
 }
@@ -290,6 +305,9 @@ func startGateway(self, dir string, gt gatewayTarget, backends []string, gogc in
 	}
 	if gt.flow {
 		args = append(args, "-flow")
+	}
+	if gt.journal {
+		args = append(args, "-journal", filepath.Join(dir, gt.name+"-journal"))
 	}
 	if gt.cpuProfile != "" {
 		args = append(args, "-cpuprofile", gt.cpuProfile)

@@ -39,13 +39,16 @@ const (
 	// targetFlow is the gateway answering one route with a flow of four
 	// calls to the same replicas (see benchFlowYAML).
 	targetFlow = "flow"
+	// targetFlowJournal is the flow target with its executions journaled
+	// (runtime/journal, on the temporary directory's file system).
+	targetFlowJournal = "flow-journal"
 )
 
 // defaultTargets are measured unless -targets says otherwise;
 // knownTargets can be asked for.
 var (
 	defaultTargets = []string{targetDirect, targetNginx, targetHAProxy, targetGateway, targetFlow}
-	knownTargets   = append(slices.Clone(defaultTargets), targetGatewayNetHTTP)
+	knownTargets   = append(slices.Clone(defaultTargets), targetGatewayNetHTTP, targetFlowJournal)
 )
 
 func main() {
@@ -145,8 +148,8 @@ Flags:
 	fs.IntVar(&o.gogc, "gogc", 100, "GOGC of the gateway process (the product's is Go's default, 100)")
 	fs.StringVar(&o.log, "log", logOn, "gateway access log: on (JSON lines to a file, as the product writes them), off (discarded), both (measure the two as separate targets)")
 	targets := fs.String("targets", strings.Join(defaultTargets, ","), "comma-separated targets to measure (also known: "+targetGatewayNetHTTP+")")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway process (of the flow target's when gateway is not measured; its whole life, so all its measurements) to this file")
-	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the gateway process (of the flow target's when gateway is not measured) to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway process (or, when it is not measured, of flow's, else of flow-journal's; its whole life, so all its measurements) to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the gateway process (or, when it is not measured, of flow's, else of flow-journal's) to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, logs, access log) and print its path")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -300,9 +303,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 				return err
 			}
 			t = &target{name: name, addr: addr, proc: c}
-		case targetGateway, targetGatewayNoLog, targetGatewayNetHTTP, targetFlow:
-			gt := gatewayTarget{name: name, logToFile: o.log != logOff && name != targetGatewayNoLog, netHTTP: name == targetGatewayNetHTTP, flow: name == targetFlow}
-			if name == targetGateway || name == targetFlow && !slices.Contains(o.targets, targetGateway) {
+		case targetGateway, targetGatewayNoLog, targetGatewayNetHTTP, targetFlow, targetFlowJournal:
+			gt := gatewayTarget{
+				name:      name,
+				logToFile: o.log != logOff && name != targetGatewayNoLog,
+				netHTTP:   name == targetGatewayNetHTTP,
+				flow:      name == targetFlow || name == targetFlowJournal,
+				journal:   name == targetFlowJournal,
+			}
+			if name == profiledTarget(o.targets) {
 				gt.cpuProfile, gt.memProfile = o.cpuProfile, o.memProfile
 			}
 			if t, err = startGateway(self, dir, gt, addrs, o.gogc); err != nil {
@@ -353,6 +362,17 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	rep.info.loadEnd = loadAverage()
 	rep.write(stdout)
 	return nil
+}
+
+// profiledTarget is the target -cpuprofile and -memprofile profile: the
+// first of gateway, flow and flow-journal that is measured.
+func profiledTarget(targets []string) string {
+	for _, name := range []string{targetGateway, targetFlow, targetFlowJournal} {
+		if slices.Contains(targets, name) {
+			return name
+		}
+	}
+	return ""
 }
 
 // rotate returns targets rotated left by round, so each target takes each

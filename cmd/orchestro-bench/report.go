@@ -129,6 +129,9 @@ func (r *report) write(w io.Writer) {
 		if r.has(targetFlow) {
 			r.writeFlow(w, ci)
 		}
+		if r.has(targetFlow) && r.has(targetFlowJournal) {
+			r.writeJournal(w, ci)
+		}
 		for _, name := range []string{targetGateway, targetGatewayNoLog, targetGatewayNetHTTP, targetFlow} {
 			if r.has(name) {
 				r.writeGatewayCosts(w, name, r.samples[name][ci])
@@ -137,7 +140,7 @@ func (r *report) write(w io.Writer) {
 	}
 
 	fmt.Fprintln(w)
-	for _, name := range []string{targetGateway, targetGatewayNoLog, targetGatewayNetHTTP, targetFlow} {
+	for _, name := range []string{targetGateway, targetGatewayNoLog, targetGatewayNetHTTP, targetFlow, targetFlowJournal} {
 		if rss := r.rss[name]; len(rss) > 0 {
 			parts := make([]string, len(rss))
 			for i, v := range rss {
@@ -202,6 +205,36 @@ func (r *report) writeFlow(w io.Writer, ci int) {
 		calls[i] *= benchFlowCalls
 	}
 	fmt.Fprintf(w, "  flow calls/s / gateway req/s: %s (goal ≥ %.1f: %s)\n", fmtRange(calls), flowGoal, met(median(calls) >= flowGoal))
+}
+
+// Goals of the journal: what it may cost the flow target.
+const (
+	journalMaxRPSLoss = 0.20
+	journalMaxP50     = time.Millisecond
+)
+
+// writeJournal prints the flow with its executions journaled against the
+// same flow without, paired within each round: the loss of executions/s
+// and what the journal adds to p50 and p99.
+func (r *report) writeJournal(w io.Writer, ci int) {
+	a, b := r.samples[targetFlowJournal][ci], r.samples[targetFlow][ci]
+	exec := median(collect(a, func(s sample) float64 { return s.RPS }))
+	fmt.Fprintf(w, "\n  flow-journal: %.0f executions/s, p50 %s, p99 %s\n", exec,
+		fmtDur(medianDur(a, func(s sample) time.Duration { return s.P50 })),
+		fmtDur(medianDur(a, func(s sample) time.Duration { return s.P99 })))
+	loss := pairRatios(a, b, func(s sample) float64 { return s.RPS })
+	for i := range loss {
+		loss[i] = 1 - loss[i]
+	}
+	var addP50, addP99 []float64
+	for i := range min(len(a), len(b)) {
+		addP50 = append(addP50, float64(a[i].P50-b[i].P50)/float64(time.Millisecond))
+		addP99 = append(addP99, float64(a[i].P99-b[i].P99)/float64(time.Millisecond))
+	}
+	p50 := time.Duration(median(addP50) * float64(time.Millisecond))
+	fmt.Fprintf(w, "  journal cost: executions/s -%s (goal ≤ %.0f%%: %s), p50 +%s ms (goal ≤ %s: %s), p99 +%s ms\n",
+		fmtRange(loss), journalMaxRPSLoss*100, met(median(loss) <= journalMaxRPSLoss),
+		fmtRange(addP50), journalMaxP50, met(p50 <= journalMaxP50), fmtRange(addP99))
 }
 
 // writeBar compares the gateway with nginx at barConns connections

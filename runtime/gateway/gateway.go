@@ -153,7 +153,11 @@ func Run(ctx context.Context, cfg Config) error {
 	ctrl.onSpec = dp.flows.configure
 	ctrl.flowStatus = dp.flows.status
 	ctrl.onCheck = m.healthResult
-	srvAdmin, err := admin.NewServer(admin.ServerConfig{Cell: ctrl, Events: bus, Token: cfg.Token, Metrics: m.handler(ctrl, px), Logger: cfg.Log})
+	adminCfg := admin.ServerConfig{Cell: ctrl, Events: bus, Token: cfg.Token, Metrics: m.handler(ctrl, px), Logger: cfg.Log}
+	if len(spec.Cell.Flows) > 0 {
+		adminCfg.Executions = dp.flows
+	}
+	srvAdmin, err := admin.NewServer(adminCfg)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -310,6 +314,13 @@ type DataPlane struct {
 	log     *accessLogger
 	traffic *trafficStats
 	flows   *flowPlane
+}
+
+// UseJournal makes the flows of cell, the cell the data plane serves,
+// durable with j.
+func (d *DataPlane) UseJournal(j *journal.Store, cell *cellspec.Cell) {
+	d.flows.journal = j
+	d.flows.configure(cell)
 }
 
 // SetPeers sets the egress proxies through which flow steps call the cells
