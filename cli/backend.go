@@ -29,4 +29,17 @@ type Backend interface {
 	Logs(ctx context.Context, project string, opts api.LogOptions, sink func(api.LogLine)) error
 	// Events writes the controller events of every gateway to sink.
 	Events(ctx context.Context, project string, follow bool, sink func(api.Event)) error
+	// Executions lists the flow executions f keeps, of every running
+	// gateway or of one cell's, each with its cell, the most recently
+	// started first and at most f.Limit of them. Across the project, a
+	// gateway that cannot answer or has no flows is passed over.
+	Executions(ctx context.Context, project, cell string, f api.ExecutionFilter) ([]api.ExecutionSummary, error)
+	// Execution returns one execution by its full id, from the gateway of
+	// cell or, when cell is empty, from whichever gateway has it; nil and
+	// no error when none has it.
+	Execution(ctx context.Context, project, cell, id string) (*api.Execution, error)
+	// RetryExecution starts a new execution with the input of execution
+	// id, on the gateway of cell or, when cell is empty, on the one that
+	// has it. The gateway refuses while the execution runs.
+	RetryExecution(ctx context.Context, project, cell, id string) (api.RetryResult, error)
 }

@@ -108,3 +108,11 @@ func (s dashSource) Scale(ctx context.Context, cell, service string, replicas in
 func (s dashSource) Restart(ctx context.Context, cell, service string) error {
 	return s.be.Restart(ctx, s.project, cell, service)
 }
+
+func (s dashSource) Executions(ctx context.Context, cell string, f api.ExecutionFilter) ([]api.ExecutionSummary, error) {
+	return s.be.Executions(ctx, s.project, cell, f)
+}
+
+func (s dashSource) Execution(ctx context.Context, cell, id string) (*api.Execution, error) {
+	return s.be.Execution(ctx, s.project, cell, id)
+}

@@ -44,6 +44,16 @@ type fakeBackend struct {
 	logsStarted chan struct{}
 	events      []api.Event
 	eventsErr   error
+	// executions answer Executions (filtered as a gateway does, but in
+	// the order given), and Execution (by full id, with their cell and
+	// flow).
+	executions    []api.ExecutionSummary
+	executionsErr error
+	// timelines answer Execution, by id, before executions do.
+	timelines    map[string]*api.Execution
+	executionErr error
+	retry        api.RetryResult
+	retryErr     error
 
 	// downCtxErr is the error of the context Down was called with, at the
 	// time of the call.
@@ -138,6 +148,49 @@ func (b *fakeBackend) Events(ctx context.Context, project string, follow bool, s
 		sink(e)
 	}
 	return b.eventsErr
+}
+
+func (b *fakeBackend) Executions(ctx context.Context, project, cell string, f api.ExecutionFilter) ([]api.ExecutionSummary, error) {
+	since := "-"
+	if !f.Since.IsZero() {
+		since = f.Since.UTC().Format(time.RFC3339)
+	}
+	b.record("Executions %s cell=%q flow=%q failed=%t since=%s limit=%d", project, cell, f.Flow, f.Failed, since, f.Limit)
+	if b.executionsErr != nil {
+		return nil, b.executionsErr
+	}
+	ended := map[string]bool{api.ExecutionFailed: true, api.ExecutionCompensated: true, api.ExecutionPartiallyCompensated: true}
+	out := []api.ExecutionSummary{}
+	for _, e := range b.executions {
+		if (cell == "" || e.Cell == cell) && (f.Flow == "" || e.Flow == f.Flow) && (!f.Failed || ended[e.State]) && !e.Started.Before(f.Since) {
+			out = append(out, e)
+		}
+	}
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+func (b *fakeBackend) Execution(ctx context.Context, project, cell, id string) (*api.Execution, error) {
+	b.record("Execution %s cell=%q id=%s", project, cell, id)
+	if b.executionErr != nil {
+		return nil, b.executionErr
+	}
+	if e, ok := b.timelines[id]; ok {
+		return e, nil
+	}
+	for _, e := range b.executions {
+		if e.ID == id && (cell == "" || e.Cell == cell) {
+			return &api.Execution{ID: e.ID, Cell: e.Cell, Flow: e.Flow, State: e.State, Started: e.Started}, nil
+		}
+	}
+	return nil, nil
+}
+
+func (b *fakeBackend) RetryExecution(ctx context.Context, project, cell, id string) (api.RetryResult, error) {
+	b.record("RetryExecution %s cell=%q id=%s", project, cell, id)
+	return b.retry, b.retryErr
 }
 
 // testNow is the clock of every test.

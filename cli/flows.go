@@ -35,9 +35,15 @@ started, and the median and 99th percentile durations.
 A project that is not running lists the flows of its spec, with "-" for
 every figure. --json prints the flows shape documented in the README:
 
-  {"project": "demo", "flows": [{"cell": "shop", "flow": "place-order", ...}]}`,
+  {"project": "demo", "flows": [{"cell": "shop", "flow": "place-order", ...}]}
+
+The subcommands read the executions each gateway journals: runs lists
+them, show prints one as a timeline of its steps, retry runs one again.
+A cell named runs, show or retry is listed with "orchestro flows -- NAME".`,
 		Example: `  orchestro flows
-  orchestro flows shop --json`,
+  orchestro flows shop --json
+  orchestro flows runs --failed
+  orchestro flows show 3f2a9c1b2d4e`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case len(args) > 1:
@@ -57,6 +63,11 @@ every figure. --json prints the flows shape documented in the README:
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the flows as JSON")
+	cmd.AddCommand(
+		newFlowsRunsCmd(f, g, nil),
+		newFlowsShowCmd(f, g, nil),
+		newFlowsRetryCmd(f, g, nil),
+	)
 	return cmd
 }
 

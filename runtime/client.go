@@ -29,6 +29,11 @@ type Client struct {
 	// gwAdmin reaches the gateways' admin APIs for Up; tests replace it,
 	// since a fake engine publishes no ports to reach a gateway on.
 	gwAdmin gatewayAdmin
+	// listGateways finds the project's gateways for the calls that go to
+	// one by cell (findGateway) and for the execution calls. It is
+	// c.gateways; tests point it at admin servers of their own, for the
+	// reason above.
+	listGateways func(ctx context.Context, project string) ([]gateway, error)
 }
 
 // NewClient connects to the Docker engine named by the environment. When no
@@ -46,6 +51,7 @@ func NewClient(ctx context.Context) (*Client, error) {
 func NewClientWithEngine(eng engine.Engine) *Client {
 	c := &Client{eng: eng, hc: &http.Client{}, now: time.Now}
 	c.gwAdmin = engineAdmin{c}
+	c.listGateways = c.gateways
 	return c
 }
 
@@ -113,7 +119,7 @@ func (c *Client) admin(g gateway) *admin.Client {
 
 // findGateway returns the running gateway of one cell.
 func (c *Client) findGateway(ctx context.Context, project, cell string) (gateway, error) {
-	gws, err := c.gateways(ctx, project)
+	gws, err := c.listGateways(ctx, project)
 	if err != nil {
 		return gateway{}, err
 	}

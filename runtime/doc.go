@@ -2,9 +2,10 @@
 // engine. Its Client builds the images (package image), creates the
 // networks, volumes, gateway containers and the keeper, and hands each
 // gateway its cell spec (Up); it removes a project (Down); it reads a
-// project's status and events from the gateways' admin APIs and its logs
-// from the engine; and it asks gateways to scale or restart services
-// (Status, Events, Logs, Scale, Restart).
+// project's status, events and flow executions from the gateways' admin
+// APIs and its logs from the engine; and it asks gateways to scale or
+// restart services and to retry executions (Status, Events, Executions,
+// Execution, Logs, Scale, Restart, RetryExecution).
 // Each gateway owns its cell's replicas: the Client never changes one,
 // except that Down removes what the gateways left behind.
 //

@@ -36,18 +36,27 @@ func (c *listCursor) move(delta, n int) {
 
 // navigate handles the movement keys over n rows.
 func (c *listCursor) navigate(k keyMap, msg tea.KeyPressMsg, n int) {
+	if delta, ok := c.step(k, msg, n); ok {
+		c.move(delta, n)
+	}
+}
+
+// step is how far a movement key moves the selection over n rows, for a
+// pane that moves it itself; ok is false for any other key.
+func (c *listCursor) step(k keyMap, msg tea.KeyPressMsg, n int) (delta int, ok bool) {
 	switch {
 	case key.Matches(msg, k.Up):
-		c.move(-1, n)
+		return -1, true
 	case key.Matches(msg, k.Down):
-		c.move(1, n)
+		return 1, true
 	case key.Matches(msg, k.PageUp):
-		c.move(-max(1, c.height), n)
+		return -max(1, c.height), true
 	case key.Matches(msg, k.PageDown):
-		c.move(max(1, c.height), n)
+		return max(1, c.height), true
 	case key.Matches(msg, k.Top):
-		c.move(-n, n)
+		return -n, true
 	case key.Matches(msg, k.Bottom):
-		c.move(n, n)
+		return n, true
 	}
+	return 0, false
 }

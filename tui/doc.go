@@ -7,7 +7,10 @@
 // messages; each pane is a sub-model in its own file, all styles live in
 // styles.go and all key bindings in keys.go.
 //
-// Data arrives in three ways, all as messages: a status snapshot polled on
-// a tea.Tick at the refresh interval, and event and log streams fed by
-// goroutines that the program owns and that end with its context.
+// Data arrives in four ways, all as messages: a status snapshot polled on
+// a tea.Tick at the refresh interval; the latest failed flow executions of
+// the cell shown, polled every few seconds of that clock and when another
+// cell is shown; one execution's timeline, asked for when it is opened;
+// and event and log streams fed by goroutines that the program owns and
+// that end with its context.
 package tui

@@ -28,6 +28,11 @@ type fakeSource struct {
 	logs       []api.LogLine
 	scaleErr   error
 	restartErr error
+	// executions answer Executions, by cell; timelines answer Execution,
+	// by id.
+	executions    map[string][]api.ExecutionSummary
+	executionsErr error
+	timelines     map[string]*api.Execution
 }
 
 func (s *fakeSource) record(format string, args ...any) {
@@ -36,13 +41,14 @@ func (s *fakeSource) record(format string, args ...any) {
 	s.calls = append(s.calls, fmt.Sprintf(format, args...))
 }
 
-// Calls returns the calls so far, streams left out unless withStreams.
+// Calls returns the calls so far, streams and polls left out unless
+// withStreams.
 func (s *fakeSource) Calls(withStreams bool) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
 	for _, c := range s.calls {
-		if withStreams || !(strings.HasPrefix(c, "Events") || strings.HasPrefix(c, "Logs") || c == "Status") {
+		if withStreams || !(strings.HasPrefix(c, "Events") || strings.HasPrefix(c, "Logs") || c == "Status" || strings.HasPrefix(c, "Executions ")) {
 			out = append(out, c)
 		}
 	}
@@ -84,6 +90,20 @@ func (s *fakeSource) Scale(ctx context.Context, cell, service string, replicas i
 func (s *fakeSource) Restart(ctx context.Context, cell, service string) error {
 	s.record("Restart %s/%s", cell, service)
 	return s.restartErr
+}
+
+func (s *fakeSource) Executions(ctx context.Context, cell string, f api.ExecutionFilter) ([]api.ExecutionSummary, error) {
+	s.record("Executions %s failed=%t limit=%d", cell, f.Failed, f.Limit)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.executions[cell], s.executionsErr
+}
+
+func (s *fakeSource) Execution(ctx context.Context, cell, id string) (*api.Execution, error) {
+	s.record("Execution %s %s", cell, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timelines[id], nil
 }
 
 // testStatus is a project of two cells: shop with an autoscaled service,
@@ -162,6 +182,45 @@ func flowStatus() *api.ProjectStatus {
 			Rate: 0.8, SuccessRate: 0.75, P50Ms: 850, P99Ms: 2400},
 	}
 	return st
+}
+
+// failedExecutions are the latest failed executions of shop, newest
+// first.
+func failedExecutions() []api.ExecutionSummary {
+	return []api.ExecutionSummary{
+		{ID: "3f2a9c1b2d4e5f60718293a4b5c6d7e8", Cell: "shop", Flow: "place-order", State: api.ExecutionCompensated,
+			Started: testNow.Add(-3 * time.Minute), DurationMs: 15.9, FailedStep: "charge"},
+		{ID: "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e", Cell: "shop", Flow: "refund", State: api.ExecutionPartiallyCompensated,
+			Started: testNow.Add(-14 * time.Minute), DurationMs: 2400, FailedStep: "refund"},
+		{ID: "a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2", Cell: "shop", Flow: "place-order", State: api.ExecutionFailed,
+			Started: testNow.Add(-2*time.Hour - 5*time.Minute), DurationMs: 30000, FailedStep: "reserve", Recovered: true},
+	}
+}
+
+// failedTimeline is the whole of the first of failedExecutions.
+func failedTimeline() *api.Execution {
+	started := testNow.Add(-3 * time.Minute)
+	return &api.Execution{
+		ID: "3f2a9c1b2d4e5f60718293a4b5c6d7e8", Cell: "shop", Flow: "place-order", State: api.ExecutionCompensated,
+		Started: started, DurationMs: 15.9, FailedStep: "charge",
+		Steps: []api.ExecutionStep{
+			{ID: "reserve", State: "succeeded", Status: 201, Tries: 1, DurationMs: 5.5, Reached: true, Compensated: "done"},
+			{ID: "customer", State: "succeeded", Status: 200, Tries: 1, DurationMs: 3.2, Reached: true},
+			{ID: "charge", State: "failed", Status: 402, Tries: 2, DurationMs: 5.6, Reached: true, Error: "answered 402,\nwhich on_status fails"},
+			{ID: "notify", State: "not_started"},
+		},
+		Compensations: []api.ExecutionCompensation{
+			{Step: "reserve", Outcome: "done", Status: 204, Tries: 1},
+			{Step: "customer", Outcome: "not_compensated", Error: "no compensate"},
+		},
+		Response: &api.ExecutionResponse{Status: 402},
+	}
+}
+
+// showFailed gives the model the failed executions of shop, as a poll
+// answers them.
+func showFailed(m *Model) {
+	send(m, executionsMsg{cell: "shop", at: m.clock, list: failedExecutions()})
 }
 
 func testEvents() []api.Event {

@@ -83,8 +83,8 @@ func (k keyMap) shortFor(p pane) []key.Binding {
 	case paneEvents:
 		return append(common, brief(k.Up, "scroll"), brief(k.Logs, "logs"), brief(k.Quit, "quit"))
 	case paneFlows:
-		return append(common, brief(k.Up, "up"), brief(k.Down, "down"), brief(k.Flows, "back"),
-			brief(k.Logs, "logs"), brief(k.Quit, "quit"))
+		return append(common, brief(k.Up, "up"), brief(k.Down, "down"), brief(k.Enter, "timeline"),
+			brief(k.Flows, "back"), brief(k.Logs, "logs"), brief(k.Quit, "quit"))
 	case paneLogs:
 		return append(common, brief(k.Follow, "follow"), brief(k.Wrap, "wrap"), brief(k.Timestamps, "time"),
 			brief(k.Filter, "filter"), brief(k.Logs, "zoom"), brief(k.Esc, "back"), brief(k.Quit, "quit"))

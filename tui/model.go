@@ -63,6 +63,9 @@ type Model struct {
 	events   eventsPane
 	logs     logsPane
 	bar      helpBar
+	// timeline is the overlay of one execution, opened from the flows
+	// pane.
+	timeline timelineView
 }
 
 // newModel builds the dashboard. ctx bounds everything it starts; wg
@@ -77,9 +80,10 @@ func newModel(ctx context.Context, wg *sync.WaitGroup, src Source, opts Options)
 		st:       st,
 		header:   header{project: opts.Project, loc: opts.Location},
 		services: newServicesPane(d),
-		flows:    newFlowsPane(),
+		flows:    newFlowsPane(d),
 		events:   newEventsPane(d),
 		logs:     newLogsPane(d),
+		timeline: timelineView{d: d},
 	}
 	m.setClock(opts.Now())
 	if opts.Initial != nil {
@@ -143,6 +147,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, m.logs.receive(msg))
 	case logsStartMsg:
 		cmds = append(cmds, m.logs.startMsg(msg))
+	case executionsMsg:
+		m.flows.receive(msg)
+	case executionMsg:
+		m.timeline.receive(msg)
 	case actionMsg:
 		m.services.actionDone(msg)
 		if msg.err != nil {
@@ -161,7 +169,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.wheel(msg)
 	}
 	m.sync()
-	cmds = append(cmds, m.followSelection(false))
+	cmds = append(cmds, m.followSelection(false), m.flows.poll(m.clock))
 	return m, tea.Batch(cmds...)
 }
 
@@ -195,6 +203,8 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 			return tea.Quit
 		}
 		return nil
+	case m.timeline.visible:
+		return m.timeline.key(k, msg)
 	case m.services.prompting():
 		return m.services.answer(msg)
 	case m.logs.prompting():
@@ -213,7 +223,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Esc):
 		m.back()
 	case key.Matches(msg, k.Enter):
-		m.enter()
+		return m.enter()
 	case key.Matches(msg, k.Logs):
 		m.zoom(!m.zoomed)
 	case key.Matches(msg, k.Flows):
@@ -253,12 +263,9 @@ func (m *Model) paste(text string) {
 	}
 }
 
-// wheel scrolls the pane under the pointer.
+// wheel scrolls the pane under the pointer, or the timeline while it is
+// open.
 func (m *Model) wheel(msg tea.MouseWheelMsg) {
-	p, ok := m.paneAt(msg.Y)
-	if !ok {
-		return
-	}
 	delta := 0
 	switch msg.Button {
 	case tea.MouseWheelUp:
@@ -266,6 +273,14 @@ func (m *Model) wheel(msg tea.MouseWheelMsg) {
 	case tea.MouseWheelDown:
 		delta = 1
 	default:
+		return
+	}
+	if m.timeline.visible {
+		m.timeline.scroll(delta)
+		return
+	}
+	p, ok := m.paneAt(msg.Y)
+	if !ok {
 		return
 	}
 	switch p {
@@ -333,16 +348,21 @@ func (m *Model) zoom(on bool) {
 }
 
 // enter opens what the selection leads to: a service's replicas, a
-// replica's logs.
-func (m *Model) enter() {
+// replica's logs, an execution's timeline.
+func (m *Model) enter() tea.Cmd {
 	switch m.focus {
 	case paneServices:
 		m.focusOn(paneReplicas)
 	case paneReplicas:
 		m.zoom(true)
+	case paneFlows:
+		if e, ok := m.flows.selectedExecution(); ok {
+			return m.timeline.open(m.flows.row.cell, e.ID)
+		}
 	case paneLogs:
 		m.zoom(!m.zoomed)
 	}
+	return nil
 }
 
 // back undoes the last step: full-screen logs, then a filter, then focus
@@ -373,13 +393,14 @@ func (m *Model) sync() {
 	m.flows.setSize(m.width, l.flows)
 	m.events.setSize(m.width, l.events)
 	m.logs.setSize(m.width, l.logs)
+	m.timeline.setSize(m.width, m.height)
 }
 
 // layout shares the screen among the panes as they are now.
 func (m *Model) layout() layout { return m.layoutFor(m.zoomed) }
 
 func (m *Model) layoutFor(zoomed bool) layout {
-	return computeLayout(m.height, len(m.services.rows), len(m.replicas.replicas), m.flows.wanted(), zoomed)
+	return computeLayout(m.height, len(m.services.rows), len(m.replicas.replicas), m.flows.wanted(), zoomed, m.focus == paneFlows)
 }
 
 // followSelection points the logs at the selected service, or at the
@@ -415,8 +436,10 @@ const (
 // computeLayout shares the screen's height: the tables get what their rows
 // need, up to a share, and the logs get the most of the rest. flows is the
 // rows the flows pane wants, 0 to leave it out; it is left out too when
-// the screen cannot give every pane a row.
-func computeLayout(height, services, replicas, flows int, zoomed bool) layout {
+// the screen cannot give every pane a row. The flows pane's share grows
+// while it has the focus, so that the failed executions under the flows
+// come into view.
+func computeLayout(height, services, replicas, flows int, zoomed, flowsFocused bool) layout {
 	body := height - screenChrome
 	if zoomed {
 		return layout{logs: max(1, body-logsChrome)}
@@ -432,7 +455,11 @@ func computeLayout(height, services, replicas, flows int, zoomed bool) layout {
 	l.services = max(1, min(services, rows*3/10))
 	l.replicas = max(1, min(replicas, rows/4))
 	if flows > 0 {
-		l.flows = max(1, min(flows, rows/5))
+		share := rows / 5
+		if flowsFocused {
+			share = rows / 3
+		}
+		l.flows = max(1, min(flows, share))
 	}
 	rest := rows - l.services - l.replicas - l.flows
 	l.events = max(1, rest*2/5)
@@ -493,7 +520,7 @@ func (m *Model) render() string {
 		lines = append(lines, padLines(m.services.view(m.st, m.focus == paneServices), servicesChrome+l.services)...)
 		lines = append(lines, padLines(m.replicas.view(m.st, m.focus == paneReplicas), replicasChrome+l.replicas)...)
 		if l.flows > 0 {
-			lines = append(lines, padLines(m.flows.view(m.st, m.focus == paneFlows), flowsChrome+l.flows)...)
+			lines = append(lines, padLines(m.flows.view(m.st, m.focus == paneFlows, m.clock), flowsChrome+l.flows)...)
 		}
 		lines = append(lines, padLines(m.events.view(m.st, m.focus == paneEvents), eventsChrome+l.events)...)
 	}
@@ -514,6 +541,9 @@ func (m *Model) render() string {
 		lines[i] = clip(line, m.width)
 	}
 	out := strings.Join(lines, "\n")
+	if m.timeline.visible {
+		out = m.timeline.overlay(m.st, out, m.clock)
+	}
 	if m.bar.visible {
 		out = m.bar.overlay(m.st, m.keys, out, m.width, m.height)
 	}

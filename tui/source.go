@@ -25,6 +25,12 @@ type Source interface {
 	Scale(ctx context.Context, cell, service string, replicas int) error
 	// Restart restarts a service one replica at a time.
 	Restart(ctx context.Context, cell, service string) error
+	// Executions lists the flow executions of one cell that f keeps, the
+	// most recently started first.
+	Executions(ctx context.Context, cell string, f api.ExecutionFilter) ([]api.ExecutionSummary, error)
+	// Execution returns one execution of a cell with its timeline; nil
+	// and no error when the cell has no execution of that id.
+	Execution(ctx context.Context, cell, id string) (*api.Execution, error)
 }
 
 // DefaultRefresh is how often the dashboard asks for a new snapshot.

@@ -82,6 +82,32 @@ func TestViewGolden(t *testing.T) {
 			feedAll(m, flowStatus())
 			typeKeys(m, "G")
 		}},
+		{name: "flows_failed_100x30", w: 100, h: 30, setup: func(m *Model) {
+			feedAll(m, flowStatus())
+			showFailed(m)
+		}},
+		{name: "flows_failed_focused_100x30", w: 100, h: 30, setup: func(m *Model) {
+			feedAll(m, flowStatus())
+			showFailed(m)
+			typeKeys(m, "F j j j")
+		}},
+		{name: "flows_failed_focused_80x24", w: 80, h: 24, setup: func(m *Model) {
+			feedAll(m, flowStatus())
+			showFailed(m)
+			typeKeys(m, "F G")
+		}},
+		{name: "timeline_100x30", w: 100, h: 30, setup: func(m *Model) {
+			feedAll(m, flowStatus())
+			showFailed(m)
+			typeKeys(m, "F j j j enter")
+			send(m, executionMsg{cell: "shop", id: failedTimeline().ID, e: failedTimeline()})
+		}},
+		{name: "timeline_narrow_60x16", w: 60, h: 16, setup: func(m *Model) {
+			feedAll(m, flowStatus())
+			showFailed(m)
+			typeKeys(m, "F j j j enter")
+			send(m, executionMsg{cell: "shop", id: failedTimeline().ID, e: failedTimeline()})
+		}},
 		{name: "flows_gateway_down_100x30", w: 100, h: 30, setup: func(m *Model) {
 			feedAll(m, flowStatus())
 			st := unhealthyStatus()

@@ -108,6 +108,48 @@ func (c *Client) Stop(ctx context.Context) error {
 	return drain(resp)
 }
 
+// ListExecutions returns the flow executions f keeps, the most recently
+// started first. A cell without flows answers 404.
+func (c *Client) ListExecutions(ctx context.Context, f api.ExecutionFilter) ([]api.ExecutionSummary, error) {
+	op := c.op("list executions of", "")
+	path := api.PathExecutions
+	if q := executionFilterQuery(f); len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var list []api.ExecutionSummary
+	if err := c.getJSON(ctx, op, path, &list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// GetExecution returns execution id with its timeline. An id the gateway
+// does not know answers 404.
+func (c *Client) GetExecution(ctx context.Context, id string) (*api.Execution, error) {
+	op := c.op("get execution "+id+" of", "")
+	var e api.Execution
+	if err := c.getJSON(ctx, op, api.PathExecutions+"/"+url.PathEscape(id), &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// RetryExecution starts a new execution with the input of execution id
+// and names it. The gateway refuses with 409 while execution id runs.
+func (c *Client) RetryExecution(ctx context.Context, id string) (api.RetryResult, error) {
+	op := c.op("retry execution "+id+" of", "")
+	resp, err := c.do(ctx, op, http.MethodPost, api.PathExecutions+"/"+url.PathEscape(id)+"/retry", nil)
+	if err != nil {
+		return api.RetryResult{}, err
+	}
+	defer resp.Body.Close()
+	var res api.RetryResult
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxErrorResponse)).Decode(&res); err != nil {
+		return api.RetryResult{}, fmt.Errorf("%s: decode answer: %w", op, err)
+	}
+	return res, nil
+}
+
 // Events calls fn with each event the gateway holds, oldest first, and,
 // when follow is set, with each later event as it happens. fn runs on the
 // caller's goroutine, one event at a time.
@@ -144,6 +186,21 @@ func (c *Client) Events(ctx context.Context, follow bool, fn func(api.Event)) er
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("%s: read stream: %w", op, err)
+	}
+	return nil
+}
+
+// getJSON decodes the answer of a GET of path into v, leniently: the
+// shapes only ever gain fields, and an older CLI must read a newer
+// gateway.
+func (c *Client) getJSON(ctx context.Context, op, path string, v any) error {
+	resp, err := c.do(ctx, op, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatusResponse)).Decode(v); err != nil {
+		return fmt.Errorf("%s: decode answer: %w", op, err)
 	}
 	return nil
 }

@@ -5,12 +5,14 @@
 //
 // The server never decides anything itself. It authenticates, decodes and
 // validates requests, hands them to a Cell (implemented by the controller)
-// and maps the Cell's errors to status codes: a *StatusError carries its
-// own code (see BadRequest and NotFound), anything else is a 500. Every
+// or, for flow executions, to Executions (the gateway's journal), and maps
+// their errors to status codes: a *StatusError carries its own code (see
+// BadRequest, NotFound and Conflict), anything else is a 500. Every
 // non-2xx answer is an api.Error JSON body, which the Client turns back
 // into an error carrying the same code and message.
 //
-// Reading calls (status, events, metrics, health) are open, because the
-// admin port binds 127.0.0.1; calls that change the cell need the
-// project's token as "Authorization: Bearer <token>".
+// Reading calls (status, events, executions, metrics, health) are open,
+// because the admin port binds 127.0.0.1; calls that change the cell, and
+// the retry of an execution, need the project's token as
+// "Authorization: Bearer <token>".
 package admin

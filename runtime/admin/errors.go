@@ -6,8 +6,8 @@ import (
 )
 
 // StatusError is an error with the HTTP status code the admin API answers
-// it with. The controller returns one (usually through BadRequest or
-// NotFound) when a request is at fault rather than the gateway, and the
+// it with. The controller returns one (usually through BadRequest,
+// NotFound or Conflict) when a request is at fault rather than the gateway, and the
 // Client returns one, wrapped with the operation, for every non-2xx
 // answer, so callers on both sides branch with errors.As.
 //
@@ -42,6 +42,13 @@ func BadRequest(err error) error {
 // answers 404 with err's message.
 func NotFound(err error) error {
 	return &StatusError{Code: http.StatusNotFound, Err: err}
+}
+
+// Conflict marks err as refused because of the current state of what it
+// names, for example a retry of an execution that is still running: the
+// server answers 409 with err's message.
+func Conflict(err error) error {
+	return &StatusError{Code: http.StatusConflict, Err: err}
 }
 
 // statusOf returns the HTTP status code that answers err: the code of the

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -162,3 +163,109 @@ func (p *pipeResponse) Write(b []byte) (int, error) {
 
 // Flush is a no-op: a pipe write returns only once it has been read.
 func (p *pipeResponse) Flush() {}
+
+// fakeExecutions is a journal of two executions of shop/place-order: a
+// compensated one and one still running. It records the calls it gets;
+// err, when set, answers every call.
+type fakeExecutions struct {
+	mu    sync.Mutex
+	calls []string
+	err   error
+}
+
+func (f *fakeExecutions) record(call string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+	return f.err
+}
+
+func (f *fakeExecutions) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeExecutions) ListExecutions(ctx context.Context, filter api.ExecutionFilter) ([]api.ExecutionSummary, error) {
+	since := "-"
+	if !filter.Since.IsZero() {
+		since = filter.Since.Format(time.RFC3339Nano)
+	}
+	if err := f.record(fmt.Sprintf("list flow=%q failed=%t since=%s limit=%d", filter.Flow, filter.Failed, since, filter.Limit)); err != nil {
+		return nil, err
+	}
+	var out []api.ExecutionSummary
+	for _, e := range testExecutions() {
+		if (filter.Flow == "" || e.Flow == filter.Flow) && (!filter.Failed || e.State != api.ExecutionRunning) {
+			out = append(out, summaryOf(e))
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeExecutions) GetExecution(ctx context.Context, id string) (*api.Execution, error) {
+	if err := f.record("get " + id); err != nil {
+		return nil, err
+	}
+	for _, e := range testExecutions() {
+		if e.ID == id {
+			return e, nil
+		}
+	}
+	return nil, NotFound(fmt.Errorf("no execution %s", id))
+}
+
+func (f *fakeExecutions) RetryExecution(ctx context.Context, id string) (api.RetryResult, error) {
+	if err := f.record("retry " + id); err != nil {
+		return api.RetryResult{}, err
+	}
+	for _, e := range testExecutions() {
+		switch {
+		case e.ID != id:
+		case e.State == api.ExecutionRunning:
+			return api.RetryResult{}, Conflict(fmt.Errorf("execution %s is running", id))
+		default:
+			return api.RetryResult{ID: "e3"}, nil
+		}
+	}
+	return api.RetryResult{}, NotFound(fmt.Errorf("no execution %s", id))
+}
+
+// testExecutions is the journal of fakeExecutions, newest first.
+func testExecutions() []*api.Execution {
+	started := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	return []*api.Execution{
+		{
+			ID: "e2", Flow: "place-order", State: api.ExecutionRunning, Started: started.Add(time.Second),
+			Steps:         []api.ExecutionStep{{ID: "reserve", State: "in_flight", Started: started.Add(time.Second)}},
+			Compensations: []api.ExecutionCompensation{},
+		},
+		{
+			ID: "e1", Flow: "place-order", State: api.ExecutionCompensated, Outcome: "compensated",
+			Started: started, Finished: started.Add(16 * time.Millisecond), DurationMs: 15.9, FailedStep: "charge",
+			Steps: []api.ExecutionStep{
+				{ID: "reserve", State: "succeeded", Status: 201, Tries: 1, DurationMs: 5.5, Reached: true, Compensated: "done"},
+				{ID: "charge", State: "failed", Status: 402, Tries: 1, DurationMs: 5.6, Reached: true, Error: "answered 402"},
+			},
+			Compensations: []api.ExecutionCompensation{{Step: "reserve", Outcome: "done", Status: 204, Tries: 1}},
+			Response:      &api.ExecutionResponse{Status: 402, Body: json.RawMessage(`{"error":"payment_declined"}`)},
+		},
+	}
+}
+
+func summaryOf(e *api.Execution) api.ExecutionSummary {
+	return api.ExecutionSummary{
+		ID: e.ID, Flow: e.Flow, State: e.State, Outcome: e.Outcome, Started: e.Started,
+		DurationMs: e.DurationMs, FailedStep: e.FailedStep, Recovered: e.Recovered, Async: e.Async,
+	}
+}
+
+// newExecutionsServer returns a Server with testToken whose cell has the
+// flow executions execs; nil execs is a cell without flows.
+func newExecutionsServer(execs Executions) *Server {
+	s, err := NewServer(ServerConfig{Cell: &fakeCell{}, Events: NewEventBus(1), Token: testToken, Executions: execs})
+	if err != nil {
+		panic(err)
+	}
+	return s
+}

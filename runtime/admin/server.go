@@ -52,6 +52,10 @@ type ServerConfig struct {
 	// present. Required: an admin API without one would let any local
 	// process scale or stop the cell.
 	Token string
+	// Executions, when set, serves the journal of the cell's flow
+	// executions at api.PathExecutions. It is nil when the cell has no
+	// flows: those paths then answer 404, saying so.
+	Executions Executions
 	// Metrics, when set, is served at api.PathMetrics.
 	Metrics http.Handler
 	// Logger receives the errors answered with a 5xx status; nil
@@ -69,6 +73,7 @@ type ServerConfig struct {
 type Server struct {
 	cell   Cell
 	events *EventBus
+	execs  Executions // nil: the cell has no flows
 	// tokenSum is the SHA-256 of the token: comparing fixed-size sums
 	// keeps the comparison constant-time in the token's length too.
 	tokenSum [sha256.Size]byte
@@ -89,6 +94,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{
 		cell:     cfg.Cell,
 		events:   cfg.Events,
+		execs:    cfg.Executions,
 		tokenSum: sha256.Sum256([]byte(cfg.Token)),
 		log:      cfg.Logger,
 		mux:      http.NewServeMux(),
@@ -103,6 +109,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.mux.Handle("POST "+api.PathRestart, s.authorized(s.handleRestart))
 	s.mux.Handle("PUT "+api.PathSpec, s.authorized(s.handleSpec))
 	s.mux.Handle("POST "+api.PathStop, s.authorized(s.handleStop))
+	// Registered whether or not the cell has flows, so that a cell
+	// without them answers why rather than "no such admin endpoint".
+	s.mux.HandleFunc("GET "+api.PathExecutions, s.handleListExecutions)
+	s.mux.HandleFunc("GET "+api.PathExecutions+"/{id}", s.handleGetExecution)
+	s.mux.Handle("POST "+api.PathExecutions+"/{id}/retry", s.authorized(s.handleRetryExecution))
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET "+api.PathMetrics, cfg.Metrics)
 	}
