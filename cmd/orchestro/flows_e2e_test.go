@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -372,4 +373,89 @@ func testFlowGatewayKilled(t *testing.T, cli *client.Client, p *project) {
 	if x.State != "compensated" || !x.Recovered {
 		t.Errorf("execution %s: state %q, recovered %v; want compensated after recovery", id, x.State, x.Recovered)
 	}
+}
+
+// testFlowConcurrentKill: 500 executions at once, one in five declined,
+// and the checkout gateway SIGKILLed while they run. Once the gateway is
+// back and has recovered what its journal held unfinished, the services
+// are consistent: every live reservation has its captured charge, every
+// captured charge its reservation, no order is charged twice, and every
+// execution answered 201 kept both.
+func testFlowConcurrentKill(t *testing.T, cli *client.Client, p *project) {
+	const n = 500
+	prefix := flowOrder("kill")
+	tr := &http.Transport{MaxIdleConnsPerHost: n}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	statuses := make([]int, n)
+	var answered atomic.Int64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			amount := 10 + i%7
+			if i%5 == 0 {
+				amount = 5000
+			}
+			body := fmt.Sprintf(`{"items":[{"sku":"pen","qty":1}],"amount":%d}`, amount)
+			resp, err := hc.Post(fmt.Sprintf("%s/checkout/%s-%d", p.url("CHECKOUT_PORT"), prefix, i), "application/json", strings.NewReader(body))
+			if err != nil {
+				return // cut by the kill: status 0
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+			answered.Add(1)
+		})
+	}
+	// Kill in the middle: once a fifth of the executions have answered.
+	if _, ok, why := eventually(30*time.Second, 5*time.Millisecond, func() (bool, string) {
+		a := answered.Load()
+		return a >= n/5, fmt.Sprintf("%d answered", a)
+	}); !ok {
+		t.Fatalf("before the kill: %s", why)
+	}
+	gw := gwGateway(t, cli, p, "checkout")
+	if err := cli.ContainerKill(context.Background(), gw.ID, "SIGKILL"); err != nil {
+		t.Fatalf("kill the checkout gateway: %v", err)
+	}
+	wg.Wait()
+	counts := map[int]int{}
+	for _, s := range statuses {
+		counts[s]++
+	}
+	t.Logf("answers before and after the kill (0: cut): %v", counts)
+
+	// Consistency is reached once the gateway has recovered: poll until
+	// it holds, and report what is left if it never does.
+	var problems []string
+	took, ok, _ := eventually(90*time.Second, time.Second, func() (bool, string) {
+		if _, status, err := get(p.url("CHECKOUT_PORT") + "/inventory/stock"); err != nil || status != 200 {
+			return false, "gateway not back"
+		}
+		problems = problems[:0]
+		st := readStore(t, p)
+		for i := range n {
+			order := fmt.Sprintf("%s-%d", prefix, i)
+			captured := strings.Count(fmt.Sprint(st.charges[order]), "captured")
+			held := st.reservations[order]
+			switch {
+			case len(st.charges[order]) > 1:
+				problems = append(problems, fmt.Sprintf("%s charged %d times %v", order, len(st.charges[order]), st.charges[order]))
+			case held != captured:
+				problems = append(problems, fmt.Sprintf("%s holds %d reservations and %d captured charges (answered %d)", order, held, captured, statuses[i]))
+			case statuses[i] == http.StatusCreated && held != 1:
+				problems = append(problems, fmt.Sprintf("%s answered 201 but holds %d reservations", order, held))
+			case i%5 == 0 && captured != 0:
+				problems = append(problems, fmt.Sprintf("%s (declined) has a captured charge", order))
+			}
+		}
+		return len(problems) == 0, ""
+	})
+	if !ok {
+		if len(problems) > 20 {
+			problems = append(problems[:20], fmt.Sprintf("… and %d more", len(problems)-20))
+		}
+		t.Fatalf("the services are not consistent 90s after the kill:\n%s", strings.Join(problems, "\n"))
+	}
+	t.Logf("consistent %s after the executions ended", took.Round(time.Millisecond))
 }

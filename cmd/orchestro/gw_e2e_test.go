@@ -100,6 +100,7 @@ func TestGatewayDemo(t *testing.T) {
 		{"flow-deadline", testFlowDeadline},
 		{"flow-500-concurrent", testFlowConcurrent},
 		{"flow-gateway-killed", testFlowGatewayKilled},
+		{"flow-500-concurrent-gateway-killed", testFlowConcurrentKill},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			if took := gwSettled(t, p, time.Minute); took > time.Second {
