@@ -459,3 +459,74 @@ func testFlowConcurrentKill(t *testing.T, cli *client.Client, p *project) {
 	}
 	t.Logf("consistent %s after the executions ended", took.Round(time.Millisecond))
 }
+
+// testFlowAsyncQueued: an asynchronous checkout submitted while payments
+// is scaled to zero is answered 202, waits, survives a SIGKILL of the
+// gateway while it waits, and completes once payments is scaled back.
+func testFlowAsyncQueued(t *testing.T, cli *client.Client, p *project) {
+	if _, stderr, code := p.run(t, "scale", "checkout/payments=0"); code != 0 {
+		t.Fatalf("scale checkout/payments=0 exited %d:\n%s", code, stderr)
+	}
+	t.Cleanup(func() { p.run(t, "scale", "checkout/payments=2") })
+	if _, ok, why := eventually(30*time.Second, 200*time.Millisecond, func() (bool, string) {
+		s, _ := p.ps(t).service("checkout", "payments")
+		return s.Desired == 0 && len(s.Replicas) == 0, formatCount(s)
+	}); !ok {
+		t.Fatalf("payments did not scale to zero: %s", why)
+	}
+
+	order := flowOrder("queued")
+	status, h, body, err := gwSend(http.MethodPost, p.url("CHECKOUT_PORT")+"/checkout/"+order,
+		http.Header{"Content-Type": {"application/json"}, "Prefer": {"respond-async"}},
+		strings.NewReader(`{"items":[{"sku":"book","qty":1}],"amount":12}`))
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("async checkout answered %d, %v:\n%s", status, err, body)
+	}
+	loc := h.Get("Location")
+	var x struct {
+		State    string `json:"state"`
+		Response *struct {
+			Status int            `json:"status"`
+			Body   map[string]any `json:"body"`
+		} `json:"response"`
+		Recovered bool `json:"recovered"`
+	}
+	time.Sleep(time.Second)
+	storeGet(t, p, loc, &x)
+	if x.State != "running" {
+		t.Fatalf("with payments at zero the execution is %q, want running", x.State)
+	}
+
+	gw := gwGateway(t, cli, p, "checkout")
+	if err := cli.ContainerKill(context.Background(), gw.ID, "SIGKILL"); err != nil {
+		t.Fatalf("kill the checkout gateway: %v", err)
+	}
+	if _, ok, why := eventually(30*time.Second, 200*time.Millisecond, func() (bool, string) {
+		status, _, _, err := gwSend(http.MethodGet, p.url("CHECKOUT_PORT")+loc, nil, nil)
+		return err == nil && status == http.StatusOK, fmt.Sprintf("%d %v", status, err)
+	}); !ok {
+		t.Fatalf("the gateway did not come back: %s", why)
+	}
+	storeGet(t, p, loc, &x)
+	if x.State != "running" {
+		t.Fatalf("after the kill the execution is %q, want running (resumed, still waiting)", x.State)
+	}
+
+	if _, stderr, code := p.run(t, "scale", "checkout/payments=2"); code != 0 {
+		t.Fatalf("scale checkout/payments=2 exited %d:\n%s", code, stderr)
+	}
+	took, ok, why := eventually(60*time.Second, 500*time.Millisecond, func() (bool, string) {
+		storeGet(t, p, loc+"?wait=5s", &x)
+		return x.State == "succeeded", "state " + x.State
+	})
+	if !ok {
+		t.Fatalf("the queued execution did not complete: %s", why)
+	}
+	t.Logf("completed %s after payments was scaled back", took.Round(time.Millisecond))
+	if x.Response == nil || x.Response.Status != http.StatusCreated || x.Response.Body["order"] != order || !x.Recovered {
+		t.Errorf("execution answer %+v, recovered %v", x.Response, x.Recovered)
+	}
+	if st := readStore(t, p); fmt.Sprint(st.charges[order]) != "[captured]" || st.reservations[order] != 1 {
+		t.Errorf("the services hold %d reservations and charges %v for %s, want 1 and one captured", st.reservations[order], st.charges[order], order)
+	}
+}

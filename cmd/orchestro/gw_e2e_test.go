@@ -101,6 +101,7 @@ func TestGatewayDemo(t *testing.T) {
 		{"flow-500-concurrent", testFlowConcurrent},
 		{"flow-gateway-killed", testFlowGatewayKilled},
 		{"flow-500-concurrent-gateway-killed", testFlowConcurrentKill},
+		{"flow-async-queued", testFlowAsyncQueued},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			if took := gwSettled(t, p, time.Minute); took > time.Second {

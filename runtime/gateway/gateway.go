@@ -213,7 +213,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return px.Run(ctx) })
 	g.Go(func() error { return ctrl.Run(ctx) })
 	g.Go(func() error {
-		dp.flows.recover(ctx, func(ctx context.Context) { waitForReplicas(ctx, px, ctrl.Spec().Cell, recoveryWait) })
+		dp.flows.recover(ctx, func(ctx context.Context) { waitForReplicas(ctx, ctrl.Status, recoveryWait) })
 		return nil
 	})
 	cfg.Log.Info("gateway started", "project", spec.Project, "cell", spec.Cell.Name, "port", spec.Cell.Gateway.Port, "admin_port", spec.AdminPort)
@@ -269,24 +269,19 @@ const journalLockWait = 15 * time.Second
 // waits for the cell's services to have replicas in rotation.
 const recoveryWait = 30 * time.Second
 
-// waitForReplicas waits until every service of cell that should run has a
-// replica available, or d passes.
-func waitForReplicas(ctx context.Context, px *proxy.Proxy, cell *cellspec.Cell, d time.Duration) {
+// waitForReplicas waits until every service the controller wants running
+// has a replica ready, or d passes. A service scaled to zero is not
+// waited for: the recovery's calls to it wait (asynchronous executions)
+// or fail as they would at any time.
+func waitForReplicas(ctx context.Context, status func() api.CellStatus, d time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		ready := true
-		for _, name := range cell.ServiceNames() {
-			if cell.Services[name].Replicas == 0 {
-				continue
-			}
-			up := false
-			for _, u := range px.Upstreams(name) {
-				up = up || u.Available(time.Now())
-			}
-			ready = ready && up
+		for _, s := range status().Services {
+			ready = ready && (s.Desired == 0 || s.Ready > 0)
 		}
 		if ready {
 			return
