@@ -373,6 +373,30 @@ func testFlowGatewayKilled(t *testing.T, cli *client.Client, p *project) {
 	if x.State != "compensated" || !x.Recovered {
 		t.Errorf("execution %s: state %q, recovered %v; want compensated after recovery", id, x.State, x.Recovered)
 	}
+
+	// And so does the execution log of the command line.
+	stdout, stderr, code := p.run(t, "flows", "runs", "checkout", "--failed", "--json")
+	if code != 0 {
+		t.Fatalf("flows runs --failed exited %d:\n%s", code, stderr)
+	}
+	var runs []struct {
+		ID        string `json:"id"`
+		State     string `json:"state"`
+		Recovered bool   `json:"recovered"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &runs); err != nil {
+		t.Fatalf("flows runs --json: %v\n%s", err, stdout)
+	}
+	found := false
+	for _, r := range runs {
+		found = found || (r.ID == id && r.State == "compensated" && r.Recovered)
+	}
+	if !found {
+		t.Errorf("flows runs --failed does not show %s compensated after recovery:\n%s", id, stdout)
+	}
+	if stdout, _, code := p.run(t, "flows", "show", id[:12]); code != 0 || !strings.Contains(stdout, "compensated") {
+		t.Errorf("flows show %s exited %d:\n%s", id[:12], code, stdout)
+	}
 }
 
 // testFlowConcurrentKill: 500 executions at once, one in five declined,
