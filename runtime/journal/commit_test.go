@@ -56,6 +56,16 @@ func TestGroupCommitBatches(t *testing.T) {
 	for c := range commits {
 		wait(t, c)
 	}
+	// OnCommit runs after the batch's Commits are resolved: the last call
+	// may still be on its way.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(batches)
+		mu.Unlock()
+		if n >= 4 {
+			break
+		}
+	}
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -89,6 +99,11 @@ func TestGroupCommitConcurrentWaits(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// OnCommit runs after the batch's Commits are resolved: the last
+	// batch's call may still be on its way when the last Wait returns.
+	for end := time.Now().Add(5 * time.Second); records.Load() < 64*20*2 && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
 	if records.Load() != 64*20*2 {
 		t.Fatalf("%d records committed, want %d", records.Load(), 64*20*2)
 	}
