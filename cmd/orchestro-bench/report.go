@@ -232,8 +232,8 @@ func (r *report) writeJournal(w io.Writer, ci int) {
 		addP99 = append(addP99, float64(a[i].P99-b[i].P99)/float64(time.Millisecond))
 	}
 	p50 := time.Duration(median(addP50) * float64(time.Millisecond))
-	fmt.Fprintf(w, "  journal cost: executions/s -%s (goal ≤ %.0f%%: %s), p50 +%s ms (goal ≤ %s: %s), p99 +%s ms\n",
-		fmtRange(loss), journalMaxRPSLoss*100, met(median(loss) <= journalMaxRPSLoss),
+	fmt.Fprintf(w, "  journal cost: share of executions/s lost %s (goal ≤ %.2f: %s), p50 +%s ms (goal ≤ %s: %s), p99 +%s ms\n",
+		fmtRange(loss), journalMaxRPSLoss, met(median(loss) <= journalMaxRPSLoss),
 		fmtRange(addP50), journalMaxP50, met(p50 <= journalMaxP50), fmtRange(addP99))
 }
 
