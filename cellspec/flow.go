@@ -99,30 +99,47 @@ func (r FlowRoute) Captures() []string {
 // Match reports whether method and path match the route and returns the
 // captured segments.
 func (r FlowRoute) Match(method, path string) (map[string]string, bool) {
-	if method != r.Method {
+	var caps map[string]string
+	ok := method == r.Method && r.walk(path, func(name, value string) {
+		if caps == nil {
+			caps = map[string]string{}
+		}
+		caps[name] = value
+	})
+	if !ok {
 		return nil, false
 	}
+	return caps, true
+}
+
+// Matches reports whether method and path match the route, as Match does,
+// without allocating: a gateway asks it of every request.
+func (r FlowRoute) Matches(method, path string) bool {
+	return method == r.Method && r.walk(path, nil)
+}
+
+// walk matches path against the route's segments, calling capture (when
+// not nil) for each {name} segment with the path's segment.
+func (r FlowRoute) walk(path string, capture func(name, value string)) bool {
 	pat, got := r.Path, path
-	var caps map[string]string
 	for {
 		ps, prest, pmore := strings.Cut(pat, "/")
 		gs, grest, gmore := strings.Cut(got, "/")
 		if name, ok := captureName(ps); ok {
 			if gs == "" {
-				return nil, false
+				return false
 			}
-			if caps == nil {
-				caps = map[string]string{}
+			if capture != nil {
+				capture(name, gs)
 			}
-			caps[name] = gs
 		} else if ps != gs {
-			return nil, false
+			return false
 		}
 		if pmore != gmore {
-			return nil, false
+			return false
 		}
 		if !pmore {
-			return caps, true
+			return true
 		}
 		pat, got = prest, grest
 	}

@@ -520,3 +520,30 @@ func TestFlowRenderDollars(t *testing.T) {
 		t.Errorf("flows (-loaded +rendered):\n%s", diff)
 	}
 }
+
+// TestFlowRouteMatches: Matches agrees with Match on every shape of path,
+// and a capture takes exactly one non-empty segment.
+func TestFlowRouteMatches(t *testing.T) {
+	r := FlowRoute{Method: "POST", Path: "/checkout/{order}"}
+	for _, tt := range []struct {
+		method, path string
+		want         bool
+		order        string
+	}{
+		{"POST", "/checkout/o1", true, "o1"},
+		{"GET", "/checkout/o1", false, ""},
+		{"POST", "/checkout/", false, ""},
+		{"POST", "/checkout", false, ""},
+		{"POST", "/checkout/o1/x", false, ""},
+		{"POST", "/checkouts/o1", false, ""},
+		{"POST", "checkout/o1", false, ""},
+	} {
+		caps, ok := r.Match(tt.method, tt.path)
+		if ok != tt.want || r.Matches(tt.method, tt.path) != tt.want || caps["order"] != tt.order {
+			t.Errorf("%s %s: Match %v %v, Matches %v; want %v", tt.method, tt.path, caps, ok, r.Matches(tt.method, tt.path), tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { r.Matches("POST", "/checkout/o1") }); n != 0 {
+		t.Errorf("Matches allocates %v times", n)
+	}
+}

@@ -113,7 +113,7 @@ type execution struct {
 func (r *Runner) newExecution(in *Input, started time.Time) *execution {
 	id := in.ID
 	if id == "" {
-		id = newExecutionID()
+		id = NewExecutionID()
 	}
 	e := &execution{
 		r: r,
@@ -136,9 +136,11 @@ func (r *Runner) newExecution(in *Input, started time.Time) *execution {
 	return e
 }
 
-// newExecutionID returns an id for an execution whose input has none, so
-// that its Idempotency-Keys are still its own.
-func newExecutionID() string {
+// NewExecutionID returns a new execution id: 32 random hex digits. The
+// engine gives one to an execution whose input has none, so that its
+// Idempotency-Keys are still its own; a gateway takes one before it
+// starts an execution, to name it in its answer.
+func NewExecutionID() string {
 	var b [32]byte
 	putHex(b[:16], rand.Uint64())
 	putHex(b[16:], rand.Uint64())

@@ -75,7 +75,7 @@ func (fp *flowPlane) RetryExecution(_ context.Context, id string) (api.RetryResu
 		return api.RetryResult{}, fmt.Errorf("the journal holds no input of execution %s", id)
 	}
 	in := *x.Input
-	in.ID = newFlowID()
+	in.ID = flow.NewExecutionID()
 	in.Header = in.Header.Clone()
 	in.Query = maps.Clone(in.Query)
 	if n := fr.counts.inflight.Add(1); n > int64(fr.spec.MaxInflight) {

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,8 +73,6 @@ type flowSet struct {
 // flowRoute is one flow, ready to serve.
 type flowRoute struct {
 	spec   *cellspec.Flow
-	method string
-	segs   []string // the route's path segments; a capture is "{name}"
 	runner *flow.Runner
 	counts *flowCounts
 }
@@ -99,8 +95,6 @@ func (fp *flowPlane) configure(cell *cellspec.Cell) {
 		}
 		set.routes = append(set.routes, &flowRoute{
 			spec:   f,
-			method: f.Route.Method,
-			segs:   strings.Split(f.Route.Path, "/"),
 			runner: flow.New(cell.Name, f, caller, fp.clock, fp.runnerOptions()...),
 			counts: n,
 		})
@@ -136,48 +130,18 @@ func (fp *flowPlane) Intercepts(method, path string) bool {
 		return false
 	}
 	for _, r := range set.routes {
-		if r.method == method && r.matches(path) {
+		if r.spec.Route.Matches(method, path) {
 			return true
 		}
 	}
 	return false
 }
 
-// matches reports whether path fits the route's segments.
-func (r *flowRoute) matches(path string) bool {
-	rest := path
-	for i, seg := range r.segs {
-		s, more, found := strings.Cut(rest, "/")
-		if seg != s && (!isCapture(seg) || s == "") {
-			return false
-		}
-		last := i == len(r.segs)-1
-		if found == last {
-			return false
-		}
-		rest = more
-	}
-	return true
-}
-
-// captures returns the {name} segments of a path the route matches.
-func (r *flowRoute) captures(path string) map[string]string {
-	out := map[string]string{}
-	for i, s := range strings.Split(path, "/") {
-		if i < len(r.segs) && isCapture(r.segs[i]) {
-			out[r.segs[i][1:len(r.segs[i])-1]] = s
-		}
-	}
-	return out
-}
-
-func isCapture(seg string) bool { return len(seg) > 2 && seg[0] == '{' && seg[len(seg)-1] == '}' }
-
 // route returns the flow of a request.
 func (fp *flowPlane) route(method, path string) *flowRoute {
 	if set := fp.set.Load(); set != nil {
 		for _, r := range set.routes {
-			if r.method == method && r.matches(path) {
+			if r.spec.Route.Matches(method, path) {
 				return r
 			}
 		}
@@ -235,14 +199,15 @@ func (fp *flowPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		release()
 		return
 	}
+	captures, _ := f.Route.Match(r.Method, r.URL.Path)
 	in := &flow.Input{
-		ID:          newFlowID(),
+		ID:          flow.NewExecutionID(),
 		Method:      r.Method,
 		Path:        r.URL.Path,
 		Query:       r.URL.Query(),
 		Header:      r.Header,
 		Body:        body,
-		Captures:    fr.captures(r.URL.Path),
+		Captures:    captures,
 		RequestID:   reqID,
 		Traceparent: r.Header.Get("Traceparent"),
 	}
@@ -286,7 +251,7 @@ func (fp *flowPlane) startAsync(w http.ResponseWriter, r *http.Request, fr *flow
 	run, err := fr.runner.Start(in)
 	if err != nil {
 		release()
-		writeProblem(w, http.StatusServiceUnavailable, "urn:orchestro:problem:flow-journal", "Execution not accepted", err.Error(), fr.spec.Name)
+		writeProblem(w, http.StatusServiceUnavailable, flow.ProblemJournal, "Execution not accepted", err.Error(), fr.spec.Name)
 		return
 	}
 	fp.runDetached(fr, in, run, release)
@@ -521,13 +486,6 @@ func writeProblem(w http.ResponseWriter, status int, typ, title, detail, flowNam
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-// newFlowID returns a new execution id: 16 random bytes in hex.
-func newFlowID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // account records a finished execution: its access-log line, metrics,
