@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/spf13/cobra"
+
 	"github.com/orchestro/orchestro/runtime/api"
 )
 
@@ -28,6 +30,18 @@ func checkExecutionArg(verb, arg string) error {
 		return usagef("%s %q: an execution id has no %q", verb, arg, arg[i:i+1])
 	}
 	return nil
+}
+
+// executionArg is the Args of a command that takes one execution ID,
+// which it stores in id.
+func executionArg(verb string, id *string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usagef("%s takes one execution ID argument, got %d", verb, len(args))
+		}
+		*id = args[0]
+		return checkExecutionArg(verb, *id)
+	}
 }
 
 // findExecution returns the execution arg names, with its timeline: the

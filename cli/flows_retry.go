@@ -29,13 +29,7 @@ running or compensating; that is a runtime failure (exit code 1).
 ID is an execution id as flows runs lists it, or any unique prefix of one.`,
 		Example: `  orchestro flows runs --failed
   orchestro flows retry 3f2a9c1b2d4e`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usagef("flows retry takes one execution ID argument, got %d", len(args))
-			}
-			opts.ID = args[0]
-			return checkExecutionArg("flows retry", opts.ID)
-		},
+		Args: executionArg("flows retry", &opts.ID),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), opts)

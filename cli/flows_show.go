@@ -31,13 +31,7 @@ ID is an execution id as flows runs lists it, or any unique prefix of one
 shape documented in the README.`,
 		Example: `  orchestro flows show 3f2a9c1b2d4e
   orchestro flows show 3f2a --json`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usagef("flows show takes one execution ID argument, got %d", len(args))
-			}
-			opts.ID = args[0]
-			return checkExecutionArg("flows show", opts.ID)
-		},
+		Args: executionArg("flows show", &opts.ID),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), opts)

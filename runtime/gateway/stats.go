@@ -53,13 +53,12 @@ func (t *trafficStats) add(key string, at time.Time, failed bool, d time.Duratio
 	if key == "" {
 		return
 	}
-	service := key
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := t.svc[service]
+	st := t.svc[key]
 	if st == nil {
 		st = &serviceTraffic{ring: make([]second, int(trafficWindow/time.Second))}
-		t.svc[service] = st
+		t.svc[key] = st
 	}
 	sec := at.Unix()
 	b := &st.ring[sec%int64(len(st.ring))]
