@@ -173,7 +173,7 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *journalDir != "" {
-		j, err := journal.Open(filepath.Join(*journalDir, "executions.db"), journal.Options{})
+		j, err := journal.Open(*journalDir, journal.Options{})
 		if err != nil {
 			return err
 		}

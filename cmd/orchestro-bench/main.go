@@ -143,7 +143,7 @@ Flags:
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measurement, in whole seconds")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "untimed load on each target before the first round (0 skips it)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each measures every target at every connection count")
-	conns := fs.String("conns", "64,256", "comma-separated wrk connection counts")
+	conns := fs.String("conns", "", "comma-separated wrk connection counts (default 64,256, and 1 first when flow-journal is measured: the journal's latency goal is judged at 1)")
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
 	fs.IntVar(&o.gogc, "gogc", 100, "GOGC of the gateway process (the product's is Go's default, 100)")
 	fs.StringVar(&o.log, "log", logOn, "gateway access log: on (JSON lines to a file, as the product writes them), off (discarded), both (measure the two as separate targets)")
@@ -168,6 +168,12 @@ Flags:
 	}
 	if o.threads < 1 {
 		return o, fmt.Errorf("-threads %d: want at least 1", o.threads)
+	}
+	if *conns == "" {
+		*conns = "64,256"
+		if strings.Contains(*targets, targetFlowJournal) {
+			*conns = "1,64,256"
+		}
 	}
 	for _, s := range strings.Split(*conns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -325,7 +324,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // temporary directory.
 func startJournaledFlowGateway(t *testing.T, dir string) (*flowHarness, *journal.Store) {
 	t.Helper()
-	j, err := journal.Open(filepath.Join(dir, journalFile), journal.Options{})
+	j, err := journal.Open(dir, journal.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +374,7 @@ func TestFlowExecutionsAPI(t *testing.T) {
 // gateway starts again, and that is an event.
 func TestFlowRecoveryCompensates(t *testing.T) {
 	dir := t.TempDir()
-	j, err := journal.Open(filepath.Join(dir, journalFile), journal.Options{})
+	j, err := journal.Open(dir, journal.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -220,9 +219,6 @@ func Run(ctx context.Context, cfg Config) error {
 	return g.Wait()
 }
 
-// journalFile is the journal's file in Config.JournalDir.
-const journalFile = "executions.db"
-
 // openJournal opens the journal of flow executions, for a cell with flows
 // whose gateway has a journal directory. A journal that cannot be opened
 // is an error event, and flows run without one rather than not at all.
@@ -236,10 +232,10 @@ func openJournal(ctx context.Context, cfg Config, m *metrics, bus *admin.EventBu
 		cfg.Log.Warn("no journal directory: flow executions are not durable", "dir", cfg.JournalDir)
 		return nil
 	}
-	path := filepath.Join(cfg.JournalDir, journalFile)
+	path := cfg.JournalDir
 	opts := journal.Options{
 		OnCommit: m.journalCommitted,
-		Logf:     func(format string, args ...any) { cfg.Log.Info(fmt.Sprintf(format, args...), "journal", path) },
+		Logf:     func(format string, args ...any) { cfg.Log.Info(fmt.Sprintf(format, args...)) },
 	}
 	var lastErr error
 	for end := time.Now().Add(journalLockWait); ; {

@@ -2,7 +2,6 @@ package journal
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/orchestro/orchestro/runtime/flow"
 )
@@ -177,7 +175,7 @@ func TestFailedCommitIsSticky(t *testing.T) {
 	var logs []string
 	s := open(t, tempPath(t), Options{Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
 	wait(t, s.Begin(beginRec("a", "f", t0)))
-	if err := s.db.Close(); err != nil {
+	if err := s.segs[len(s.segs)-1].f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	err := s.Intent("a", "s").Wait()
@@ -230,14 +228,7 @@ func TestCrashLosesSuffix(t *testing.T) {
 	}
 
 	s := open(t, path, Options{})
-	var durable []int
-	err = s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
-			i, err := crashIndex(k[len(k)-1], v)
-			durable = append(durable, i)
-			return err
-		})
-	})
+	durable, err := crashNumbers(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,22 +304,36 @@ func TestCrashHelper(t *testing.T) {
 	}
 }
 
-// crashIndex is the queue number a TestCrashHelper record carries.
-func crashIndex(kind byte, v []byte) (int, error) {
-	var r struct {
-		Step       string
-		FailedStep string `json:"failed_step"`
-		Input      struct{ Path string }
+// crashNumbers returns the queue numbers the durable TestCrashHelper
+// records carry.
+func crashNumbers(s *Store) ([]int, error) {
+	s.idx.RLock()
+	defer s.idx.RUnlock()
+	var out []string
+	for _, e := range s.entries {
+		t, err := s.read(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t.begin.Input.Path)
+		out = append(out, t.intents...)
+		for _, r := range t.steps {
+			out = append(out, r.Step)
+		}
+		for _, r := range t.comps {
+			out = append(out, r.Step)
+		}
+		if t.end != nil {
+			out = append(out, t.end.FailedStep)
+		}
 	}
-	if err := json.Unmarshal(v, &r); err != nil {
-		return 0, err
+	nums := make([]int, len(out))
+	for i, o := range out {
+		n, err := strconv.Atoi(o)
+		if err != nil {
+			return nil, err
+		}
+		nums[i] = n
 	}
-	switch kind {
-	case kindBegin:
-		return strconv.Atoi(r.Input.Path)
-	case kindEnd:
-		return strconv.Atoi(r.FailedStep)
-	default:
-		return strconv.Atoi(r.Step)
-	}
+	return nums, nil
 }

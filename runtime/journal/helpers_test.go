@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/orchestro/orchestro/runtime/flow"
 )
 
@@ -41,8 +39,8 @@ func open(t testing.TB, path string, opts Options) *Store {
 	return s
 }
 
-// tempPath is a journal path in a new temporary directory.
-func tempPath(t testing.TB) string { return filepath.Join(t.TempDir(), "journal.db") }
+// tempPath is a journal directory in a new temporary directory.
+func tempPath(t testing.TB) string { return filepath.Join(t.TempDir(), "journal") }
 
 // wait fails the test when c's record is not durable.
 func wait(t testing.TB, c flow.Commit) {
@@ -80,18 +78,14 @@ func run(t testing.TB, s *Store, id, flowName string, started time.Time, outcome
 	wait(t, s.End(id, endRec(outcome, started)))
 }
 
-// rawKeys returns every key of a bucket, as strings.
-func rawKeys(t testing.TB, s *Store, bucket []byte) []string {
+// liveFrames returns how many frames of executions kept the index
+// points at, and how many executions it holds.
+func liveFrames(t testing.TB, s *Store) (frames, executions int) {
 	t.Helper()
-	var keys []string
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
-			keys = append(keys, string(k))
-			return nil
-		})
-	})
-	if err != nil {
-		t.Fatal(err)
+	s.idx.RLock()
+	defer s.idx.RUnlock()
+	for _, e := range s.entries {
+		frames += len(e.recs)
 	}
-	return keys
+	return frames, len(s.entries)
 }

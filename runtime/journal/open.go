@@ -1,295 +1,283 @@
 package journal
 
 import (
-	"encoding/json"
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
-	"runtime/debug"
+	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Open opens the journal at path, creating it (and its directory) when
-// it does not exist, and starts its writer. A file that is not a journal,
-// is corrupt, is locked by another process for over a second, or cannot be
-// read makes Open fail with an error naming path; Open never deletes or
-// rewrites such a file. A file much larger than its live data is compacted
-// first (see the package documentation).
-func Open(path string, opts Options) (*Store, error) {
+// Open opens the journal in directory dir, creating the directory when it
+// does not exist, and starts its writer. It reads every segment to
+// rebuild the index; a torn tail of the last segment (a crash during a
+// write) is cut off and logged. A segment that is not a journal's, a
+// damaged frame anywhere else, a journal locked by another process for
+// over a second, or a file that cannot be read make Open fail with an
+// error naming the file; Open never removes or rewrites a file it
+// refused.
+func Open(dir string, opts Options) (*Store, error) {
 	if opts.Retain <= 0 {
 		opts.Retain = DefaultRetain
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.segmentSize == 0 {
+		opts.segmentSize = defaultSegmentSize
+	}
 	if opts.compactAbove == 0 {
 		opts.compactAbove = defaultCompactAbove
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", dir, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", dir, err)
+	}
+	if err := lockFile(lock, lockTimeout); err != nil {
+		_ = lock.Close()
+		if errors.Is(err, errLocked) {
+			return nil, fmt.Errorf("open journal %s: locked by another process for over %v", dir, lockTimeout)
+		}
+		return nil, fmt.Errorf("open journal %s: lock: %w", dir, err)
 	}
 	s := &Store{
-		path:       path,
+		dir:        dir,
 		opts:       opts,
+		lock:       lock,
 		live:       make(map[string]*liveExec),
-		finished:   make(map[string]int),
+		entries:    make(map[string]*entry),
+		finished:   make(map[string][]*entry),
 		writerDone: make(chan struct{}),
 	}
 	s.work.L = &s.mu
 	s.room.L = &s.mu
-
-	db, err := openChecked(path)
-	if err != nil {
-		return nil, err
+	fail := func(err error) (*Store, error) {
+		for _, seg := range s.segs {
+			_ = seg.f.Close()
+		}
+		_ = lock.Close()
+		return nil, fmt.Errorf("open journal %s: %w", dir, err)
 	}
-	// Our own leftover of a compaction that was interrupted; we hold the
-	// journal's lock, so no other process is compacting.
-	if err := os.Remove(path + compactSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.logf("journal %s: remove the leftover of a compaction: %v", path, err)
+	// Spares are prepared again when needed.
+	if spares, err := filepath.Glob(filepath.Join(dir, segmentPrefix+"*"+segmentSuffix+spareSuffix)); err == nil {
+		for _, p := range spares {
+			_ = os.Remove(p)
+		}
 	}
-	if db, err = s.maybeCompact(db); err != nil {
-		return nil, err
-	}
-	s.db = db
 	if err := s.load(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
+		return fail(err)
 	}
+	if len(s.segs) == 0 {
+		seg, err := createSegment(dir, 1, opts.segmentSize)
+		if err != nil {
+			return fail(err)
+		}
+		s.segs, s.total = []*segment{seg}, seg.size
+	}
+	s.maintain()
 	go s.write()
 	return s, nil
 }
 
-// openChecked opens the bbolt file at path and checks it all (see
-// verify). A corrupt file can make bbolt panic or read outside its
-// mapping; both become an error here, since the gateway goes on without a
-// journal rather than crash.
-func openChecked(path string) (db *bolt.DB, err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		r := recover()
-		if r == nil {
-			return
-		}
-		if db != nil {
-			_ = db.Close()
-		}
-		db = nil
-		if _, fault := r.(interface{ Addr() uintptr }); fault {
-			err = fmt.Errorf("open journal %s: corrupt file: read outside the file (truncated?): %v", path, r)
-		} else {
-			err = fmt.Errorf("open journal %s: corrupt file: %v", path, r)
-		}
-	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	switch {
-	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("open journal %s: locked by another process for over %v", path, lockTimeout)
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
-		return nil, fmt.Errorf("open journal %s: not a journal or corrupt: %w", path, err)
-	case err != nil:
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
-	}
-	if err := verify(db); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open journal %s: corrupt file: %w", path, err)
-	}
-	return db, nil
+// loading is what load gathers of one execution.
+type loading struct {
+	// recs are where its records are, by number; has tells which numbers
+	// were found. A copy made by a compaction is found after its
+	// original, and replaces it.
+	recs  []loc
+	has   []bool
+	begin *beginHead
+	end   *endHead
+	comp  bool
 }
 
-// verify checks the whole file before the Store writes to it: that the
-// file holds every page its meta page counts, that every page of every
-// bucket and every value can be read (with faults turned into panics by
-// the caller), and bbolt's own consistency check (every page reachable
-// or free, once; keys in order). A gateway opens its journal once, and
-// the journal is bounded (see the package documentation), so reading it
-// all is cheap; writing to a corrupt file could spread the damage.
-func verify(db *bolt.DB) error {
-	fi, err := os.Stat(db.Path())
+// load reads every segment in order and rebuilds the index and the
+// executions not ended.
+func (s *Store) load() error {
+	ns, err := segmentNumbers(s.dir)
 	if err != nil {
 		return err
 	}
-	readAhead(db.Path())
-	return db.View(func(tx *bolt.Tx) error {
-		if tx.Size() > fi.Size() {
-			return fmt.Errorf("truncated: %d bytes, its meta page counts %d", fi.Size(), tx.Size())
+	found := make(map[string]*loading)
+	for i, n := range ns {
+		seg, err := s.loadSegment(n, i == len(ns)-1, found)
+		if seg != nil {
+			s.segs = append(s.segs, seg)
+			s.total += seg.size
 		}
-		var sum byte
-		err := tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
-			sum ^= touchBucket(b)
-			return nil
-		})
-		goruntime.KeepAlive(sum)
 		if err != nil {
 			return err
 		}
-		// Read the channel to its end: the check reads the transaction's
-		// pages until it closes it.
-		var first error
-		for err := range tx.Check() {
-			if first == nil {
-				first = err
-			}
-		}
-		return first
-	})
-}
-
-// readAhead reads the file at path from start to end and drops what it
-// reads, so that the walk of verify finds its pages in the page cache: a
-// walk of a cold mmap reads one page at a time, in tree order (8 s for
-// a 350 MB journal on a virtual disk, against 0.6 s read in order). A
-// failure is left for the walk to find.
-func readAhead(path string) {
-	f, err := os.Open(path)
-	if err != nil {
-		return
 	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	for {
-		if _, err := f.Read(buf); err != nil {
-			return
-		}
-	}
-}
-
-// touchBucket reads every key of b and its nested buckets, and the first
-// and last byte of every value, so that every page of the bucket is read:
-// its branch and leaf pages, and the overflow pages of large values (a
-// truncated file loses the last ones first).
-func touchBucket(b *bolt.Bucket) byte {
-	var sum byte
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if v == nil {
-			if nb := b.Bucket(k); nb != nil {
-				sum ^= touchBucket(nb)
-			}
+	for id, l := range found {
+		if len(l.has) == 0 || !l.has[0] {
+			// Records without their Begin are what remains of an
+			// execution retention dropped, once the segments with its
+			// first records were removed: dead space.
 			continue
 		}
-		if len(v) > 0 {
-			sum ^= v[0] ^ v[len(v)-1]
+		if l.begin == nil {
+			return fmt.Errorf("execution %s: record 0 is not a begin", id)
+		}
+		if i := slices.Index(l.has, false); i >= 0 {
+			return fmt.Errorf("execution %s: record %d of %d missing from every segment", id, i, len(l.has))
+		}
+		e := &entry{recs: l.recs}
+		b := *l.begin
+		if l.end != nil {
+			e.sum, e.ended = l.end.summary(id, b), true
+		} else {
+			e.sum = Summary{ID: id, Flow: b.flow, State: stateOf(false, "", l.comp), Started: b.started, Async: b.async}
+			s.live[id] = &liveExec{id: id, flow: b.flow, started: b.started, async: b.async, seq: uint32(len(l.recs))}
+		}
+		for _, r := range e.recs {
+			r.seg.live += r.n
+			s.liveBytes += r.n
+		}
+		s.entries[id] = e
+		if e.ended {
+			s.finished[b.flow] = append(s.finished[b.flow], e)
 		}
 	}
-	return sum
+	// Retention as the writer applies it, for a Retain lowered since, and
+	// for executions dropped before the process stopped whose first
+	// segment was still there.
+	for flowName, list := range s.finished {
+		slices.SortFunc(list, byStart)
+		if excess := len(list) - s.opts.Retain; excess > 0 {
+			for _, old := range list[:excess] {
+				s.drop(old)
+			}
+			list = slices.Delete(list, 0, excess)
+		}
+		s.finished[flowName] = list
+	}
+	return nil
 }
 
-// pendingValue is the value of an execution in bucketUnfinished.
-type pendingValue struct {
-	Flow    string    `json:"flow"`
-	Started time.Time `json:"started"`
-}
-
-// load creates the buckets of a new file, checks the layout version, and
-// rebuilds what the Store keeps in memory: the executions not ended, with
-// the number of their next record, and the count of finished executions
-// of each flow.
-func (s *Store) load() error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+// loadSegment reads segment n and adds its records to found. The last
+// segment is the one written when the process stopped: a frame cut short
+// or damaged there is a torn tail, cut off; anywhere else it is damage,
+// an error. It returns the segment, open, even with an error, for the
+// caller to close.
+func (s *Store) loadSegment(n uint64, last bool, found map[string]*loading) (*segment, error) {
+	path := filepath.Join(s.dir, segmentName(n))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	seg := &segment{n: n, path: path, f: f}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return seg, err
+	}
+	switch {
+	case bytes.HasPrefix(data, []byte(segmentMagic)):
+	case last && bytes.HasPrefix([]byte(segmentMagic), data):
+		// Created, and the process stopped before its magic was durable.
+		if err := rewriteMagic(f); err != nil {
+			return seg, fmt.Errorf("%s: %w", path, err)
+		}
+		seg.size = int64(len(segmentMagic))
+		return seg, nil
+	default:
+		return seg, fmt.Errorf("%s: not a journal segment (or of another version)", path)
+	}
+	off := len(segmentMagic)
+	for off < len(data) {
+		if allZero(data[off:]) {
+			// The rest of a segment prepared with zeros: no frame yet.
+			break
+		}
+		p, size, err := nextFrame(data[off:])
+		if err == nil {
+			err = s.loadFrame(seg, int64(off), int64(size), p, found)
+		}
+		if err == nil {
+			off += size
+			continue
+		}
+		if !last || !(errors.Is(err, errTorn) || errors.Is(err, errDamaged)) {
+			return seg, fmt.Errorf("%s at byte %d: %w", path, off, err)
+		}
+		// A write the process did not finish: zeroed, so that the file
+		// keeps its blocks (see prepareSegment) and reads as unused.
+		s.logf("journal %s: cleared the last %d bytes of %s, a write the process did not finish (%v)", s.dir, len(data)-off, path, err)
+		if _, err := f.WriteAt(make([]byte, len(data)-off), int64(off)); err == nil {
+			err = fdatasync(f)
+		}
 		if err != nil {
-			return err
+			return seg, fmt.Errorf("%s: clear a torn tail: %w", path, err)
 		}
-		switch v := meta.Get(keyVersion); {
-		case v == nil:
-			if err := meta.Put(keyVersion, []byte(layoutVersion)); err != nil {
-				return err
-			}
-		case string(v) != layoutVersion:
-			return fmt.Errorf("layout version %q, this gateway reads %q", v, layoutVersion)
+		break
+	}
+	seg.size = int64(off)
+	return seg, nil
+}
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
 		}
-		for _, name := range [][]byte{bucketRecords, bucketIDs, bucketUnfinished, bucketStarted, bucketFlows} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
 		}
-		return nil
-	})
+	}
+	return true
+}
+
+// rewriteMagic writes a segment's magic over a file that holds part of
+// it.
+func rewriteMagic(f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt([]byte(segmentMagic), 0); err != nil {
+		return err
+	}
+	return fdatasync(f)
+}
+
+// loadFrame adds one frame to what load found.
+func (s *Store) loadFrame(seg *segment, off, size int64, p []byte, found map[string]*loading) error {
+	r, err := parsePayload(p)
 	if err != nil {
 		return err
 	}
-	return s.db.View(func(tx *bolt.Tx) error {
-		bk := bucketsOf(tx)
-		err := bk.unfinished.ForEach(func(k, v []byte) error {
-			ex, err := loadLive(bk, string(k), v)
-			if err != nil {
-				return fmt.Errorf("unfinished execution %q: %w", k, err)
-			}
-			s.live[ex.id] = ex
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		return bk.flows.ForEach(func(k, _ []byte) error {
-			flowName, skey, err := splitFlowKey(k)
-			if err != nil {
-				return err
-			}
-			if bk.unfinished.Get(skey[8:]) == nil {
-				s.finished[flowName]++
-			}
-			return nil
-		})
-	})
-}
-
-// loadLive rebuilds an unfinished execution from its entries.
-func loadLive(bk buckets, id string, v []byte) (*liveExec, error) {
-	var p pendingValue
-	if err := json.Unmarshal(v, &p); err != nil {
-		return nil, err
+	l := found[r.id]
+	if l == nil {
+		l = new(loading)
+		found[r.id] = l
 	}
-	ex := &liveExec{id: id, flow: p.Flow, started: p.Started, skey: bk.startedKey([]byte(id))}
-	if ex.skey == nil {
-		return nil, errors.New("not in the id index")
+	if int(r.seq) >= len(l.recs) {
+		l.recs = slices.Grow(l.recs, int(r.seq)+1-len(l.recs))[:r.seq+1]
+		l.has = slices.Grow(l.has, int(r.seq)+1-len(l.has))[:r.seq+1]
 	}
-	sv := bk.started.Get(ex.skey)
-	if sv == nil {
-		return nil, errors.New("no index entry")
+	l.recs[r.seq], l.has[r.seq] = loc{seg: seg, off: off, n: size}, true
+	d := dec{b: r.body}
+	switch r.kind {
+	case kindBegin:
+		h := decodeBeginHead(&d)
+		l.begin = &h
+	case kindEnd:
+		h := decodeEndHead(&d)
+		l.end = &h
+	case kindCompensation:
+		l.comp = true
 	}
-	var sum Summary
-	if err := json.Unmarshal(sv, &sum); err != nil {
-		return nil, fmt.Errorf("index entry: %w", err)
+	if d.err != nil {
+		return fmt.Errorf("record %d of execution %s: %w", r.seq, r.id, d.err)
 	}
-	ex.async = sum.Async
-	ex.compensating = sum.State == Compensating
-	// The last record is the one before the first key past the prefix.
-	prefix := recordPrefix(ex.skey)
-	c := bk.records.Cursor()
-	k, _ := c.Seek(prefixEnd(prefix))
-	if k == nil {
-		k, _ = c.Last()
-	} else {
-		k, _ = c.Prev()
-	}
-	if k == nil {
-		return nil, errors.New("no records")
-	}
-	seq, _, err := parseRecordKey(prefix, k)
-	if err != nil {
-		return nil, errors.New("no records")
-	}
-	ex.seq = seq + 1
-	return ex, nil
-}
-
-// buckets are the layout's buckets in one transaction.
-type buckets struct {
-	records, ids, unfinished, started, flows *bolt.Bucket
-}
-
-func bucketsOf(tx *bolt.Tx) buckets {
-	return buckets{
-		records:    tx.Bucket(bucketRecords),
-		ids:        tx.Bucket(bucketIDs),
-		unfinished: tx.Bucket(bucketUnfinished),
-		started:    tx.Bucket(bucketStarted),
-		flows:      tx.Bucket(bucketFlows),
-	}
+	return nil
 }

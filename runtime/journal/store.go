@@ -3,10 +3,9 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/orchestro/orchestro/runtime/flow"
 )
@@ -19,6 +18,9 @@ var (
 	// ErrClosed: the Store is closed.
 	ErrClosed = errors.New("journal closed")
 )
+
+// errLocked reports a journal another process holds.
+var errLocked = errors.New("locked by another process")
 
 // DefaultRetain is how many finished executions of a flow a Store keeps
 // when Options.Retain is not set.
@@ -33,23 +35,24 @@ type Options struct {
 	// Now is the clock, for records that carry no time; time.Now when nil.
 	Now func() time.Time
 	// OnCommit, when set, is called after each successful group commit
-	// with its number of records and the time from the start of its
-	// transaction to the end of its fsync. It runs on the writer
-	// goroutine, after the batch's Commits are resolved: it must be quick.
+	// with its number of records and the time its write and fdatasync
+	// took. It runs on the writer goroutine, after the batch's Commits are
+	// resolved: it must be quick.
 	OnCommit func(batch int, d time.Duration)
-	// Logf, when set, receives what the Store does on its own: a
-	// compaction at Open, a failed commit.
+	// Logf, when set, receives what the Store does on its own: a torn
+	// tail dropped at Open, a compaction, a failed commit.
 	Logf func(format string, args ...any)
 
-	// compactAbove overrides defaultCompactAbove in tests.
-	compactAbove int64
+	// segmentSize and compactAbove override defaultSegmentSize and
+	// defaultCompactAbove in tests.
+	segmentSize, compactAbove int64
 }
 
-// Bounds of the write path.
+// Bounds of the write path and of the files.
 const (
 	// maxBatchRecords and maxBatchBytes bound one group commit, so that a
-	// burst does not make one transaction's dirty pages, and the waits of
-	// its first records, grow without limit.
+	// burst does not make the waits of a batch's first records grow
+	// without limit.
 	maxBatchRecords = 1000
 	maxBatchBytes   = 4 << 20
 	// maxQueuedBytes bounds the records queued and not yet committed: past
@@ -58,20 +61,31 @@ const (
 	// queue already; this bounds it when a disk is slower than the
 	// executions that do not wait.
 	maxQueuedBytes = 64 << 20
+	// defaultSegmentSize is the size past which the writer starts a new
+	// segment file.
+	defaultSegmentSize = 16 << 20
+	// defaultCompactAbove is the size of the log under which the writer
+	// never copies records to compact it (see the package documentation).
+	defaultCompactAbove = 64 << 20
 	// lockTimeout is how long Open waits for another process to release
-	// the file.
+	// the journal.
 	lockTimeout = time.Second
+	// compactRetry is how long the writer waits after a failed compaction
+	// before it tries again.
+	compactRetry = time.Minute
 )
 
-// Store is a cell gateway's journal of flow executions in one bbolt file.
-// It implements flow.Journal, and reads executions back for recovery
-// (Unfinished) and for the executions API and the CLI (Get, List). Its
-// methods are safe for concurrent use.
+// Store is a cell gateway's journal of flow executions: a log of segment
+// files in one directory, and an index of it in memory. It implements
+// flow.Journal, and reads executions back for recovery (Unfinished) and
+// for the executions API and the CLI (Get, List). Its methods are safe for
+// concurrent use.
 type Store struct {
-	path string
-	db   *bolt.DB
+	dir  string
 	opts Options
+	lock *os.File
 
+	// The queue, under mu.
 	mu sync.Mutex
 	// work wakes the writer when a batch is queued or the Store closes;
 	// room wakes writers of records waiting for the queue to shrink.
@@ -96,9 +110,26 @@ type Store struct {
 	closeOnce  sync.Once
 	closeErr   error
 
-	// finished counts the finished executions of each flow held in the
-	// file. Only the writer goroutine uses it once Open returns.
-	finished map[string]int
+	// The index of what is durable, under idx. Only the writer goroutine
+	// changes it once Open returns; readers hold idx for reading while
+	// they read frames, so that no segment they read is removed meanwhile.
+	idx sync.RWMutex
+	// entries holds every execution kept, by id.
+	entries map[string]*entry
+	// finished holds the ended executions of each flow, by start time
+	// (then id): the order retention drops them in.
+	finished map[string][]*entry
+	// segs are the segment files, oldest first; the writer appends to the
+	// last.
+	segs []*segment
+	// total is the size of every segment; liveBytes the size of the frames
+	// of the executions kept.
+	total, liveBytes int64
+
+	// For the writer alone: compactAfter holds compaction back after one
+	// failed; spare delivers the next segment once one is being prepared.
+	compactAfter time.Time
+	spare        chan spareResult
 }
 
 var _ flow.Journal = (*Store)(nil)
@@ -110,25 +141,31 @@ type liveExec struct {
 	flow    string
 	started time.Time
 	async   bool
-	skey    []byte // key in bucketStarted
 
 	// seq is the number of the next record and ended is set when End is
 	// queued; both under Store.mu.
 	seq   uint32
 	ended bool
-
-	// compensating is set when the first compensation is applied; only the
-	// writer goroutine uses it.
-	compensating bool
 }
 
-// summary is the index entry of a live execution.
-func (e *liveExec) summary() *Summary {
-	return &Summary{ID: e.id, Flow: e.flow, State: stateOf(false, "", e.compensating), Started: e.started, Async: e.async}
+// entry is the index of one execution: what List shows, and where its
+// records are.
+type entry struct {
+	sum   Summary
+	ended bool
+	// recs are where its records are, by their number in the execution.
+	recs []loc
+}
+
+// loc is where one frame is.
+type loc struct {
+	seg *segment
+	off int64
+	n   int64
 }
 
 // Close commits the records already queued, stops the writer and closes
-// the file. Records queued after Close begins fail with ErrClosed, as do
+// the files. Records queued after Close begins fail with ErrClosed, as do
 // reads after it ends. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
@@ -138,15 +175,25 @@ func (s *Store) Close() error {
 		s.room.Broadcast()
 		s.mu.Unlock()
 		<-s.writerDone
-		if err := s.db.Close(); err != nil {
-			s.closeErr = fmt.Errorf("close journal %s: %w", s.path, err)
+		s.dropSpare()
+
+		s.idx.Lock()
+		defer s.idx.Unlock()
+		var errs []error
+		for _, seg := range s.segs {
+			errs = append(errs, seg.f.Close())
+		}
+		s.segs, s.entries, s.finished = nil, nil, nil
+		errs = append(errs, s.lock.Close())
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("close journal %s: %w", s.dir, err)
 		}
 	})
 	return s.closeErr
 }
 
-// Path is the file the Store keeps.
-func (s *Store) Path() string { return s.path }
+// Dir is the directory the Store keeps.
+func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) logf(format string, args ...any) {
 	if s.opts.Logf != nil {

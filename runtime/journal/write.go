@@ -1,37 +1,59 @@
 package journal
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
-
-	bolt "go.etcd.io/bbolt"
+	"strings"
+	"sync"
 
 	"github.com/orchestro/orchestro/runtime/flow"
 )
 
-// record is one queued record, ready to put.
+// Record kinds, the first byte of a frame's payload. They are letters so
+// that a dump of a segment reads.
+const (
+	kindBegin        byte = 'B'
+	kindIntent       byte = 'I'
+	kindStep         byte = 'S'
+	kindCompensation byte = 'C'
+	kindEnd          byte = 'E'
+)
+
+// maxIDLen bounds an execution id and a flow name: ids are short tokens,
+// and every record carries its execution's.
+const maxIDLen = 512
+
+// checkName reports whether s can be an execution id or a flow name: not
+// empty, no NUL byte and not over maxIDLen.
+func checkName(what, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("empty %s", what)
+	case len(s) > maxIDLen:
+		return fmt.Errorf("%s of %d bytes, over %d", what, len(s), maxIDLen)
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Errorf("%s %q holds a NUL byte", what, s)
+	}
+	return nil
+}
+
+// record is one queued record: its frame is b.buf[off:off+n] of its
+// batch.
 type record struct {
-	kind byte
-	key  []byte
-	val  []byte
-	ex   *liveExec
-	// pending is the execution's bucketUnfinished value (Begin only).
-	pending []byte
+	kind   byte
+	ex     *liveExec
+	off, n int
 	// end is the execution's index entry once ended (End only).
 	end *Summary
 }
 
-func (r *record) size() int { return len(r.key) + len(r.val) + len(r.pending) }
-
-// batch is the records of one group commit. It is the Commit of each of
-// them: they are durable together or not at all, so one channel serves
-// them all and a record costs no allocation of its own beyond its key and
-// encoding.
+// batch is the records of one group commit, framed one after another as
+// they will be written. It is the Commit of each of them: they are
+// durable together or not at all, so one channel serves them all and a
+// record costs no allocation of its own beyond its encoding.
 type batch struct {
+	buf  []byte
 	recs []record
-	size int
 	done chan struct{}
 	err  error
 }
@@ -43,20 +65,51 @@ func (b *batch) Wait() error {
 	return b.err
 }
 
+// batchSpace is the memory of a committed batch, for the next one: a
+// busy journal would otherwise grow a buffer and a slice for every
+// commit.
+type batchSpace struct {
+	buf  []byte
+	recs []record
+}
+
+var spaces sync.Pool
+
+// release gives a committed batch's memory to the next one. Only the
+// writer holds b.buf and b.recs by then; callers hold b for Wait alone.
+func (b *batch) release() {
+	if cap(b.buf) <= maxBatchBytes {
+		clear(b.recs) // drop the references to executions
+		spaces.Put(&batchSpace{buf: b.buf, recs: b.recs})
+	}
+	b.buf, b.recs = nil, nil
+}
+
 // failedCommit is the Commit of a record refused before it was queued.
 type failedCommit struct{ err error }
 
 func (c failedCommit) Wait() error { return c.err }
 
-// intentValue is an Intent record's value.
-type intentValue struct {
-	Step string `json:"step"`
+// encoders recycles the buffers records are encoded in before they are
+// framed into their batch.
+var encoders = sync.Pool{New: func() any { return new(enc) }}
+
+// maxPooledEncoder is the largest buffer put back in the pool: a record
+// with a large body should not pin its buffer.
+const maxPooledEncoder = 64 << 10
+
+func getEncoder() *enc { e := encoders.Get().(*enc); e.b = e.b[:0]; return e }
+
+func putEncoder(e *enc) {
+	if cap(e.b) <= maxPooledEncoder {
+		encoders.Put(e)
+	}
 }
 
 // Begin queues an execution's start. A Begin with a zero Started is
 // recorded as started at Options.Now. It fails at once (the Commit's Wait
-// returns the error) when the id or flow name cannot be a key, or when the
-// journal already holds an execution of that id.
+// returns the error) when the id or flow name is not one a journal holds,
+// or when the journal already holds an execution of that id.
 func (s *Store) Begin(rec *flow.BeginRecord) flow.Commit {
 	if err := checkName("execution id", rec.ID); err != nil {
 		return failedCommit{fmt.Errorf("journal begin: %w", err)}
@@ -68,54 +121,50 @@ func (s *Store) Begin(rec *flow.BeginRecord) flow.Commit {
 	if r.Started.IsZero() {
 		r.Started = s.opts.Now()
 	}
-	val, err := json.Marshal(&r)
-	if err != nil {
-		return failedCommit{fmt.Errorf("journal begin of execution %s: %w", r.ID, err)}
-	}
-	pending, err := json.Marshal(pendingValue{Flow: r.Flow, Started: r.Started})
-	if err != nil {
-		return failedCommit{fmt.Errorf("journal begin of execution %s: %w", r.ID, err)}
-	}
-	ex := &liveExec{id: r.ID, flow: r.Flow, started: r.Started, async: r.Async, skey: startedKey(r.Started, r.ID), seq: 1}
-	rc := record{kind: kindBegin, key: recordKey(ex.skey, 0, kindBegin), val: val, ex: ex, pending: pending}
+	e := getEncoder()
+	defer putEncoder(e)
+	encodeBegin(e, &r)
+	ex := &liveExec{id: r.ID, flow: r.Flow, started: r.Started, async: r.Async, seq: 1}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.waitRoom(rc.size()); err != nil {
+	if err := s.waitRoom(frameSize(r.ID, e.b)); err != nil {
 		return failedCommit{fmt.Errorf("journal begin of execution %s: %w", r.ID, err)}
 	}
 	if _, ok := s.live[r.ID]; ok {
 		return failedCommit{fmt.Errorf("journal begin of execution %s: already begun", r.ID)}
 	}
-	// An execution that ended is no longer in live; its records are
-	// durable by then (the writer removes it from live after its End's
-	// commit), so looking in the file finds them.
-	switch held, err := s.holds(r.ID); {
-	case err != nil:
-		return failedCommit{fmt.Errorf("journal begin of execution %s: %w", r.ID, err)}
-	case held:
+	// An execution that ended is no longer in live; it is in the index by
+	// then (the writer removes it from live after its End's commit).
+	if s.holds(r.ID) {
 		return failedCommit{fmt.Errorf("journal begin of execution %s: already journaled", r.ID)}
 	}
 	s.live[r.ID] = ex
-	return s.push(rc)
+	return s.push(kindBegin, ex, 0, e.b, nil)
 }
 
 // Intent queues that a step's call is about to be sent.
 func (s *Store) Intent(id, step string) flow.Commit {
-	val, err := json.Marshal(intentValue{Step: step})
-	return s.add("intent", id, kindIntent, val, err, nil)
+	e := getEncoder()
+	defer putEncoder(e)
+	e.str(step)
+	return s.add("intent", id, kindIntent, e.b, nil)
 }
 
 // Step queues a step's outcome.
 func (s *Store) Step(id string, rec *flow.StepRecord) flow.Commit {
-	val, err := json.Marshal(rec)
-	return s.add("step", id, kindStep, val, err, nil)
+	e := getEncoder()
+	defer putEncoder(e)
+	encodeStep(e, rec)
+	return s.add("step", id, kindStep, e.b, nil)
 }
 
 // Compensation queues the outcome of a step's compensation.
 func (s *Store) Compensation(id string, rec *flow.CompensationResult) flow.Commit {
-	val, err := json.Marshal(rec)
-	return s.add("compensation", id, kindCompensation, val, err, nil)
+	e := getEncoder()
+	defer putEncoder(e)
+	encodeCompensation(e, rec)
+	return s.add("compensation", id, kindCompensation, e.b, nil)
 }
 
 // End queues an execution's answer. An End with a zero Finished is
@@ -126,19 +175,18 @@ func (s *Store) End(id string, rec *flow.EndRecord) flow.Commit {
 	if r.Finished.IsZero() {
 		r.Finished = s.opts.Now()
 	}
-	val, err := json.Marshal(&r)
-	return s.add("end", id, kindEnd, val, err, &r)
+	e := getEncoder()
+	defer putEncoder(e)
+	encodeEnd(e, &r)
+	return s.add("end", id, kindEnd, e.b, &r)
 }
 
-// add queues a record of a live execution: val is its encoding, or encErr
-// why it has none, and end the End record for an End.
-func (s *Store) add(what, id string, kind byte, val []byte, encErr error, end *flow.EndRecord) flow.Commit {
-	if encErr != nil {
-		return failedCommit{fmt.Errorf("journal %s of execution %s: %w", what, id, encErr)}
-	}
+// add queues a record of a live execution: body is its encoding, and end
+// the End record for an End.
+func (s *Store) add(what, id string, kind byte, body []byte, end *flow.EndRecord) flow.Commit {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.waitRoom(len(id) + 6 + len(val)); err != nil {
+	if err := s.waitRoom(frameSize(id, body)); err != nil {
 		return failedCommit{fmt.Errorf("journal %s of execution %s: %w", what, id, err)}
 	}
 	ex := s.live[id]
@@ -150,17 +198,20 @@ func (s *Store) add(what, id string, kind byte, val []byte, encErr error, end *f
 	case ex.seq == math.MaxUint32:
 		return failedCommit{fmt.Errorf("journal %s of execution %s: too many records", what, id)}
 	}
-	rc := record{kind: kind, key: recordKey(ex.skey, ex.seq, kind), val: val, ex: ex}
-	ex.seq++
+	var sum *Summary
 	if kind == kindEnd {
 		ex.ended = true
-		rc.end = &Summary{
-			ID: id, Flow: ex.flow, State: stateOf(true, end.Outcome, false), Outcome: end.Outcome, Started: ex.started,
-			Duration: Duration(end.Duration), FailedStep: end.FailedStep, Recovered: end.Recovered, Async: ex.async,
-		}
+		h := endHead{outcome: end.Outcome, failedStep: end.FailedStep, recovered: end.Recovered, duration: end.Duration}
+		s := h.summary(id, beginHead{flow: ex.flow, async: ex.async, started: ex.started})
+		sum = &s
 	}
-	return s.push(rc)
+	seq := ex.seq
+	ex.seq++
+	return s.push(kind, ex, seq, body, sum)
 }
+
+// frameSize is the size of the frame of a record of execution id.
+func frameSize(id string, body []byte) int { return frameHeader + 5 + 3 + len(id) + len(body) }
 
 // waitRoom waits until a record of n bytes fits in the queue, and reports
 // why the record cannot be queued at all. s.mu is held.
@@ -177,35 +228,32 @@ func (s *Store) waitRoom(n int) error {
 	return nil
 }
 
-// holds reports whether the file holds execution id. s.mu is held, so
-// that no Begin of the same id is queued meanwhile.
-func (s *Store) holds(id string) (bool, error) {
-	var held bool
-	err := s.db.View(func(tx *bolt.Tx) error {
-		held = tx.Bucket(bucketIDs).Get([]byte(id)) != nil
-		return nil
-	})
-	return held, err
+// holds reports whether the index holds execution id.
+func (s *Store) holds(id string) bool {
+	s.idx.RLock()
+	defer s.idx.RUnlock()
+	return s.entries[id] != nil
 }
 
-// push adds r to the last queued batch, or to a new one when there is
-// none or it is full, and returns its batch. s.mu is held.
-func (s *Store) push(r record) *batch {
+// push frames a record into the last queued batch, or into a new one when
+// there is none or it is full, and returns its batch. s.mu is held.
+func (s *Store) push(kind byte, ex *liveExec, seq uint32, body []byte, end *Summary) *batch {
 	var b *batch
 	if n := len(s.queue); n > 0 {
 		b = s.queue[n-1]
 	}
-	n := r.size()
-	if b == nil || len(b.recs) >= maxBatchRecords || b.size+n > maxBatchBytes {
+	if b == nil || len(b.recs) >= maxBatchRecords || len(b.buf)+frameSize(ex.id, body) > maxBatchBytes {
 		b = &batch{done: make(chan struct{})}
+		if sp, ok := spaces.Get().(*batchSpace); ok {
+			b.buf, b.recs = sp.buf[:0], sp.recs[:0]
+		}
 		s.queue = append(s.queue, b)
 		s.work.Signal()
 	}
-	b.recs = append(b.recs, r)
-	b.size += n
+	off := len(b.buf)
+	b.buf = appendFrame(b.buf, kind, seq, ex.id, body)
+	n := len(b.buf) - off
+	b.recs = append(b.recs, record{kind: kind, ex: ex, off: off, n: n, end: end})
 	s.queued += n
 	return b
 }
-
-// errNoBegin reports records of an execution without its Begin record.
-var errNoBegin = errors.New("no begin record")

@@ -1,18 +1,19 @@
 package journal
 
 import (
-	"bytes"
-	"encoding/json"
+	"cmp"
+	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // write is the writer goroutine: it commits the queued batches one after
-// another, each in one transaction, until the Store closes and the queue
-// is empty. While it commits one batch, records queue in the next, which
-// is how commits group.
+// another, each with one write and one fdatasync, until the Store closes
+// and the queue is empty. While it commits one batch, records queue in
+// the next, which is how commits group. Between batches it keeps the log
+// in shape (see maintain).
 func (s *Store) write() {
 	defer close(s.writerDone)
 	for {
@@ -36,13 +37,13 @@ func (s *Store) write() {
 			err = s.commit(b)
 			took = time.Since(start)
 			if err != nil {
-				err = fmt.Errorf("journal %s: commit of %d records: %w", s.path, len(b.recs), err)
+				err = fmt.Errorf("journal %s: commit of %d records: %w", s.dir, len(b.recs), err)
 				s.logf("%v; every later record fails", err)
 			}
 		}
 
 		s.mu.Lock()
-		s.queued -= b.size
+		s.queued -= len(b.buf)
 		if err == nil {
 			for i := range b.recs {
 				if b.recs[i].kind == kindEnd {
@@ -55,136 +56,247 @@ func (s *Store) write() {
 		s.room.Broadcast()
 		s.mu.Unlock()
 
+		n := len(b.recs)
+		b.release()
 		b.err = err
 		close(b.done)
-		if err == nil && s.opts.OnCommit != nil {
-			s.opts.OnCommit(len(b.recs), took)
+		if err == nil {
+			if s.opts.OnCommit != nil {
+				s.opts.OnCommit(n, took)
+			}
+			s.maintain()
 		}
 	}
 }
 
-// appendFill is the FillPercent of the buckets whose keys grow with time.
-const appendFill = 0.9
-
-// commit applies a batch's records in order in one transaction.
+// commit appends a batch's frames to the active segment with one write,
+// makes them durable with one fdatasync, and then indexes them, so that
+// readers see a record only once it is durable.
 func (s *Store) commit(b *batch) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		bk := bucketsOf(tx)
-		// Keys that start with a start time are put in the order of their
-		// time, give or take the executions running at once: pages split
-		// nearly full rather than in halves.
-		bk.records.FillPercent = appendFill
-		bk.started.FillPercent = appendFill
-		bk.flows.FillPercent = appendFill
-		for i := range b.recs {
-			if err := s.apply(bk, &b.recs[i]); err != nil {
-				return err
+	seg := s.segs[len(s.segs)-1]
+	off := seg.size
+	if _, err := seg.f.WriteAt(b.buf, off); err != nil {
+		return err
+	}
+	if err := fdatasync(seg.f); err != nil {
+		return err
+	}
+	s.idx.Lock()
+	defer s.idx.Unlock()
+	seg.size += int64(len(b.buf))
+	s.total += int64(len(b.buf))
+	for i := range b.recs {
+		r := &b.recs[i]
+		s.index(r.kind, r.ex, loc{seg: seg, off: off + int64(r.off), n: int64(r.n)}, r.end)
+	}
+	return nil
+}
+
+// index adds one durable record to the index. s.idx is held.
+func (s *Store) index(kind byte, ex *liveExec, l loc, end *Summary) {
+	l.seg.live += l.n
+	s.liveBytes += l.n
+	if kind == kindBegin {
+		s.entries[ex.id] = &entry{
+			sum:  Summary{ID: ex.id, Flow: ex.flow, State: Running, Started: ex.started, Async: ex.async},
+			recs: append(make([]loc, 0, 8), l),
+		}
+		return
+	}
+	// The Begin is durable before any later record of its execution, and
+	// retention drops only ended executions: the entry is there.
+	e := s.entries[ex.id]
+	e.recs = append(e.recs, l)
+	switch kind {
+	case kindCompensation:
+		if e.sum.State == Running {
+			e.sum.State = Compensating
+		}
+	case kindEnd:
+		e.sum, e.ended = *end, true
+		s.finish(e)
+	}
+}
+
+// finish adds an ended execution to its flow's list and drops the oldest
+// finished executions of the flow beyond Retain. s.idx is held.
+func (s *Store) finish(e *entry) {
+	list := s.finished[e.sum.Flow]
+	i, _ := slices.BinarySearchFunc(list, e, byStart)
+	list = slices.Insert(list, i, e)
+	if excess := len(list) - s.opts.Retain; excess > 0 {
+		for _, old := range list[:excess] {
+			s.drop(old)
+		}
+		list = slices.Delete(list, 0, excess)
+	}
+	s.finished[e.sum.Flow] = list
+}
+
+// byStart orders executions by start time, then id.
+func byStart(a, b *entry) int {
+	return cmp.Or(a.sum.Started.Compare(b.sum.Started), cmp.Compare(a.sum.ID, b.sum.ID))
+}
+
+// drop forgets an execution: its frames are dead space from now on.
+// s.idx is held.
+func (s *Store) drop(e *entry) {
+	for _, l := range e.recs {
+		l.seg.live -= l.n
+		s.liveBytes -= l.n
+	}
+	delete(s.entries, e.sum.ID)
+}
+
+// maintain keeps the log in shape after a commit: it removes the oldest
+// segments while they hold nothing kept, starts a new segment when the
+// active one is full, and compacts when the log is much larger than what
+// it keeps. Its failures are logged: the records are durable already.
+func (s *Store) maintain() {
+	for len(s.segs) > 1 && s.segs[0].live == 0 {
+		if err := s.removeHead(); err != nil {
+			s.logf("journal %s: %v", s.dir, err)
+			return
+		}
+	}
+	active := s.segs[len(s.segs)-1]
+	if s.spare == nil && active.size >= s.opts.segmentSize/2 {
+		ch := make(chan spareResult, 1)
+		s.spare = ch
+		go func(n uint64) {
+			seg, err := prepareSegment(s.dir, n, s.opts.segmentSize)
+			ch <- spareResult{seg, err}
+		}(active.n + 1)
+	}
+	if active.size >= s.opts.segmentSize {
+		if err := s.rotate(); err != nil {
+			s.logf("journal %s: start a new segment: %v; the current one grows", s.dir, err)
+		}
+	}
+	if s.total > s.opts.compactAbove && s.total > 2*s.liveBytes && len(s.segs) > 1 && !time.Now().Before(s.compactAfter) {
+		start, total := time.Now(), s.total
+		moved, err := s.compactHead()
+		if err == nil {
+			err = s.removeHead()
+		}
+		if err != nil {
+			s.compactAfter = time.Now().Add(compactRetry)
+			s.logf("journal %s: compaction: %v; retried in %v", s.dir, err, compactRetry)
+			return
+		}
+		s.logf("journal %s: compacted: copied %d bytes kept from the oldest segment, log %d → %d bytes (%d kept) in %v",
+			s.dir, moved, total, s.total, s.liveBytes, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// spareResult is a segment prepared in the background.
+type spareResult struct {
+	seg *segment
+	err error
+}
+
+// rotate starts the next segment, the spare prepared since the active
+// one was half full; the writer appends to it from now on.
+func (s *Store) rotate() error {
+	r := <-s.spare
+	s.spare = nil
+	if r.err != nil {
+		return r.err
+	}
+	if err := r.seg.activate(s.dir); err != nil {
+		r.seg.discard()
+		return err
+	}
+	s.idx.Lock()
+	s.segs = append(s.segs, r.seg)
+	s.total += r.seg.size
+	s.idx.Unlock()
+	return nil
+}
+
+// dropSpare removes the spare segment, if any, once the writer is done.
+func (s *Store) dropSpare() {
+	if s.spare == nil {
+		return
+	}
+	if r := <-s.spare; r.seg != nil {
+		r.seg.discard()
+	}
+	s.spare = nil
+}
+
+// removeHead removes the oldest segment, which holds nothing kept.
+// Segments are only ever removed oldest first: see the package
+// documentation for why that keeps a dropped execution from coming back
+// unfinished.
+func (s *Store) removeHead() error {
+	s.idx.Lock()
+	head := s.segs[0]
+	if head.live != 0 {
+		s.idx.Unlock()
+		return fmt.Errorf("remove %s: it holds %d bytes kept", head.path, head.live)
+	}
+	s.segs = slices.Delete(s.segs, 0, 1)
+	s.total -= head.size
+	err := head.f.Close()
+	s.idx.Unlock()
+	if rerr := os.Remove(head.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		return errors.Join(err, rerr)
+	}
+	return errors.Join(err, syncDir(s.dir))
+}
+
+// compactHead copies every execution that has a record in the oldest
+// segment, all of its records, to the end of the active segment, so that
+// the oldest segment holds nothing kept; it returns how many bytes it
+// copied. The copies are durable before the index points at them.
+func (s *Store) compactHead() (int64, error) {
+	s.idx.RLock()
+	head := s.segs[0]
+	var moved []*entry
+	for _, e := range s.entries {
+		if slices.ContainsFunc(e.recs, func(l loc) bool { return l.seg == head }) {
+			moved = append(moved, e)
+		}
+	}
+	// Copied in start order, so that the file reads in that order too.
+	slices.SortFunc(moved, byStart)
+	var buf []byte
+	for _, e := range moved {
+		for _, l := range e.recs {
+			start := len(buf)
+			buf = append(buf, make([]byte, l.n)...)
+			if _, err := l.seg.f.ReadAt(buf[start:], l.off); err != nil {
+				s.idx.RUnlock()
+				return 0, fmt.Errorf("read %s at %d: %w", l.seg.path, l.off, err)
+			}
+			if _, _, err := nextFrame(buf[start:]); err != nil {
+				s.idx.RUnlock()
+				return 0, fmt.Errorf("read %s at %d: %w", l.seg.path, l.off, err)
 			}
 		}
-		return nil
-	})
-}
+	}
+	s.idx.RUnlock()
 
-// apply puts one record and keeps the indexes with it.
-func (s *Store) apply(bk buckets, r *record) error {
-	ex := r.ex
-	if err := bk.records.Put(r.key, r.val); err != nil {
-		return fmt.Errorf("record of execution %s: %w", ex.id, err)
+	seg := s.segs[len(s.segs)-1]
+	off := seg.size
+	if _, err := seg.f.WriteAt(buf, off); err != nil {
+		return 0, err
 	}
-	switch r.kind {
-	case kindBegin:
-		if err := bk.ids.Put([]byte(ex.id), ex.skey[:8]); err != nil {
-			return fmt.Errorf("begin of execution %s: %w", ex.id, err)
-		}
-		if err := bk.unfinished.Put([]byte(ex.id), r.pending); err != nil {
-			return fmt.Errorf("begin of execution %s: %w", ex.id, err)
-		}
-		if err := bk.flows.Put(flowKey(ex.flow, ex.skey), []byte{}); err != nil {
-			return fmt.Errorf("begin of execution %s: %w", ex.id, err)
-		}
-		return putSummary(bk, ex.skey, ex.summary())
-	case kindCompensation:
-		if ex.compensating {
-			return nil
-		}
-		ex.compensating = true
-		return putSummary(bk, ex.skey, ex.summary())
-	case kindEnd:
-		if err := bk.unfinished.Delete([]byte(ex.id)); err != nil {
-			return fmt.Errorf("end of execution %s: %w", ex.id, err)
-		}
-		if err := putSummary(bk, ex.skey, r.end); err != nil {
-			return err
-		}
-		s.finished[ex.flow]++
-		return s.prune(bk, ex.flow)
+	if err := fdatasync(seg.f); err != nil {
+		return 0, err
 	}
-	return nil
-}
-
-// putSummary writes an execution's entry in bucketStarted.
-func putSummary(bk buckets, skey []byte, sum *Summary) error {
-	v, err := json.Marshal(sum)
-	if err == nil {
-		err = bk.started.Put(skey, v)
-	}
-	if err != nil {
-		return fmt.Errorf("index entry of execution %s: %w", sum.ID, err)
-	}
-	return nil
-}
-
-// prune drops the oldest finished executions of a flow beyond Retain:
-// their records and index entries. The flow's count is kept in memory, so
-// an execution that ends within Retain costs no read; past it, the walk
-// from the flow's oldest execution passes only the unfinished ones older
-// than the dropped ones.
-func (s *Store) prune(bk buckets, flowName string) error {
-	excess := s.finished[flowName] - s.opts.Retain
-	if excess <= 0 {
-		return nil
-	}
-	prefix := flowPrefix(flowName)
-	var victims [][]byte
-	c := bk.flows.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(victims) < excess; k, _ = c.Next() {
-		if bk.unfinished.Get(k[len(prefix)+8:]) == nil {
-			victims = append(victims, bytes.Clone(k))
+	s.idx.Lock()
+	defer s.idx.Unlock()
+	seg.size += int64(len(buf))
+	s.total += int64(len(buf))
+	for _, e := range moved {
+		for i, l := range e.recs {
+			l.seg.live -= l.n
+			e.recs[i] = loc{seg: seg, off: off, n: l.n}
+			seg.live += l.n
+			off += l.n
 		}
 	}
-	for _, fkey := range victims {
-		skey := fkey[len(prefix):]
-		id := startedKeyID(skey)
-		if err := deleteRecords(bk.records, skey); err != nil {
-			return fmt.Errorf("drop execution %s: %w", id, err)
-		}
-		if err := bk.ids.Delete([]byte(id)); err != nil {
-			return fmt.Errorf("drop execution %s: %w", id, err)
-		}
-		if err := bk.started.Delete(skey); err != nil {
-			return fmt.Errorf("drop execution %s: %w", id, err)
-		}
-		if err := bk.flows.Delete(fkey); err != nil {
-			return fmt.Errorf("drop execution %s: %w", id, err)
-		}
-	}
-	s.finished[flowName] -= len(victims)
-	return nil
-}
-
-// deleteRecords deletes every record of the execution whose key in
-// bucketStarted is skey.
-func deleteRecords(records *bolt.Bucket, skey []byte) error {
-	prefix := recordPrefix(skey)
-	var keys [][]byte
-	c := records.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
-	for _, k := range keys {
-		if err := records.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return int64(len(buf)), nil
 }
