@@ -88,8 +88,7 @@ func Open(dir string, opts Options) (*Store, error) {
 // loading is what load gathers of one execution.
 type loading struct {
 	// recs are where its records are, by number; has tells which numbers
-	// were found. A copy made by a compaction is found after its
-	// original, and replaces it.
+	// were found.
 	recs  []loc
 	has   []bool
 	begin *beginHead
@@ -209,7 +208,8 @@ func (s *Store) loadSegment(n uint64, last bool, found map[string]*loading) (*se
 		// A write the process did not finish: zeroed, so that the file
 		// keeps its blocks (see prepareSegment) and reads as unused.
 		s.logf("journal %s: cleared the last %d bytes of %s, a write the process did not finish (%v)", s.dir, len(data)-off, path, err)
-		if _, err := f.WriteAt(make([]byte, len(data)-off), int64(off)); err == nil {
+		_, err = f.WriteAt(make([]byte, len(data)-off), int64(off))
+		if err == nil {
 			err = fdatasync(f)
 		}
 		if err != nil {
@@ -256,7 +256,11 @@ func (s *Store) loadFrame(seg *segment, off, size int64, p []byte, found map[str
 		return err
 	}
 	l := found[r.id]
-	if l == nil {
+	if l == nil || r.seq == 0 {
+		// A record 0 starts the execution afresh: a compaction's copy,
+		// which replaces the records found before it, or a new execution
+		// of an id that retention dropped. Either way every record of the
+		// execution comes after it in the log.
 		l = new(loading)
 		found[r.id] = l
 	}

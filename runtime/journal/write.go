@@ -126,6 +126,9 @@ func (s *Store) Begin(rec *flow.BeginRecord) flow.Commit {
 	encodeBegin(e, &r)
 	ex := &liveExec{id: r.ID, flow: r.Flow, started: r.Started, async: r.Async, seq: 1}
 
+	if err := checkSize(e.b); err != nil {
+		return failedCommit{fmt.Errorf("journal begin of execution %s: %w", r.ID, err)}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.waitRoom(frameSize(r.ID, e.b)); err != nil {
@@ -184,6 +187,9 @@ func (s *Store) End(id string, rec *flow.EndRecord) flow.Commit {
 // add queues a record of a live execution: body is its encoding, and end
 // the End record for an End.
 func (s *Store) add(what, id string, kind byte, body []byte, end *flow.EndRecord) flow.Commit {
+	if err := checkSize(body); err != nil {
+		return failedCommit{fmt.Errorf("journal %s of execution %s: %w", what, id, err)}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.waitRoom(frameSize(id, body)); err != nil {
@@ -208,6 +214,19 @@ func (s *Store) add(what, id string, kind byte, body []byte, end *flow.EndRecord
 	seq := ex.seq
 	ex.seq++
 	return s.push(kind, ex, seq, body, sum)
+}
+
+// maxRecord bounds an encoded record, so that its frame is one Open
+// reads back (maxFrame, with room for the frame's own fields).
+const maxRecord = maxFrame - 1024
+
+// checkSize refuses a record too large to journal: bodies over 64 MiB,
+// which only a flow's max_body set that high lets through.
+func checkSize(body []byte) error {
+	if len(body) > maxRecord {
+		return fmt.Errorf("record of %d bytes, over the journal's %d", len(body), maxRecord)
+	}
+	return nil
 }
 
 // frameSize is the size of the frame of a record of execution id.
