@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orchestro/orchestro/cellspec"
@@ -107,6 +108,18 @@ type gatewayStats struct {
 	DroppedRecords uint64 `json:"dropped_records"`
 	GOMAXPROCS     int    `json:"gomaxprocs"`
 	GOGC           int    `json:"gogc"`
+	// JournalCommits and JournalRecords count the journal's group
+	// commits and the records they held; zero without a journal.
+	JournalCommits uint64 `json:"journal_commits"`
+	JournalRecords uint64 `json:"journal_records"`
+}
+
+// commitCounter counts a journal's group commits for gatewayStats.
+type commitCounter struct{ commits, records atomic.Uint64 }
+
+func (c *commitCounter) onCommit(n int, _ time.Duration) {
+	c.commits.Add(1)
+	c.records.Add(uint64(n))
 }
 
 // gatewayMain is the hidden gateway subcommand: the product's data plane
@@ -172,8 +185,9 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var commits commitCounter
 	if *journalDir != "" {
-		j, err := journal.Open(*journalDir, journal.Options{})
+		j, err := journal.Open(*journalDir, journal.Options{OnCommit: commits.onCommit})
 		if err != nil {
 			return err
 		}
@@ -208,7 +222,7 @@ func gatewayMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if *netHTTP {
 		data = &http.Server{Handler: dp.Proxy, ReadHeaderTimeout: 10 * time.Second}
 	}
-	stats := &http.Server{Handler: statsHandler(dp.Proxy, *gogc), ReadHeaderTimeout: 10 * time.Second}
+	stats := &http.Server{Handler: statsHandler(dp.Proxy, *gogc, &commits), ReadHeaderTimeout: 10 * time.Second}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -251,7 +265,7 @@ type server interface {
 }
 
 // statsHandler serves gatewayStats as JSON.
-func statsHandler(px *proxy.Proxy, gogc int) http.Handler {
+func statsHandler(px *proxy.Proxy, gogc int, commits *commitCounter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		var ms goruntime.MemStats
 		goruntime.ReadMemStats(&ms)
@@ -263,6 +277,8 @@ func statsHandler(px *proxy.Proxy, gogc int) http.Handler {
 			DroppedRecords: px.DroppedRecords(),
 			GOMAXPROCS:     goruntime.GOMAXPROCS(0),
 			GOGC:           gogc,
+			JournalCommits: commits.commits.Load(),
+			JournalRecords: commits.records.Load(),
 		})
 	})
 }

@@ -254,6 +254,7 @@ type gatewaySample struct {
 	gcs                 uint32
 	dropped             uint64
 	logBytes            int64
+	commits, records    uint64
 }
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
@@ -434,6 +435,8 @@ func measure(ctx context.Context, wrkBin string, t *target, conns, threads int, 
 			gcs:        st1.NumGC - st0.NumGC,
 			dropped:    st1.DroppedRecords - st0.DroppedRecords,
 			logBytes:   truncateLog(t),
+			commits:    st1.JournalCommits - st0.JournalCommits,
+			records:    st1.JournalRecords - st0.JournalRecords,
 		}
 	}
 	return s, nil

@@ -254,6 +254,16 @@ func (r *report) writeJournal(w io.Writer, ci int) {
 	}
 	fmt.Fprintf(w, "  journal cost: share of executions/s lost %s (%s), p50 +%s ms (%s), p99 +%s ms\n",
 		fmtRange(loss), lossGoal, fmtRange(addP50), p50Goal, fmtRange(addP99))
+	var perExec, perCommit []float64
+	for _, s := range a {
+		if s.gw != nil && s.gw.commits > 0 && s.Requests > 0 {
+			perExec = append(perExec, float64(s.gw.commits)/float64(s.Requests))
+			perCommit = append(perCommit, float64(s.gw.records)/float64(s.gw.commits))
+		}
+	}
+	if len(perExec) > 0 {
+		fmt.Fprintf(w, "  journal commits (median of rounds): %.2f a execution, %.1f records each\n", median(perExec), median(perCommit))
+	}
 }
 
 // writeBar compares the gateway with nginx at barConns connections

@@ -28,6 +28,8 @@ func (fp *flowPlane) ListExecutions(_ context.Context, f api.ExecutionFilter) ([
 	if f.Limit <= 0 {
 		f.Limit = defaultExecutionLimit
 	}
+	// What was just recorded, and no one waited for, is listed too.
+	_ = fp.journal.Sync()
 	list, err := fp.journal.List(journal.Filter{Flow: f.Flow, Failed: f.Failed, Since: f.Since, Limit: f.Limit})
 	if err != nil {
 		return nil, err
@@ -97,6 +99,7 @@ func (fp *flowPlane) journalGet(id string) (*journal.Execution, error) {
 	if fp.journal == nil {
 		return nil, admin.NotFound(fmt.Errorf("the gateway of cell %q keeps no journal of executions", fp.cell))
 	}
+	_ = fp.journal.Sync()
 	x, err := fp.journal.Get(id)
 	if errors.Is(err, journal.ErrNotFound) {
 		return nil, admin.NotFound(fmt.Errorf("cell %q has no execution %q", fp.cell, id))

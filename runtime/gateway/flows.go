@@ -333,6 +333,9 @@ func (fp *flowPlane) serveExecution(w http.ResponseWriter, r *http.Request, id s
 		}
 		fp.waitFor(r.Context(), id, min(d, maxExecutionWait))
 	}
+	// The journal commits records no one waits for within a few
+	// milliseconds; an execution that just ended is read with its end.
+	_ = fp.journal.Sync()
 	x, err := fp.journal.Get(id)
 	switch {
 	case errors.Is(err, journal.ErrNotFound):

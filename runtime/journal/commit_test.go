@@ -337,3 +337,31 @@ func crashNumbers(s *Store) ([]int, error) {
 	}
 	return nums, nil
 }
+
+// TestLazyCommit: a record nobody waits for is committed all the same,
+// by the lazy-commit timer; Sync commits what is queued for a reader.
+func TestLazyCommit(t *testing.T) {
+	var commits atomic.Int64
+	s := open(t, tempPath(t), Options{OnCommit: func(int, time.Duration) { commits.Add(1) }})
+	s.Begin(beginRec("lazy", "f", t0))
+	for deadline := time.Now().Add(5 * time.Second); commits.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("a record nobody waited for was not committed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := s.Get("lazy"); err != nil {
+		t.Errorf("Get after the lazy commit: %v", err)
+	}
+
+	s.Begin(beginRec("synced", "f", t0))
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get("synced"); err != nil {
+		t.Errorf("Get after Sync: %v", err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Errorf("Sync of an empty queue: %v", err)
+	}
+}

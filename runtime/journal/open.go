@@ -57,7 +57,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.work.L = &s.mu
 	s.room.L = &s.mu
+	s.lazy = time.AfterFunc(time.Hour, s.wake)
+	s.lazy.Stop()
 	fail := func(err error) (*Store, error) {
+		s.lazy.Stop()
 		for _, seg := range s.segs {
 			_ = seg.f.Close()
 		}

@@ -100,6 +100,12 @@ type Store struct {
 	// yet, so that records are checked and numbered in queue order.
 	live    map[string]*liveExec
 	closing bool
+	// demand is set when someone waits for a queued batch, or the first
+	// one is due (lazy): the writer commits the queue then.
+	demand bool
+	lazy   *time.Timer
+	// committing is the batch the writer is committing.
+	committing *batch
 	// failed is set by the first failed commit: every later record fails
 	// with it, since committing a later record without an earlier one
 	// would break the rule that a crash loses only a suffix.
@@ -175,6 +181,7 @@ func (s *Store) Close() error {
 		s.room.Broadcast()
 		s.mu.Unlock()
 		<-s.writerDone
+		s.lazy.Stop()
 		s.dropSpare()
 
 		s.idx.Lock()

@@ -52,6 +52,7 @@ type record struct {
 // durable together or not at all, so one channel serves them all and a
 // record costs no allocation of its own beyond its encoding.
 type batch struct {
+	s    *Store
 	buf  []byte
 	recs []record
 	done chan struct{}
@@ -59,8 +60,18 @@ type batch struct {
 }
 
 // Wait blocks until the batch is committed, and returns the commit's
-// error.
+// error. A batch nobody waits for is committed within lazyCommit; a Wait
+// has it committed now.
 func (b *batch) Wait() error {
+	select {
+	case <-b.done:
+		return b.err
+	default:
+	}
+	b.s.mu.Lock()
+	b.s.demand = true
+	b.s.work.Signal()
+	b.s.mu.Unlock()
 	<-b.done
 	return b.err
 }
@@ -262,12 +273,18 @@ func (s *Store) push(kind byte, ex *liveExec, seq uint32, body []byte, end *Summ
 		b = s.queue[n-1]
 	}
 	if b == nil || len(b.recs) >= maxBatchRecords || len(b.buf)+frameSize(ex.id, body) > maxBatchBytes {
-		b = &batch{done: make(chan struct{})}
+		b = &batch{s: s, done: make(chan struct{})}
 		if sp, ok := spaces.Get().(*batchSpace); ok {
 			b.buf, b.recs = sp.buf[:0], sp.recs[:0]
 		}
 		s.queue = append(s.queue, b)
-		s.work.Signal()
+		if len(s.queue) == 1 {
+			// Nobody may wait for it: commit it within lazyCommit anyway.
+			s.lazy.Reset(lazyCommit)
+		} else {
+			// The batch before it is full.
+			s.work.Signal()
+		}
 	}
 	off := len(b.buf)
 	b.buf = appendFrame(b.buf, kind, seq, ex.id, body)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -12,22 +13,38 @@ import (
 // write is the writer goroutine: it commits the queued batches one after
 // another, each with one write and one fdatasync, until the Store closes
 // and the queue is empty. While it commits one batch, records queue in
-// the next, which is how commits group. Between batches it keeps the log
-// in shape (see maintain).
+// the next, which is how commits group. It commits a batch when it is
+// full, when someone waits for it, or lazyCommit after its first record,
+// whichever comes first: most records are waited for by nobody, and
+// committing each of them as it comes would cost an fdatasync each on an
+// idle gateway. Between batches it keeps the log in shape (see maintain).
 func (s *Store) write() {
 	defer close(s.writerDone)
 	for {
 		s.mu.Lock()
-		for len(s.queue) == 0 && !s.closing {
+		for !s.closing && (len(s.queue) == 0 || len(s.queue) == 1 && !s.demand) {
+			if len(s.queue) == 0 {
+				s.demand = false
+			}
 			s.work.Wait()
 		}
 		if len(s.queue) == 0 {
 			s.mu.Unlock()
 			return
 		}
+		if len(s.queue) == 1 && len(s.live) >= busyExecutions && !s.closing {
+			// Many executions run: let those about to record do so
+			// before the batch is taken, so that one fdatasync serves
+			// more of them (0.2 commits an execution rather than 0.4 on
+			// the benchmark flow at 64 connections).
+			s.mu.Unlock()
+			runtime.Gosched()
+			s.mu.Lock()
+		}
 		b := s.queue[0]
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
+		s.committing = b
 		err := s.failed
 		s.mu.Unlock()
 
@@ -43,6 +60,7 @@ func (s *Store) write() {
 		}
 
 		s.mu.Lock()
+		s.committing = nil
 		s.queued -= len(b.buf)
 		if err == nil {
 			for i := range b.recs {
@@ -67,6 +85,39 @@ func (s *Store) write() {
 			s.maintain()
 		}
 	}
+}
+
+// busyExecutions is the number of executions in flight from which the
+// writer yields once before it takes a batch.
+const busyExecutions = 16
+
+// lazyCommit bounds how long a record nobody waits for stays queued.
+const lazyCommit = 5 * time.Millisecond
+
+// wake is the lazy-commit timer's function: the first batch is due.
+func (s *Store) wake() {
+	s.mu.Lock()
+	if len(s.queue) > 0 {
+		s.demand = true
+		s.work.Signal()
+	}
+	s.mu.Unlock()
+}
+
+// Sync waits until every record queued before it is durable, and returns
+// why one is not. Readers that must see what was just recorded (the
+// executions API, once an execution ended) call it first.
+func (s *Store) Sync() error {
+	s.mu.Lock()
+	b := s.committing
+	if n := len(s.queue); n > 0 {
+		b = s.queue[n-1]
+	}
+	s.mu.Unlock()
+	if b == nil {
+		return nil
+	}
+	return b.Wait()
 }
 
 // commit appends a batch's frames to the active segment with one write,
