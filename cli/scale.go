@@ -90,6 +90,9 @@ func runScale(ctx context.Context, opts *ScaleOptions) error {
 		if err := t.Ref.check(ref.Spec, false); err != nil {
 			return err
 		}
+		if err := t.checkBounds(ref.Spec); err != nil {
+			return err
+		}
 	}
 	be, err := opts.f.Backend(ctx)
 	if err != nil {
@@ -102,6 +105,25 @@ func runScale(ctx context.Context, opts *ScaleOptions) error {
 		fmt.Fprintf(opts.IO.ErrOut, "scaled %s to %d\n", t.Ref, t.Replicas)
 	}
 	return nil
+}
+
+// checkBounds reports, as a usage error, a count outside the service's
+// autoscale bounds, which its gateway would refuse. A nil spec checks
+// nothing: the gateway has the last word.
+func (t scaleTarget) checkBounds(spec *cellspec.Project) error {
+	if spec == nil {
+		return nil
+	}
+	c := spec.Cell(t.Ref.Cell)
+	if c == nil || c.Services[t.Ref.Service] == nil {
+		return nil
+	}
+	a := c.Services[t.Ref.Service].Autoscale
+	if a == nil || (t.Replicas >= a.Min && t.Replicas <= a.Max) {
+		return nil
+	}
+	return usagef("scale %s=%d: outside the autoscale bounds of %s, %d to %d (autoscale.min and autoscale.max in its cell file)",
+		t.Ref, t.Replicas, t.Ref, a.Min, a.Max)
 }
 
 // serviceRef is a CELL or CELL/SERVICE argument.

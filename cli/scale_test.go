@@ -19,9 +19,9 @@ func TestScale(t *testing.T) {
 	}{
 		{
 			name:      "one",
-			args:      []string{"scale", "shop/orders=5"},
-			wantCalls: []string{"connect", "Scale demo shop/orders 5"},
-			wantErr:   "scaled shop/orders to 5\n",
+			args:      []string{"scale", "shop/orders=4"},
+			wantCalls: []string{"connect", "Scale demo shop/orders 4"},
+			wantErr:   "scaled shop/orders to 4\n",
 		},
 		{
 			name:      "several, to zero",
@@ -37,6 +37,13 @@ func TestScale(t *testing.T) {
 			args:      []string{"-p", "demo", "scale", "users/accounts=2"},
 			wantCalls: []string{"connect", "Scale demo users/accounts 2"},
 			wantErr:   "scaled users/accounts to 2\n",
+		},
+		{
+			// Checked before anything is scaled, as a usage error.
+			name:     "beyond the autoscale bounds",
+			args:     []string{"scale", "shop/catalog=2", "shop/orders=9"},
+			wantCode: ExitUsage,
+			wantErr:  "error: scale shop/orders=9: outside the autoscale bounds of shop/orders, 1 to 4 (autoscale.min and autoscale.max in its cell file)\nRun 'orchestro --help' for usage.\n",
 		},
 		{
 			name:      "gateway refuses",

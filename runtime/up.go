@@ -25,6 +25,13 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 		progress = api.Discard{}
 	}
 	start := c.now()
+	before, err := c.observeUp(ctx, p)
+	if err != nil {
+		return err
+	}
+	if err := checkPorts(p, before); err != nil {
+		return err
+	}
 	gwImage, images, err := c.buildImages(ctx, p, opts, progress)
 	if err != nil {
 		return err
