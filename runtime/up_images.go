@@ -70,19 +70,13 @@ func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspe
 		}
 		ref = r
 	default:
-		ref = repo + ":latest"
-		exists, err := image.Exists(ctx, c.eng, ref)
+		progress.Start("build "+what, "build "+what+" (Dockerfile)")
+		r, err := image.EnsureDockerfile(ctx, c.eng, s.Build, repo, labels, policy == api.BuildAlways, io.Discard)
+		progress.Done("build "+what, "build "+what+" → "+r, err)
 		if err != nil {
-			return api.ServiceImage{}, err
+			return api.ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
 		}
-		if !exists || policy == api.BuildAlways {
-			progress.Start("build "+what, "build "+what+" (Dockerfile)")
-			err := image.BuildDockerfile(ctx, c.eng, s.Build, ref, labels, io.Discard)
-			progress.Done("build "+what, "build "+what+" → "+ref, err)
-			if err != nil {
-				return api.ServiceImage{}, fmt.Errorf("build %s: %w", what, err)
-			}
-		}
+		ref = r
 	}
 	ins, err := c.eng.ImageInspect(ctx, ref)
 	if err != nil {

@@ -31,13 +31,71 @@ var errContextDone = errors.New("build context no longer needed")
 
 // BuildDockerfile builds the Dockerfile image described by b and tags it.
 // The context directory is sent as a tar stream that honours its
-// .dockerignore, except that the Dockerfile itself is always sent. Build
-// output lines go to progress (which may be nil); a failing build returns an
-// error wrapping a *BuildError that names the failing step and holds the
-// last lines of its output.
+// .dockerignore, except that the Dockerfile and the .dockerignore itself
+// are always sent, as the docker CLI does. Build output lines go to
+// progress (which may be nil); a failing build returns an error wrapping a
+// *BuildError that names the failing step and holds the last lines of its
+// output.
 func BuildDockerfile(ctx context.Context, eng engine.Engine, b *cellspec.Build, tag string, labels map[string]string, progress io.Writer) error {
+	d, err := prepareDockerfile(b, labels)
+	if err != nil {
+		return fmt.Errorf("build image %s: %w", tag, err)
+	}
+	return d.build(ctx, eng, tag, progress)
+}
+
+// EnsureDockerfile returns the image of the Dockerfile build b, tagged
+// repo:<content hash> (see dockerfileBuild.contentHash), and builds it
+// unless an image with that tag exists. The hash covers what the engine
+// is sent and how it is asked to build, so a changed source file,
+// Dockerfile, argument or target gives a new tag and a build, while an
+// unchanged context reuses the image. force builds even then: a RUN step
+// may fetch what no hash of the context can see.
+func EnsureDockerfile(ctx context.Context, eng engine.Engine, b *cellspec.Build, repo string, labels map[string]string, force bool, progress io.Writer) (string, error) {
+	progress = orDiscard(progress)
+	d, err := prepareDockerfile(b, labels)
+	if err != nil {
+		return "", fmt.Errorf("build image %s: %w", repo, err)
+	}
+	sum, err := d.contentHash(ctx)
+	if err != nil {
+		return "", fmt.Errorf("build image %s: %w", repo, err)
+	}
+	tag := repo + ":" + sum
+	if !force {
+		exists, err := Exists(ctx, eng, tag)
+		if err != nil {
+			return "", fmt.Errorf("inspect image %s: %w", tag, err)
+		}
+		if exists {
+			fmt.Fprintf(progress, "image %s is up to date\n", tag)
+			return tag, nil
+		}
+	}
+	if err := d.build(ctx, eng, tag, progress); err != nil {
+		return "", err
+	}
+	return tag, nil
+}
+
+// dockerfileBuild is a Dockerfile build made ready to send: what goes into
+// the context and the build options but the tag. Sending and hashing both
+// read it, so the hash covers exactly what the engine gets.
+type dockerfileBuild struct {
+	// root is the context directory; pm selects its entries.
+	root string
+	pm   *patternmatcher.PatternMatcher
+	// extra holds files sent beside the directory's: a Dockerfile that
+	// lives outside the context.
+	extra []contextFile
+	opts  build.ImageBuildOptions
+}
+
+// prepareDockerfile checks b's Dockerfile and reads the context's
+// .dockerignore.
+func prepareDockerfile(b *cellspec.Build, labels map[string]string) (*dockerfileBuild, error) {
 	if b == nil || b.Context == "" {
-		return fmt.Errorf("build image %s: no build context given", tag)
+		return nil, errors.New("no build context given")
 	}
 	root := b.Context
 	dockerfile := b.Dockerfile
@@ -49,17 +107,9 @@ func BuildDockerfile(ctx context.Context, eng engine.Engine, b *cellspec.Build, 
 		dfPath = filepath.Join(root, dfPath)
 	}
 	if fi, err := os.Stat(dfPath); err != nil {
-		return fmt.Errorf("build image %s: read dockerfile: %w", tag, err)
+		return nil, fmt.Errorf("read dockerfile: %w", err)
 	} else if fi.IsDir() {
-		return fmt.Errorf("build image %s: dockerfile %s is a directory", tag, dfPath)
-	}
-	excludes, err := readDockerignore(root)
-	if err != nil {
-		return fmt.Errorf("build image %s: %w", tag, err)
-	}
-	pm, err := patternmatcher.New(excludes)
-	if err != nil {
-		return fmt.Errorf("build image %s: parse %s: %w", tag, filepath.Join(root, ".dockerignore"), err)
+		return nil, fmt.Errorf("dockerfile %s is a directory", dfPath)
 	}
 
 	// A Dockerfile outside the context travels inside it under a fixed
@@ -71,28 +121,41 @@ func BuildDockerfile(ctx context.Context, eng engine.Engine, b *cellspec.Build, 
 	} else {
 		data, err := os.ReadFile(dfPath)
 		if err != nil {
-			return fmt.Errorf("build image %s: read dockerfile: %w", tag, err)
+			return nil, fmt.Errorf("read dockerfile: %w", err)
 		}
 		dfName = outsideDockerfileName
 		extra = append(extra, contextFile{name: dfName, mode: 0o644, data: data})
+	}
+	pm, err := contextMatcher(root, dfName)
+	if err != nil {
+		return nil, err
 	}
 
 	args := make(map[string]*string, len(b.Args))
 	for k, v := range b.Args {
 		args[k] = &v
 	}
-	opts := build.ImageBuildOptions{
-		Tags:       []string{tag},
-		Dockerfile: dfName,
-		BuildArgs:  args,
-		Target:     b.Target,
-		Labels:     labels,
-	}
+	return &dockerfileBuild{
+		root:  root,
+		pm:    pm,
+		extra: extra,
+		opts: build.ImageBuildOptions{
+			Dockerfile: dfName,
+			BuildArgs:  args,
+			Target:     b.Target,
+			Labels:     labels,
+		},
+	}, nil
+}
 
+// build sends the context to the engine and builds it as tag.
+func (d *dockerfileBuild) build(ctx context.Context, eng engine.Engine, tag string, progress io.Writer) error {
+	opts := d.opts
+	opts.Tags = []string{tag}
 	pr, pw := io.Pipe()
 	packed := make(chan error, 1)
 	go func() {
-		err := writeDirContext(pw, root, pm, dfName, extra)
+		err := writeDirContext(pw, d.root, d.pm, d.extra)
 		pw.CloseWithError(err)
 		packed <- err
 	}()
@@ -100,7 +163,7 @@ func BuildDockerfile(ctx context.Context, eng engine.Engine, b *cellspec.Build, 
 	// Unblock the packer if the engine stopped reading early.
 	pr.CloseWithError(errContextDone)
 	if err := <-packed; err != nil && !errors.Is(err, errContextDone) {
-		return fmt.Errorf("build image %s: pack context %s: %w", tag, root, err)
+		return fmt.Errorf("build image %s: pack context %s: %w", tag, d.root, err)
 	}
 	return buildErr
 }
@@ -124,10 +187,34 @@ func readDockerignore(root string) ([]string, error) {
 	return patterns, nil
 }
 
+// contextMatcher returns the matcher of the paths the context of root
+// leaves out: its .dockerignore patterns, plus exceptions for the
+// .dockerignore itself and the Dockerfile (slash-separated, relative to
+// root) when the patterns exclude them. That is what the docker CLI sends
+// (TrimBuildFilesFromExcludes); the engine drops them again after reading.
+func contextMatcher(root, dockerfile string) (*patternmatcher.PatternMatcher, error) {
+	excludes, err := readDockerignore(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, keep := range []string{".dockerignore", dockerfile} {
+		if excluded, _ := patternmatcher.Matches(keep, excludes); excluded {
+			excludes = append(excludes, "!"+keep)
+		}
+	}
+	pm, err := patternmatcher.New(excludes)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", filepath.Join(root, ".dockerignore"), err)
+	}
+	return pm, nil
+}
+
 // contextEntries lists the slash-separated paths of root that a build
-// context holds: everything not excluded by pm, plus keep (the Dockerfile).
-// Directories come before their contents.
-func contextEntries(root string, pm *patternmatcher.PatternMatcher, keep string) ([]string, error) {
+// context holds: everything pm does not exclude, in lexical order, a
+// directory before its contents. An excluded directory is left out; its
+// subtree is not even read unless an exception ("!" pattern) may
+// re-include something in it, and then each entry is matched on its own.
+func contextEntries(root string, pm *patternmatcher.PatternMatcher) ([]string, error) {
 	var entries []string
 	parents := map[string]patternmatcher.MatchInfo{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -149,16 +236,13 @@ func contextEntries(root string, pm *patternmatcher.PatternMatcher, keep string)
 		if d.IsDir() {
 			parents[rel] = info
 		}
-		if excluded && rel != keep {
-			// An excluded directory may still hold the Dockerfile or a
-			// file re-included by a "!" pattern; only otherwise can the
-			// whole subtree be skipped.
-			if d.IsDir() && !pm.Exclusions() && !strings.HasPrefix(keep, rel+"/") {
-				return filepath.SkipDir
-			}
+		if !excluded {
+			entries = append(entries, rel)
 			return nil
 		}
-		entries = append(entries, rel)
+		if d.IsDir() && !exceptionInside(pm, rel) {
+			return filepath.SkipDir
+		}
 		return nil
 	})
 	if err != nil {
@@ -167,10 +251,55 @@ func contextEntries(root string, pm *patternmatcher.PatternMatcher, keep string)
 	return entries, nil
 }
 
+// exceptionInside reports whether an exception pattern may match a path
+// under the directory dir: its leading segments match dir's, or a "**"
+// comes first. So "docs" with "!**/keep.md" sends docs/keep.md, as
+// BuildKit (docker build's default builder) does; the classic docker CLI
+// tests only whether the pattern text starts with "docs/" and leaves it
+// out.
+func exceptionInside(pm *patternmatcher.PatternMatcher, dir string) bool {
+	if !pm.Exclusions() {
+		return false
+	}
+	dirSegs := strings.Split(dir, "/")
+	for _, p := range pm.Patterns() {
+		if !p.Exclusion() {
+			continue
+		}
+		if segmentsMayContain(strings.Split(filepath.ToSlash(p.String()), "/"), dirSegs) {
+			return true
+		}
+	}
+	return false
+}
+
+// segmentsMayContain reports whether the pattern segments pat may match a
+// path strictly below the directory whose segments are dir.
+func segmentsMayContain(pat, dir []string) bool {
+	for i, d := range dir {
+		if i >= len(pat) {
+			return false
+		}
+		if pat[i] == "**" {
+			return true
+		}
+		ok, err := path.Match(pat[i], d)
+		if err != nil {
+			// A pattern this test cannot read is kept on the safe side:
+			// the subtree is read and each entry matched.
+			return true
+		}
+		if !ok {
+			return false
+		}
+	}
+	return len(pat) > len(dir)
+}
+
 // writeDirContext writes the build context of root as a tar stream: the
 // entries contextEntries selects, then the in-memory extra files.
-func writeDirContext(w io.Writer, root string, pm *patternmatcher.PatternMatcher, keep string, extra []contextFile) error {
-	entries, err := contextEntries(root, pm, keep)
+func writeDirContext(w io.Writer, root string, pm *patternmatcher.PatternMatcher, extra []contextFile) error {
+	entries, err := contextEntries(root, pm)
 	if err != nil {
 		return err
 	}
@@ -192,28 +321,28 @@ func writeDirContext(w io.Writer, root string, pm *patternmatcher.PatternMatcher
 	return tw.Close()
 }
 
-// addContextEntry writes one file, directory or symlink of the context.
-// Other file types (sockets, devices) have no place in an image and are
-// left out.
-func addContextEntry(tw *tar.Writer, root, rel string) error {
+// contextHeader describes one entry of the context as it is sent: a file,
+// directory or symlink, owned by root. It returns nil for other file types
+// (sockets, devices), which have no place in an image and are left out.
+func contextHeader(root, rel string) (*tar.Header, error) {
 	p := filepath.Join(root, filepath.FromSlash(rel))
 	fi, err := os.Lstat(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	link := ""
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
 		if link, err = os.Readlink(p); err != nil {
-			return err
+			return nil, err
 		}
 	case fi.IsDir(), fi.Mode().IsRegular():
 	default:
-		return nil
+		return nil, nil
 	}
 	hdr, err := tar.FileInfoHeader(fi, link)
 	if err != nil {
-		return fmt.Errorf("describe %s: %w", rel, err)
+		return nil, fmt.Errorf("describe %s: %w", rel, err)
 	}
 	hdr.Name = rel
 	if fi.IsDir() {
@@ -222,13 +351,23 @@ func addContextEntry(tw *tar.Writer, root, rel string) error {
 	// The image should not depend on who owns the files on this machine.
 	hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
 	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
+	return hdr, nil
+}
+
+// addContextEntry writes one entry of the context, as contextHeader
+// describes it, and a regular file's contents.
+func addContextEntry(tw *tar.Writer, root, rel string) error {
+	hdr, err := contextHeader(root, rel)
+	if err != nil || hdr == nil {
+		return err
+	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("write %s: %w", rel, err)
 	}
-	if !fi.Mode().IsRegular() {
+	if hdr.Typeflag != tar.TypeReg {
 		return nil
 	}
-	f, err := os.Open(p)
+	f, err := os.Open(filepath.Join(root, filepath.FromSlash(rel)))
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/google/go-cmp/cmp"
-	"github.com/moby/patternmatcher"
 
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/engine"
@@ -20,7 +19,7 @@ import (
 
 // writeTree creates files (slash-separated paths) under a new temporary
 // directory and returns it.
-func writeTree(t *testing.T, files map[string]string) string {
+func writeTree(t testing.TB, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	for name, content := range files {
@@ -72,6 +71,15 @@ func TestContextEntries(t *testing.T) {
 		{"the Dockerfile is always kept", "Dockerfile\n", "Dockerfile", all},
 		{"a Dockerfile in an excluded directory is kept", "build\n", "build/Dockerfile.dev", without("build")},
 		{"everything but one file", "*\n!main.go\n", "Dockerfile", []string{"Dockerfile", "main.go"}},
+		{"the .dockerignore is always kept", ".dockerignore\n", "Dockerfile", all},
+		{"a later pattern excludes again", "docs\n!docs/keep.md\ndocs/keep.md\n", "Dockerfile", without("docs", "docs/keep.md", "docs/readme.md")},
+		{"an exception for a whole directory", "*\n!docs\n", "Dockerfile", []string{"Dockerfile", "docs", "docs/keep.md", "docs/readme.md"}},
+		{"an exception by recursive glob", "docs\nsub\n!**/keep.md\n", "Dockerfile", without("docs", "docs/readme.md", "sub", "sub/secret.env")},
+		{"an exception by single-segment glob", "docs\n!*/keep.md\n", "Dockerfile", without("docs", "docs/readme.md")},
+		{"an exception elsewhere leaves a directory out", "node_modules\n!main.go\n", "Dockerfile", without("node_modules", "node_modules/a", "node_modules/a/b.js")},
+		{"a file glob in a directory", "docs/*.md\n!docs/keep.md\n", "Dockerfile", without("docs/readme.md")},
+		{"single-character wildcard", "sub/secret.en?\n", "Dockerfile", without("sub/secret.env")},
+		{"everything, Dockerfile in a subdirectory", "*\n", "build/Dockerfile.dev", []string{"build/Dockerfile.dev"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,22 +88,22 @@ func TestContextEntries(t *testing.T) {
 				files[".dockerignore"] = tt.dockerignore
 			}
 			root := writeTree(t, files)
-			patterns, err := readDockerignore(root)
+			pm, err := contextMatcher(root, tt.keep)
 			if err != nil {
 				t.Fatal(err)
 			}
-			pm, err := patternmatcher.New(patterns)
+			got, err := contextEntries(root, pm)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := contextEntries(root, pm, tt.keep)
-			if err != nil {
-				t.Fatal(err)
+			want := tt.want
+			if tt.dockerignore != "" {
+				// The .dockerignore itself is always sent.
+				want = append(slices.Clone(want), ".dockerignore")
 			}
-			// .dockerignore itself is an ordinary file of the context.
-			got = slices.DeleteFunc(got, func(s string) bool { return s == ".dockerignore" })
+			slices.Sort(want)
 			slices.Sort(got)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("entries mismatch (-want +got):\n%s", diff)
 			}
 		})

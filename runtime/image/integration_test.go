@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -203,5 +205,81 @@ func TestIntegrationGatewayImage(t *testing.T) {
 	want := "image " + missing + " is not present locally and could not be pulled: "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("Ensure of a missing image: %v, want an error starting with %q", err, want)
+	}
+}
+
+func TestIntegrationEnsureDockerfile(t *testing.T) {
+	eng := &countingEngine{Engine: enginetest.NeedEngine(t)}
+	labels := enginetest.UniqueLabels(t, eng)
+	ctx := t.Context()
+	// A unique repository, so no image of another run can match a tag.
+	repo := "orchestro-test-ensure-" + labels[enginetest.LabelTest]
+	dir := writeTree(t, map[string]string{
+		"Dockerfile":    "FROM scratch\nCOPY message.txt /message.txt\nENTRYPOINT [\"/nothing\"]\n",
+		"message.txt":   "version 1\n",
+		"scratch.tmp":   "not sent\n",
+		".dockerignore": "*.tmp\n",
+	})
+	b := &cellspec.Build{Context: dir}
+	ensure := func(force bool) (tag, id string) {
+		t.Helper()
+		var progress bytes.Buffer
+		tag, err := EnsureDockerfile(ctx, eng, b, repo, labels, force, &progress)
+		if err != nil {
+			t.Fatalf("EnsureDockerfile: %v\n%s", err, progress.String())
+		}
+		img, err := eng.ImageInspect(ctx, tag)
+		if err != nil {
+			t.Fatalf("inspect %s: %v", tag, err)
+		}
+		return tag, img.ID
+	}
+
+	tag1, id1 := ensure(false)
+	if !strings.HasPrefix(tag1, repo+":") || len(tag1) != len(repo)+1+12 {
+		t.Errorf("tag = %s, want %s:<12 hex digits>", tag1, repo)
+	}
+	checkImage(t, eng, tag1, labels, []string{"/nothing"})
+	if n := eng.builds.Load(); n != 1 {
+		t.Fatalf("%d builds after the first ensure, want 1", n)
+	}
+
+	// Unchanged, and changed only where .dockerignore hides it: no build.
+	if tag, id := ensure(false); tag != tag1 || id != id1 {
+		t.Errorf("unchanged context: %s (%.19s), want %s (%.19s)", tag, id, tag1, id1)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scratch.tmp"), []byte("still not sent\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if tag, _ := ensure(false); tag != tag1 {
+		t.Errorf("ignored file edited: tag %s, want %s", tag, tag1)
+	}
+	if n := eng.builds.Load(); n != 1 {
+		t.Errorf("%d builds, want 1: an unchanged context must not be built again", n)
+	}
+
+	// The source changes: a new tag, a new image.
+	if err := os.WriteFile(filepath.Join(dir, "message.txt"), []byte("version 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tag2, id2 := ensure(false)
+	if tag2 == tag1 || id2 == id1 {
+		t.Errorf("edited source: %s (%.19s), want a new tag and image than %s (%.19s)", tag2, id2, tag1, id1)
+	}
+	if n := eng.builds.Load(); n != 2 {
+		t.Errorf("%d builds after the edit, want 2", n)
+	}
+	checkImage(t, eng, tag2, labels, []string{"/nothing"})
+	// The old image stays, under its own tag, for replicas still on it.
+	if _, err := eng.ImageInspect(ctx, tag1); err != nil {
+		t.Errorf("the image of the first version is gone: %v", err)
+	}
+
+	// Forced, the same context is built again under the same tag.
+	if tag, _ := ensure(true); tag != tag2 {
+		t.Errorf("forced build: tag %s, want %s", tag, tag2)
+	}
+	if n := eng.builds.Load(); n != 3 {
+		t.Errorf("%d builds after a forced ensure, want 3", n)
 	}
 }
