@@ -27,6 +27,9 @@ type Backend interface {
 	// Logs writes replica (and gateway) log lines to sink until ctx ends or,
 	// without opts.Follow, until the logs are exhausted.
 	Logs(ctx context.Context, project string, opts api.LogOptions, sink func(api.LogLine)) error
+	// Exec runs a command in a running replica (or a gateway) attached to
+	// opts' streams and returns its exit code.
+	Exec(ctx context.Context, project string, opts api.ExecOptions) (int, error)
 	// Events writes the controller events of every gateway to sink.
 	Events(ctx context.Context, project string, follow bool, sink func(api.Event)) error
 	// Executions lists the flow executions f keeps, of every running

@@ -12,6 +12,7 @@ func runtimeCommands(f *Factory, g *globalOptions) []*cobra.Command {
 		newScaleCmd(f, g, nil),
 		newRestartCmd(f, g, nil),
 		newLogsCmd(f, g, nil),
+		newExecCmd(f, g, nil),
 		newEventsCmd(f, g, nil),
 		newDashCmd(f, g, nil),
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,8 +37,12 @@ type fakeBackend struct {
 	// scaleErr fails Scale of the named CELL/SERVICE.
 	scaleErr   map[string]error
 	restartErr error
-	logs       []api.LogLine
-	logsErr    error
+	// execCode and execErr answer Exec, which writes execOut to Stdout.
+	execCode int
+	execErr  error
+	execOut  string
+	logs     []api.LogLine
+	logsErr  error
 	// logsBlock makes a following Logs wait, after its lines, for its
 	// context to end; logsStarted is closed then.
 	logsBlock   bool
@@ -123,6 +128,14 @@ func (b *fakeBackend) Scale(ctx context.Context, project, cell, service string, 
 func (b *fakeBackend) Restart(ctx context.Context, project, cell, service string) error {
 	b.record("Restart %s cell=%q service=%q", project, cell, service)
 	return b.restartErr
+}
+
+func (b *fakeBackend) Exec(ctx context.Context, project string, opts api.ExecOptions) (int, error) {
+	b.record("Exec %s %s/%s replica=%d tty=%v user=%q workdir=%q env=%q cmd=%q", project, opts.Cell, opts.Service, opts.Replica, opts.TTY, opts.User, opts.WorkDir, opts.Env, opts.Cmd)
+	if opts.Stdout != nil {
+		_, _ = io.WriteString(opts.Stdout, b.execOut)
+	}
+	return b.execCode, b.execErr
 }
 
 func (b *fakeBackend) Logs(ctx context.Context, project string, opts api.LogOptions, sink func(api.LogLine)) error {

@@ -29,13 +29,22 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// exitStatus is the exit status of a command orchestro ran for the user
+// (exec), passed through as its own; it prints nothing.
+type exitStatus struct{ code int }
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
 // ExitCode maps an error returned by a command to the process exit code.
 func ExitCode(err error) int {
 	var probs cellspec.Problems
 	var usage usageError
+	var status exitStatus
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &status):
+		return status.code
 	case errors.As(err, &probs), errors.As(err, &usage):
 		return ExitUsage
 	case errors.Is(err, api.ErrWaitTimeout), errors.Is(err, api.ErrUnhealthy):
@@ -122,7 +131,8 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	root := NewRootCmd(f)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if err != nil {
+	var status exitStatus
+	if err != nil && !errors.As(err, &status) {
 		printError(f, err)
 	}
 	return ExitCode(err)

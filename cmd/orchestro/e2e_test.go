@@ -59,6 +59,7 @@ func TestE2EDemo(t *testing.T) {
 	t.Run("changed-env-rolls-one-service", func(t *testing.T) { testRollingEnv(t, p) })
 	t.Run("scale", func(t *testing.T) { testScale(t, p) })
 	t.Run("logs", func(t *testing.T) { testLogs(t, p) })
+	t.Run("exec", func(t *testing.T) { testExec(t, p) })
 	t.Run("gateway-killed", func(t *testing.T) { testGatewayKilled(t, p) })
 	t.Run("up-killed-mid-create", func(t *testing.T) { testUpKilledMidCreate(t, p) })
 	t.Run("down", func(t *testing.T) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"io"
 	"time"
 )
 
@@ -79,4 +80,30 @@ type LogLine struct {
 	Time    time.Time
 	Stderr  bool
 	Text    string
+}
+
+// ExecOptions are the inputs of Exec: a command to run in one running
+// replica (or in the cell's gateway, for Service "gateway").
+type ExecOptions struct {
+	Cell    string
+	Service string
+	// Replica selects the replica by number; 0 selects the lowest-numbered
+	// running one.
+	Replica int
+	Cmd     []string
+	// Env, User and WorkDir are the command's environment additions
+	// (NAME=value), user and working directory; empty ones are the
+	// container's.
+	Env     []string
+	User    string
+	WorkDir string
+	// TTY gives the command a terminal of Height rows and Width columns;
+	// Resize delivers later sizes (rows, columns) until it is closed.
+	TTY           bool
+	Height, Width uint
+	Resize        <-chan [2]uint
+	// Stdin, when set, is copied to the command's input, which is closed
+	// at its end. Stdout receives the output (with a TTY, both streams).
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
 }

@@ -74,6 +74,12 @@ type Engine interface {
 	// ContainerExecInspect reports whether a command still runs and its exit
 	// code.
 	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
+	// ContainerExecAttach starts a prepared command attached to a
+	// connection: its input, and its output (multiplexed unless it has a
+	// TTY).
+	ContainerExecAttach(ctx context.Context, execID string, options container.ExecAttachOptions) (types.HijackedResponse, error)
+	// ContainerExecResize sets the size of a command's TTY.
+	ContainerExecResize(ctx context.Context, execID string, options container.ResizeOptions) error
 
 	// NetworkList lists networks, typically filtered by label.
 	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)

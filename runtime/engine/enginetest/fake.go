@@ -806,6 +806,23 @@ func (f *Fake) ContainerExecInspect(ctx context.Context, execID string) (contain
 	return e.inspect, nil
 }
 
+// ContainerExecAttach is not faked: an attached command needs a
+// connection, which the end-to-end tests get from the real engine.
+func (f *Fake) ContainerExecAttach(ctx context.Context, execID string, options container.ExecAttachOptions) (types.HijackedResponse, error) {
+	if err := f.begin("ContainerExecAttach", ""); err != nil {
+		return types.HijackedResponse{}, err
+	}
+	return types.HijackedResponse{}, fmt.Errorf("attach to exec %s: not supported by the fake engine: %w", execID, cerrdefs.ErrNotImplemented)
+}
+
+// ContainerExecResize is not faked either; see ContainerExecAttach.
+func (f *Fake) ContainerExecResize(ctx context.Context, execID string, options container.ResizeOptions) error {
+	if err := f.begin("ContainerExecResize", ""); err != nil {
+		return err
+	}
+	return fmt.Errorf("resize exec %s: not supported by the fake engine: %w", execID, cerrdefs.ErrNotImplemented)
+}
+
 // NetworkList lists networks by name, filtered by label, name, id and
 // driver.
 func (f *Fake) NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error) {
