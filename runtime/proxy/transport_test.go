@@ -60,6 +60,20 @@ func startCounted(t *testing.T, h http.HandlerFunc) *countedServer {
 type rawServer struct {
 	ln      net.Listener
 	accepts atomic.Int64
+	// closed counts the connections serve returned from and the server
+	// closed.
+	closed atomic.Int64
+}
+
+// waitClosed waits until n connections are closed by the server.
+func (s *rawServer) waitClosed(t *testing.T, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); s.closed.Load() < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server closed %d connections, want %d", s.closed.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func startRaw(t *testing.T, serve func(n int64, c net.Conn)) *rawServer {
@@ -78,6 +92,7 @@ func startRaw(t *testing.T, serve func(n int64, c net.Conn)) *rawServer {
 			}
 			n := s.accepts.Add(1)
 			wg.Go(func() {
+				defer s.closed.Add(1)
 				defer c.Close()
 				serve(n, c)
 			})
