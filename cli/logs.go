@@ -26,14 +26,21 @@ func newLogsCmd(f *Factory, g *globalOptions, runF func(context.Context, *LogsOp
 	opts := &LogsOptions{IO: f.IO, global: g, f: f}
 	var tail, since string
 	cmd := &cobra.Command{
-		Use:   "logs [CELL[/SERVICE]]",
+		Use:   "logs [CELL[/SERVICE[-N]]]",
 		Short: "Print the logs of the project's replicas",
 		Long: `Print the logs of the project's replicas, merged, each line behind a
-cell/service-n prefix. CELL selects one cell and CELL/SERVICE one service;
-CELL/gateway selects the access log of the cell's gateway.
+cell/service-n prefix. CELL selects one cell, CELL/SERVICE one service and
+CELL/SERVICE-N one replica; CELL/gateway selects the access log of the
+cell's gateway.
+
+A replica that exited is removed and replaced by its gateway, which keeps
+the last 50 lines of its output first (for the latest 3 of each service):
+they are printed too, marked with how it ended, as in
+"shop/catalog-2 (exited 1) │ panic: ...".
 
 Here -f means --follow; name a spec file with --file.`,
 		Example: `  orchestro logs -f shop/orders
+  orchestro logs shop/orders-2
   orchestro logs --since 10m --tail 100 shop
   orchestro logs shop/gateway`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -85,8 +92,18 @@ func runLogs(ctx context.Context, opts *LogsOptions) error {
 	if err != nil {
 		return err
 	}
-	t := opts.Target
-	if err := t.check(ref.Spec, true); err != nil {
+	t, replica := opts.Target, 0
+	if t.Service != "" {
+		// CELL/SERVICE-N names one replica, as for exec.
+		r, err := parseReplicaRef(t.String())
+		if err != nil {
+			return usagef("logs %s: %v", t, err)
+		}
+		if r, err = r.resolve(ref.Spec); err != nil {
+			return err
+		}
+		t, replica = r.serviceRef, r.Replica
+	} else if err := t.check(ref.Spec, true); err != nil {
 		return err
 	}
 	be, err := opts.f.Backend(ctx)
@@ -94,9 +111,9 @@ func runLogs(ctx context.Context, opts *LogsOptions) error {
 		return err
 	}
 	lp := newLogPrinter(opts.IO.Out, opts.IO.ColorOut(), opts.Timestamps, knownPrefixes(ref.Spec, t.Cell, t.Service))
-	lo := api.LogOptions{Cell: t.Cell, Service: t.Service, Follow: opts.Follow, Tail: opts.Tail, Since: opts.Since}
+	lo := api.LogOptions{Cell: t.Cell, Service: t.Service, Replica: replica, Follow: opts.Follow, Tail: opts.Tail, Since: opts.Since}
 	err = be.Logs(ctx, ref.Name, lo, func(l api.LogLine) {
-		if selectsLine(t, l) {
+		if selectsLine(t, replica, l) {
 			lp.Print(l)
 		}
 	})
@@ -108,9 +125,10 @@ func runLogs(ctx context.Context, opts *LogsOptions) error {
 }
 
 // selectsLine reports whether a line belongs to the selection: gateway
-// access logs only when CELL/gateway is asked for, replicas otherwise. The
-// Backend filters too; this keeps the output right whatever it sends.
-func selectsLine(t serviceRef, l api.LogLine) bool {
+// access logs only when CELL/gateway is asked for, replicas otherwise, and
+// only replica n when n is not 0. The Backend filters too; this keeps the
+// output right whatever it sends.
+func selectsLine(t serviceRef, n int, l api.LogLine) bool {
 	if t.Cell != "" && l.Cell != t.Cell {
 		return false
 	}
@@ -120,5 +138,5 @@ func selectsLine(t serviceRef, l api.LogLine) bool {
 	if l.Service == gatewayService {
 		return false
 	}
-	return t.Service == "" || l.Service == t.Service
+	return (t.Service == "" || l.Service == t.Service) && (n == 0 || l.Replica == n)
 }

@@ -73,6 +73,14 @@ func runPs(ctx context.Context, opts *PsOptions) error {
 	for _, c := range st.Cells {
 		if c.Gateway == gatewayDown {
 			fmt.Fprintf(opts.IO.ErrOut, "%s cell %s: gateway down%s\n", errPal.Yellow("warning:"), c.Cell, colonIf(c.Error))
+			continue
+		}
+		// The table says crashloop and the exit code; the whole reason,
+		// a start error the engine words at length, goes here.
+		for _, s := range c.Services {
+			if s.Health == healthCrashloop {
+				fmt.Fprintf(opts.IO.ErrOut, "%s %s/%s: %s\n", errPal.Yellow("warning:"), c.Cell, s.Service, crashloopNote(c.Cell, s, opts.f.Now()))
+			}
 		}
 	}
 	t := statusTable{pal: opts.IO.Palette(opts.IO.ColorOut()), spec: ref.Spec}

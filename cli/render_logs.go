@@ -46,9 +46,13 @@ func newLogPrinter(w io.Writer, color, timestamps bool, known []string) *logPrin
 }
 
 // Print writes one log line. A line holding several lines of text is
-// written as several prefixed lines.
+// written as several prefixed lines. The kept output of a replica that
+// exited says so in its prefix: "shop/catalog-2 (exited 1)".
 func (p *logPrinter) Print(l api.LogLine) {
 	prefix := logPrefix(l.Cell, l.Service, l.Replica)
+	if l.Exited != "" {
+		prefix += " (" + l.Exited + ")"
+	}
 	text := strings.TrimRight(l.Text, "\r\n")
 
 	p.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
@@ -19,6 +20,9 @@ const (
 	gatewayRunning = "running"
 	gatewayDown    = "down"
 )
+
+// healthCrashloop is the health of a service whose replicas keep failing.
+const healthCrashloop = "crashloop"
 
 // normalizeStatus returns a copy of st with cells, services and replicas
 // sorted and every list non-nil, so text and JSON output are stable and an
@@ -88,7 +92,7 @@ func (t statusTable) writeServices(w io.Writer, st *api.ProjectStatus) error {
 				health = "gateway down"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", c.Cell, s.Service, dash(s.Image), s.Ready, s.Desired,
-				t.healthCell(dash(health), health), autoscaleSummary(s.Autoscale), dash(t.serviceURL(c, s.Service)))
+				t.healthCell(dash(serviceHealth(s, health)), health), autoscaleSummary(s.Autoscale), dash(t.serviceURL(c, s.Service)))
 		}
 	}
 	return tw.Flush()
@@ -105,7 +109,7 @@ func (t statusTable) writeReplicas(w io.Writer, st *api.ProjectStatus) error {
 		}
 		for _, s := range c.Services {
 			if len(s.Replicas) == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\t-\t-\t-\n", c.Cell, s.Service, t.healthCell(dash(s.Health), s.Health))
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\t-\t-\t-\n", c.Cell, s.Service, t.healthCell(dash(serviceHealth(s, s.Health)), s.Health))
 				continue
 			}
 			for _, r := range s.Replicas {
@@ -119,6 +123,44 @@ func (t statusTable) writeReplicas(w io.Writer, st *api.ProjectStatus) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// serviceHealth is the health column of a service: health, and for a
+// crash loop how the latest failure went, "crashloop(exit=1)" or
+// "crashloop(start-failed)", with no blank, which would shift the row for
+// scripts that split on blanks. The whole reason is crashloopNote's.
+func serviceHealth(s api.ServiceStatus, health string) string {
+	if health != healthCrashloop {
+		return health
+	}
+	switch {
+	case s.LastError != "":
+		return health + "(start-failed)"
+	case s.LastExitCode != nil:
+		return fmt.Sprintf("%s(exit=%d)", health, *s.LastExitCode)
+	}
+	return health
+}
+
+// crashloopNote says why a service of cell is in a crash loop: its recent
+// failures, when the next try is, the latest failure in full, and where
+// the output of its exited replicas is.
+func crashloopNote(cell string, s api.ServiceStatus, now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "crashloop, %d recent failures", s.Failures)
+	if !s.NextTry.IsZero() && s.NextTry.After(now) {
+		fmt.Fprintf(&b, ", next try in %s", s.NextTry.Sub(now).Round(time.Second))
+	}
+	switch {
+	case s.LastError != "":
+		fmt.Fprintf(&b, "; last start failed: %s", s.LastError)
+	case s.LastExitCode != nil:
+		fmt.Fprintf(&b, "; last exit code %d", *s.LastExitCode)
+	}
+	if len(s.Exited) > 0 {
+		fmt.Fprintf(&b, "; see orchestro logs %s/%s", cell, s.Service)
+	}
+	return b.String()
 }
 
 // replicaNumber shows a replica's number, or "-" when it is unknown (the

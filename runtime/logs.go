@@ -35,11 +35,21 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 		f.Add("label", engine.LabelRole+"="+engine.RoleGateway)
 	default:
 		f.Add("label", engine.LabelService+"="+opts.Service)
+		if opts.Replica > 0 {
+			f.Add("label", engine.LabelReplica+"="+strconv.Itoa(opts.Replica))
+		}
 	}
 	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 	if err != nil {
 		return fmt.Errorf("list containers of project %s: %w", project, err)
 	}
+	// The output the gateways kept of replicas they removed after they
+	// exited: their containers, and the engine's logs, are gone.
+	listed := map[string]bool{}
+	for _, s := range list {
+		listed[s.ID] = true
+	}
+	exited := c.exitedLines(ctx, project, opts, listed)
 	lo := container.LogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: opts.Follow, Tail: "all"}
 	if opts.Tail >= 0 {
 		lo.Tail = strconv.Itoa(opts.Tail)
@@ -48,7 +58,7 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 		lo.Since = strconv.FormatInt(opts.Since.Unix(), 10)
 	}
 	if !opts.Follow {
-		var lines []api.LogLine
+		lines := exited
 		for _, s := range list {
 			meta := logMeta(s)
 			err := c.containerLogs(ctx, s.ID, lo, func(t time.Time, stderr bool, text string) {
@@ -72,6 +82,9 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 		mu.Lock()
 		defer mu.Unlock()
 		sink(l)
+	}
+	for _, l := range exited {
+		emit(l)
 	}
 	var wg sync.WaitGroup
 	following := map[string]bool{}
@@ -113,6 +126,81 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 			}
 		}
 	}
+}
+
+// exitedLines returns, as log lines selected as opts selects, the output
+// the gateways kept of replicas that exited (or never started) and were
+// removed, except those of containers still listed, whose own logs are
+// read. A gateway that does not answer contributes nothing: its cell's
+// logs are still the engine's.
+func (c *Client) exitedLines(ctx context.Context, project string, opts api.LogOptions, listed map[string]bool) []api.LogLine {
+	if opts.Service == engine.RoleGateway {
+		return nil
+	}
+	gws, err := c.listGateways(ctx, project)
+	if err != nil {
+		return nil
+	}
+	var out []api.LogLine
+	for _, g := range gws {
+		if opts.Cell != "" && g.cell != opts.Cell || g.state != "running" || g.adminURL == "" {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		cs, err := c.admin(g).Status(sctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, s := range cs.Services {
+			if opts.Service != "" && s.Service != opts.Service {
+				continue
+			}
+			for _, ex := range s.Exited {
+				if listed[ex.ContainerID] || opts.Replica > 0 && ex.Replica != opts.Replica {
+					continue
+				}
+				out = append(out, exitedLogLines(cs.Cell, s.Service, ex, opts)...)
+			}
+		}
+	}
+	return out
+}
+
+// exitedLogLines turns the kept output of one exited replica into log
+// lines marked with how it ended, honouring --since and --tail. A replica
+// with no output to show gets one line saying how it ended, so its end is
+// never silent.
+func exitedLogLines(cell, service string, ex api.ExitedReplica, opts api.LogOptions) []api.LogLine {
+	meta := api.LogLine{Cell: cell, Service: service, Replica: ex.Replica, Exited: fmt.Sprintf("exited %d", ex.ExitCode)}
+	if ex.Error != "" {
+		meta.Exited = "never started"
+	}
+	var out []api.LogLine
+	for _, l := range ex.Lines {
+		t := l.Time
+		if t.IsZero() {
+			t = ex.Removed
+		}
+		if !opts.Since.IsZero() && t.Before(opts.Since) {
+			continue
+		}
+		line := meta
+		line.Time, line.Stderr, line.Text = t, l.Stderr, l.Text
+		out = append(out, line)
+	}
+	if opts.Tail >= 0 && len(out) > opts.Tail {
+		out = out[len(out)-opts.Tail:]
+	}
+	if len(ex.Lines) == 0 && opts.Tail != 0 && (opts.Since.IsZero() || !ex.Removed.Before(opts.Since)) {
+		line := meta
+		line.Time, line.Stderr, line.Text = ex.Removed, true, "(no output)"
+		if ex.Error != "" && ex.Error != "never started" {
+			line.Text = ex.Error
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 func logMeta(s container.Summary) api.LogLine {

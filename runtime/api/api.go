@@ -81,6 +81,44 @@ type ServiceStatus struct {
 	CPU      float64         `json:"cpu_percent"`
 	Memory   uint64          `json:"memory_bytes"`
 	Replicas []ReplicaStatus `json:"replicas"`
+	// Failures counts the service's recent failures (replicas that exited
+	// unasked, or could not be created or started) while they count
+	// towards its crash backoff: until a replacement ran 10 minutes. The
+	// latest failure was an exit with LastExitCode, or a failed start with
+	// the engine's answer in LastError. NextTry is when a replacement may
+	// be created, while the service waits out its backoff.
+	Failures     int       `json:"failures,omitempty"`
+	LastExitCode *int      `json:"last_exit_code,omitempty"`
+	LastError    string    `json:"last_error,omitempty"`
+	NextTry      time.Time `json:"next_try,omitzero"`
+	// Exited are the latest replicas of the service that exited (or never
+	// started) and were removed, oldest first, with the end of their
+	// output: the gateway keeps it, since their containers are gone.
+	Exited []ExitedReplica `json:"exited,omitempty"`
+}
+
+// ExitedReplica is a replica that exited, or never started, and was
+// removed by its gateway.
+type ExitedReplica struct {
+	Name        string `json:"name"`
+	Replica     int    `json:"replica"`
+	ContainerID string `json:"container_id"`
+	// ExitCode is the code the replica exited with; Error is the engine's
+	// answer instead when it never started.
+	ExitCode int    `json:"exit_code"`
+	Error    string `json:"error,omitempty"`
+	// Removed is when the gateway removed the container.
+	Removed time.Time `json:"removed"`
+	// Lines are the last lines of its output (at most 50), stdout and
+	// stderr merged, oldest first.
+	Lines []ExitedLine `json:"lines"`
+}
+
+// ExitedLine is one line of an exited replica's output.
+type ExitedLine struct {
+	Time   time.Time `json:"time,omitzero"`
+	Stderr bool      `json:"stderr,omitempty"`
+	Text   string    `json:"text"`
 }
 
 // FlowStatus is what a gateway reports about one of its flows.

@@ -67,6 +67,8 @@ func (Discard) Note(text string) {}
 type LogOptions struct {
 	Cell    string
 	Service string
+	// Replica selects one replica of Service by number; 0 selects all.
+	Replica int
 	Follow  bool
 	Tail    int // negative: all
 	Since   time.Time
@@ -80,6 +82,9 @@ type LogLine struct {
 	Time    time.Time
 	Stderr  bool
 	Text    string
+	// Exited is set on the kept output of a replica that exited and was
+	// removed, and says how it ended: "exited 1", "never started".
+	Exited string
 }
 
 // ExecOptions are the inputs of Exec: a command to run in one running

@@ -2,15 +2,19 @@ package gateway
 
 import "time"
 
-// Crash backoff. A service whose replicas keep failing is replaced less and
-// less often, so a broken image does not turn the controller into a loop of
-// Docker calls, and comes back quickly once it stays up.
+// Crash backoff, as Kubernetes does it. A service whose replicas keep
+// failing (exiting unasked, or failing to be created or started) is
+// replaced less and less often, so a broken image does not turn the
+// controller into a loop of Docker calls, and comes back quickly once it
+// stays up.
 const (
 	// crashWindow is how long after its backoff ended a failure still counts
-	// as part of the same streak.
-	crashWindow = time.Minute
+	// as part of the same streak: a replacement that ran this long without
+	// failing resets the backoff.
+	crashWindow = 10 * time.Minute
 	// firstCrashDelay is the delay after the second failure of a streak;
-	// the first is replaced at once, each further one waits twice as long.
+	// the first is replaced at once (a single kill heals within a round),
+	// each further one waits twice as long.
 	firstCrashDelay = time.Second
 	// maxCrashDelay caps the delay.
 	maxCrashDelay = 5 * time.Minute
@@ -29,12 +33,24 @@ type CrashState struct {
 	// StartFailed is set when the latest failure was a failed creation or
 	// start rather than an exit, so messages say what happened.
 	StartFailed bool
+	// ExitCode is the exit code of the latest failure when it was an
+	// exit; Error is the engine's answer when it was a failed start.
+	ExitCode int
+	Error    string
+}
+
+// Current reports whether the streak still counts at now: a failure now
+// would extend it rather than start a new one.
+func (cs CrashState) Current(now time.Time) bool {
+	return cs.Crashes > 0 && now.Sub(cs.NotBefore) <= crashWindow
 }
 
 // Looping reports whether the service counts as crash-looping at now: its
-// streak is long enough and its backoff has not ended.
+// current streak is long enough. Whether the service is also short of
+// ready replicas is the caller's to weigh: between two failures the
+// replacement runs, and the streak goes on until it has run crashWindow.
 func (cs CrashState) Looping(now time.Time) bool {
-	return cs.Crashes >= crashLoopAfter && cs.NotBefore.After(now)
+	return cs.Crashes >= crashLoopAfter && cs.Current(now)
 }
 
 // failure is what went wrong with a replica, as the crash backoff counts it.
@@ -53,9 +69,11 @@ const (
 // inputs.
 //
 // The first failure of a streak is replaced at once; the second waits
-// firstCrashDelay and each further one twice as long, up to maxCrashDelay.
-// A failure more than crashWindow after the previous backoff ended starts a
-// new streak: the replacement stayed up long enough to be trusted again.
+// firstCrashDelay and each further one twice as long, up to maxCrashDelay
+// (0, 1s, 2s, 4s, … 5m). A failure more than crashWindow after the
+// previous backoff ended starts a new streak: the replacement stayed up
+// long enough to be trusted again. The details of the failure (ExitCode,
+// Error) are the caller's to fill in.
 func crashBackoff(prev CrashState, f failure, now time.Time) (next CrashState, delay time.Duration, looping bool) {
 	next = prev
 	if now.Sub(prev.NotBefore) > crashWindow {

@@ -89,7 +89,11 @@ func TestCrashStateLooping(t *testing.T) {
 		{"no crash", CrashState{}, false},
 		{"two crashes backing off", CrashState{Crashes: 2, NotBefore: now.Add(time.Second)}, false},
 		{"three crashes backing off", CrashState{Crashes: 3, NotBefore: now.Add(time.Second)}, true},
-		{"three crashes, backoff over", CrashState{Crashes: 3, NotBefore: now}, false},
+		// Between two failures the replacement runs: the streak, and
+		// the loop, go on until it has run crashWindow.
+		{"three crashes, backoff over", CrashState{Crashes: 3, NotBefore: now}, true},
+		{"three crashes, a window after the backoff", CrashState{Crashes: 3, NotBefore: now.Add(-crashWindow)}, true},
+		{"three crashes, longer than a window after the backoff", CrashState{Crashes: 3, NotBefore: now.Add(-crashWindow - time.Nanosecond)}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -86,15 +86,20 @@ type Controller struct {
 	// spec is replaced whole by UpdateSpec, never changed in place: read
 	// it under mu, or take it once with Spec and use that snapshot for a
 	// whole round, so one round never mixes two specs.
-	spec          *api.GatewaySpec
-	overrides     map[string]int
-	restartBefore map[string]time.Time
-	stopping      bool
-	replicas      map[string]*replica
-	crash         map[string]CrashState
-	waits         map[string]string
-	lastWake      map[string]time.Time
-	scalers       map[string]*scaler
+	spec      *api.GatewaySpec
+	overrides map[string]int
+	// restarting holds, per service, the container IDs of the replicas
+	// a rolling restart still has to replace (see DesiredService).
+	restarting map[string][]string
+	stopping   bool
+	replicas   map[string]*replica
+	crash      map[string]CrashState
+	// exited keeps, per service, its latest replicas that exited and
+	// were removed, with the end of their output (see keepExited).
+	exited   map[string][]api.ExitedReplica
+	waits    map[string]string
+	lastWake map[string]time.Time
+	scalers  map[string]*scaler
 	// observed is set once the replicas were listed: until then, a
 	// request finding no replica is held rather than refused.
 	observed bool
@@ -106,23 +111,24 @@ type Controller struct {
 // where overrides are kept across restarts ("" keeps none).
 func NewController(eng engine.Engine, spec *api.GatewaySpec, px *proxy.Proxy, events publisher, statePath string) *Controller {
 	c := &Controller{
-		eng:           eng,
-		proxy:         px,
-		events:        events,
-		now:           time.Now,
-		statePath:     statePath,
-		project:       spec.Project,
-		cell:          spec.Cell.Name,
-		kick:          make(chan struct{}, 1),
-		spec:          spec,
-		overrides:     map[string]int{},
-		restartBefore: map[string]time.Time{},
-		replicas:      map[string]*replica{},
-		crash:         map[string]CrashState{},
-		waits:         map[string]string{},
-		lastWake:      map[string]time.Time{},
-		scalers:       map[string]*scaler{},
-		sampler:       autoscale.NewCPUSampler(eng),
+		eng:        eng,
+		proxy:      px,
+		events:     events,
+		now:        time.Now,
+		statePath:  statePath,
+		project:    spec.Project,
+		cell:       spec.Cell.Name,
+		kick:       make(chan struct{}, 1),
+		spec:       spec,
+		overrides:  map[string]int{},
+		restarting: map[string][]string{},
+		replicas:   map[string]*replica{},
+		crash:      map[string]CrashState{},
+		exited:     map[string][]api.ExitedReplica{},
+		waits:      map[string]string{},
+		lastWake:   map[string]time.Time{},
+		scalers:    map[string]*scaler{},
+		sampler:    autoscale.NewCPUSampler(eng),
 	}
 	c.started = c.now()
 	c.prober = health.NewProber(c.onHealth)
@@ -246,12 +252,12 @@ func (c *Controller) desired() []DesiredService {
 			n = 0
 		}
 		out = append(out, DesiredService{
-			Name:          name,
-			Replicas:      n,
-			Hash:          serviceHash(c.spec, name),
-			Restart:       s.Restart,
-			DependsOn:     s.DependsOn,
-			RestartBefore: c.restartBefore[name],
+			Name:       name,
+			Replicas:   n,
+			Hash:       serviceHash(c.spec, name),
+			Restart:    s.Restart,
+			DependsOn:  s.DependsOn,
+			Restarting: c.restartingSet(name),
 		})
 	}
 	return out
@@ -266,19 +272,16 @@ func serviceHash(spec *api.GatewaySpec, service string) string {
 // with the plan, and the plan is executed with that same spec, so a spec
 // replaced meanwhile only shows in the next round.
 func (c *Controller) reconcile(ctx context.Context) error {
-	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", engine.LabelProject+"="+c.project),
-		filters.Arg("label", engine.LabelCell+"="+c.cell),
-		filters.Arg("label", engine.LabelRole+"="+engine.RoleReplica),
-	)})
+	list, err := c.listReplicas(ctx)
 	if err != nil {
-		return fmt.Errorf("list replicas of cell %s: %w", c.cell, err)
+		return err
 	}
 	exits := c.exitCodes(ctx, list)
 	c.mu.Lock()
 	spec := c.spec
 	c.observe(spec, list, exits)
 	c.observed = true
+	c.pruneRestartingLocked()
 	obs := c.observedLocked()
 	p := plan(c.cell, c.desired(), obs, c.crash, c.now())
 	c.updateUpstreamsLocked(spec)
@@ -288,6 +291,19 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.reviveGateways(ctx)
 	c.execute(ctx, spec, p)
 	return nil
+}
+
+// listReplicas lists the cell's replica containers, stopped ones too.
+func (c *Controller) listReplicas(ctx context.Context) ([]container.Summary, error) {
+	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", engine.LabelProject+"="+c.project),
+		filters.Arg("label", engine.LabelCell+"="+c.cell),
+		filters.Arg("label", engine.LabelRole+"="+engine.RoleReplica),
+	)})
+	if err != nil {
+		return nil, fmt.Errorf("list replicas of cell %s: %w", c.cell, err)
+	}
+	return list, nil
 }
 
 // reviveGateways starts the project's gateways and keeper that stopped

@@ -472,7 +472,7 @@ func TestControllerCrashLoop(t *testing.T) {
 			h.step()
 			crash()
 			h.check("third crash", []string{
-				"crashloop orders: 3 crashes; next replacement in 2s",
+				"crashloop orders: 3 crashes, the last with exit code 1; next replacement in 2s",
 				"exited orders-1: code 1",
 				"removed orders-1: exited with code 1",
 				"started orders-1: scale 0 → 1",
@@ -486,7 +486,7 @@ func TestControllerCrashLoop(t *testing.T) {
 			h.step()
 			crash()
 			h.check("fourth crash", []string{
-				"crashloop orders: 4 crashes; next replacement in 4s",
+				"crashloop orders: 4 crashes, the last with exit code 1; next replacement in 4s",
 				"exited orders-1: code 1",
 				"removed orders-1: exited with code 1",
 				"started orders-1: scale 0 → 1",
@@ -607,7 +607,7 @@ func TestControllerStartFailure(t *testing.T) {
 			h.clock.Advance(time.Second)
 			h.step()
 			h.check("third attempt", []string{
-				"crashloop orders: 3 recent failures, the last a failed start; next try in 2s",
+				"crashloop orders: 3 recent failures, the last a failed start (" + verb + " replica demo-shop-orders-1: no space left on device); next try in 2s",
 				failed,
 			}, h.events.take())
 

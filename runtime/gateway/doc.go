@@ -9,8 +9,11 @@
 // and executes the plan (execute.go); health results, engine events and the
 // autoscaler (once a second) wake it up. The crash backoff is a pure
 // function too (backoff.go): the executor and the observer only feed it
-// failures. Operations carry a typed kind and cause, which decide the event
-// that reports them. A gateway that restarts adopts the replicas it finds,
+// failures, exits and failed starts alike, and before a replica that exited
+// is removed the end of its output is kept for status and `logs`
+// (exited.go). A rolling restart names the replicas it replaces by
+// container ID (restart.go), never by creation time. Operations carry a
+// typed kind and cause, which decide the event that reports them. A gateway that restarts adopts the replicas it finds,
 // and its runtime overrides from its state file (statefile.go). The admin API
 // (package admin) exposes status, events, scale, restart and spec updates.
 //

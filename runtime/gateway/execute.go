@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -30,6 +32,9 @@ func (c *Controller) execute(ctx context.Context, spec *api.GatewaySpec, p Plan)
 		if op.Kind != OpRemove {
 			continue
 		}
+		if op.Cause == CauseExited || op.Cause == CauseNeverStarted {
+			c.keepExited(ctx, op)
+		}
 		if err := c.eng.ContainerRemove(ctx, op.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 			c.opFailed(op, fmt.Errorf("remove replica %s/%s-%d: %w", p.Cell, op.Service, op.N, err))
 			continue
@@ -39,7 +44,7 @@ func (c *Controller) execute(ctx context.Context, spec *api.GatewaySpec, p Plan)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	var mu sync.Mutex
-	failed := map[string]bool{}
+	failed := map[string]error{}
 	for _, op := range p.Ops {
 		if op.Kind != OpCreate {
 			continue
@@ -48,7 +53,9 @@ func (c *Controller) execute(ctx context.Context, spec *api.GatewaySpec, p Plan)
 			if err := c.create(gctx, spec, op); err != nil {
 				c.opFailed(op, err)
 				mu.Lock()
-				failed[op.Service] = true
+				if failed[op.Service] == nil {
+					failed[op.Service] = err
+				}
 				mu.Unlock()
 			}
 			return nil
@@ -61,8 +68,8 @@ func (c *Controller) execute(ctx context.Context, spec *api.GatewaySpec, p Plan)
 		// every one of them alike).
 		c.mu.Lock()
 		now := c.now()
-		for _, svc := range sortedKeys(failed) {
-			c.countFailure(svc, failureStart, now)
+		for _, svc := range slices.Sorted(maps.Keys(failed)) {
+			c.countFailure(svc, failureStart, 0, failed[svc].Error(), now)
 		}
 		c.mu.Unlock()
 	}
@@ -82,15 +89,6 @@ func (c *Controller) execute(ctx context.Context, spec *api.GatewaySpec, p Plan)
 // opFailed reports an operation that failed.
 func (c *Controller) opFailed(op Op, err error) {
 	c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventError, Message: err.Error()})
-}
-
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func (c *Controller) reportWaits(p Plan) {

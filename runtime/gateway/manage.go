@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -75,10 +76,13 @@ func (c *Controller) Status() api.CellStatus {
 			}
 			ss.Replicas = append(ss.Replicas, rs)
 		}
-		switch cs := c.crash[name]; {
+		cs := c.crash[name]
+		switch {
 		case d.Replicas == 0 && len(reps) == 0:
 			ss.Health = "stopped"
-		case cs.Looping(now):
+		case cs.Looping(now) && ss.Ready < d.Replicas:
+			// Between two failures a replacement starts: the service is
+			// crash-looping still, not starting, until one runs.
 			ss.Health = "crashloop"
 		case unhealthy > 0 && ss.Ready < d.Replicas:
 			ss.Health = "unhealthy"
@@ -87,6 +91,19 @@ func (c *Controller) Status() api.CellStatus {
 		default:
 			ss.Health = "healthy"
 		}
+		if cs.Current(now) {
+			ss.Failures = cs.Crashes
+			if cs.StartFailed {
+				ss.LastError = cs.Error
+			} else {
+				code := cs.ExitCode
+				ss.LastExitCode = &code
+			}
+			if cs.NotBefore.After(now) {
+				ss.NextTry = cs.NotBefore
+			}
+		}
+		ss.Exited = slices.Clone(c.exited[name])
 		if c.traffic != nil {
 			tr := c.traffic.read(name, now)
 			ss.RPS = tr.RPS
@@ -167,32 +184,6 @@ func (c *Controller) Scale(ctx context.Context, service string, replicas int) er
 	if from != replicas {
 		c.emit(api.Event{Service: service, Type: api.EventScaled, From: from, To: replicas,
 			Message: "requested"})
-	}
-	c.Kick()
-	return nil
-}
-
-// Restart asks for a rolling restart of one service, or of all of them.
-func (c *Controller) Restart(ctx context.Context, service string) error {
-	c.mu.Lock()
-	names := c.spec.Cell.ServiceNames()
-	if service != "" {
-		if c.spec.Cell.Services[service] == nil {
-			c.mu.Unlock()
-			return admin.NotFound(fmt.Errorf("cell %s has no service %q", c.spec.Cell.Name, service))
-		}
-		names = []string{service}
-	}
-	// Container creation times have a one-second resolution; a restart
-	// covers every replica created up to now.
-	at := c.now().Add(time.Second)
-	for _, n := range names {
-		c.restartBefore[n] = at
-	}
-	c.saveState()
-	c.mu.Unlock()
-	for _, n := range names {
-		c.emit(api.Event{Service: n, Type: api.EventUpdated, Message: "rolling restart requested"})
 	}
 	c.Kick()
 	return nil

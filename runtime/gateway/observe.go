@@ -131,20 +131,22 @@ func exitedUnasked(prev, cur ContainerState, adopting bool) bool {
 func (c *Controller) replicaExited(r *replica, now time.Time) {
 	c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventExited,
 		Message: fmt.Sprintf("code %d", r.exitCode)})
-	c.countFailure(r.service, failureCrash, now)
+	c.countFailure(r.service, failureCrash, r.exitCode, "", now)
 }
 
 // countFailure feeds one failure of a service's replicas to its crash
-// backoff and reports a crash loop; c.mu must be held.
-func (c *Controller) countFailure(service string, f failure, now time.Time) {
+// backoff, with how it failed (the exit code of a crash, the error of a
+// failed start), and reports a crash loop; c.mu must be held.
+func (c *Controller) countFailure(service string, f failure, exitCode int, errText string, now time.Time) {
 	cs, delay, looping := crashBackoff(c.crash[service], f, now)
+	cs.ExitCode, cs.Error = exitCode, errText
 	c.crash[service] = cs
 	if !looping {
 		return
 	}
-	msg := fmt.Sprintf("%d crashes; next replacement in %s", cs.Crashes, delay)
+	msg := fmt.Sprintf("%d crashes, the last with exit code %d; next replacement in %s", cs.Crashes, exitCode, delay)
 	if f == failureStart {
-		msg = fmt.Sprintf("%d recent failures, the last a failed start; next try in %s", cs.Crashes, delay)
+		msg = fmt.Sprintf("%d recent failures, the last a failed start (%s); next try in %s", cs.Crashes, errText, delay)
 	}
 	c.emit(api.Event{Service: service, Type: api.EventCrashloop, Message: msg})
 }

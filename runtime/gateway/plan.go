@@ -21,9 +21,12 @@ type DesiredService struct {
 	Restart string
 	// DependsOn names services that need a ready replica first.
 	DependsOn []string
-	// RestartBefore asks for a rolling restart: replicas created before
-	// it are out of date.
-	RestartBefore time.Time
+	// Restarting holds the container IDs of the replicas a rolling
+	// restart replaces: those that existed when it was asked for. A
+	// replica is picked by identity, never by its creation time, which
+	// the engine keeps in whole seconds: a replacement created in the
+	// same second as the request is not out of date.
+	Restarting map[string]bool
 }
 
 // ContainerState is the state of a replica container as the engine reports
@@ -204,7 +207,7 @@ func classify(d DesiredService, reps []ObservedReplica) classes {
 			continue
 		}
 		c.used[r.N] = true
-		outdated := r.Hash != d.Hash || (!d.RestartBefore.IsZero() && r.Created.Before(d.RestartBefore))
+		outdated := r.Hash != d.Hash || d.Restarting[r.ID]
 		switch {
 		case r.Health == health.StateUnhealthy:
 			c.unhealthy = append(c.unhealthy, r)
@@ -381,6 +384,9 @@ func anyHealthy(rs []ObservedReplica) bool {
 func createCause(d DesiredService, c classes, have int) (Cause, string) {
 	switch {
 	case len(c.stale) > 0:
+		if !slices.ContainsFunc(c.stale, func(r ObservedReplica) bool { return r.Hash != d.Hash }) {
+			return CauseRestart, "rolling restart"
+		}
 		return CauseUpdate, "rolling update"
 	case len(c.unhealthy) > 0:
 		return CauseUnhealthy, "replace unhealthy replica"

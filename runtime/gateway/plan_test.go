@@ -123,12 +123,23 @@ func TestPlan(t *testing.T) {
 				"drain shop/orders-2: out of date\n",
 		},
 		{
-			name:    "rolling restart replaces replicas created before the request",
-			desired: []DesiredService{{Name: "orders", Replicas: 1, Hash: "h2", Restart: "always", RestartBefore: now}},
+			name:    "rolling restart replaces the replicas it names",
+			desired: []DesiredService{{Name: "orders", Replicas: 2, Hash: "h2", Restart: "always", Restarting: map[string]bool{"orders-id-1": true}}},
+			observed: []ObservedReplica{
+				rep("orders", 1, "h2", "running", "healthy"), rep("orders", 2, "h2", "running", "healthy"),
+			},
+			want: "create shop/orders-3: rolling restart\n",
+		},
+		{
+			// Creation times are whole seconds: a replacement created in
+			// the second of the request must not count as out of date.
+			name:    "rolling restart leaves its replacements alone, whenever created",
+			desired: []DesiredService{{Name: "orders", Replicas: 1, Hash: "h2", Restart: "always", Restarting: map[string]bool{"orders-id-1": true}}},
 			observed: []ObservedReplica{
 				rep("orders", 1, "h2", "running", "healthy"),
+				{ID: "orders-id-2", Service: "orders", N: 2, Hash: "h2", State: "running", Health: "healthy", Created: now},
 			},
-			want: "create shop/orders-2: rolling update\n",
+			want: "drain shop/orders-1: restart\n",
 		},
 		{
 			name:    "an unhealthy replica is replaced first, drained after",

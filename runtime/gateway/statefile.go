@@ -7,18 +7,20 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/orchestro/orchestro/runtime/api"
 )
 
-// controllerState is what survives a gateway restart: runtime overrides and
-// the latest spec pushed through the admin API. It lives in the gateway
+// controllerState is what survives a gateway restart: runtime overrides,
+// the latest spec pushed through the admin API and the replicas a rolling
+// restart has still to replace. It lives in the gateway
 // container's own filesystem, so it goes with the container.
 type controllerState struct {
-	Spec          *api.GatewaySpec     `json:"spec,omitempty"`
-	Overrides     map[string]int       `json:"overrides,omitempty"`
-	RestartBefore map[string]time.Time `json:"restart_before,omitempty"`
+	Spec      *api.GatewaySpec `json:"spec,omitempty"`
+	Overrides map[string]int   `json:"overrides,omitempty"`
+	// Restarting holds, per service, the container IDs a rolling restart
+	// has still to replace.
+	Restarting map[string][]string `json:"restarting,omitempty"`
 }
 
 // loadState reads the state file into the controller, which is not running
@@ -46,8 +48,8 @@ func (c *Controller) loadState() error {
 	for k, v := range st.Overrides {
 		c.overrides[k] = v
 	}
-	for k, v := range st.RestartBefore {
-		c.restartBefore[k] = v
+	for k, v := range st.Restarting {
+		c.restarting[k] = v
 	}
 	return nil
 }
@@ -67,7 +69,7 @@ func (c *Controller) writeState() error {
 	if c.statePath == "" {
 		return nil
 	}
-	data, err := json.Marshal(controllerState{Spec: c.spec, Overrides: c.overrides, RestartBefore: c.restartBefore})
+	data, err := json.Marshal(controllerState{Spec: c.spec, Overrides: c.overrides, Restarting: c.restarting})
 	if err != nil {
 		return fmt.Errorf("save state file %s: %w", c.statePath, err)
 	}
