@@ -67,32 +67,22 @@ func newToken() string {
 }
 
 // wait polls the gateways until every service has its desired replicas
-// ready, or the timeout passes.
+// ready, or the timeout passes, or a service fails in a way waiting will
+// not mend (see failing).
 func (c *Client) wait(ctx context.Context, p *cellspec.Project, timeout time.Duration, progress api.Progress) error {
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
 	}
 	deadline := c.now().Add(timeout)
-	var pending []string
 	for {
 		st, err := c.Status(ctx, p.Name)
 		if err != nil {
 			return err
 		}
-		pending = pending[:0]
-		for _, cs := range st.Cells {
-			if p.Cell(cs.Cell) == nil {
-				continue
-			}
-			if cs.Gateway != "running" || cs.SpecHash == "" {
-				pending = append(pending, cs.Cell+" (gateway "+cs.Gateway+")")
-				continue
-			}
-			for _, s := range cs.Services {
-				if s.Ready < s.Desired || s.Health == "starting" || s.Health == "unhealthy" || s.Health == "crashloop" || !allCurrent(s) {
-					pending = append(pending, fmt.Sprintf("%s/%s (%d/%d ready, %s)", cs.Cell, s.Service, s.Ready, s.Desired, s.Health))
-				}
-			}
+		pending, failed := waitVerdict(p, st, c.now())
+		if failed != nil {
+			progress.Done("wait", "wait for the project to be healthy", failed)
+			return failed
 		}
 		if len(pending) == 0 {
 			progress.Done("wait", fmt.Sprintf("project %s is healthy", p.Name), nil)
@@ -110,6 +100,89 @@ func (c *Client) wait(ctx context.Context, p *cellspec.Project, timeout time.Dur
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// settle is how long a replica without a health check must have run
+// before wait counts it ready: one that exits at once is running for a
+// moment, and is not ready.
+const settle = time.Second
+
+// waitVerdict reads a status for wait: what is still pending, or, when
+// some service is failing (failing), an error wrapping api.ErrUnhealthy
+// that says which, why, and the last lines it printed.
+func waitVerdict(p *cellspec.Project, st *api.ProjectStatus, now time.Time) (pending []string, failed error) {
+	var failures []string
+	for _, cs := range st.Cells {
+		if p.Cell(cs.Cell) == nil {
+			continue
+		}
+		if cs.Gateway != "running" || cs.SpecHash == "" {
+			pending = append(pending, cs.Cell+" (gateway "+cs.Gateway+")")
+			continue
+		}
+		for _, s := range cs.Services {
+			if why := failing(s); why != "" {
+				failures = append(failures, cs.Cell+"/"+s.Service+" "+why)
+				continue
+			}
+			if s.Ready < s.Desired || s.Health == "starting" || s.Health == "unhealthy" || s.Health == "crashloop" || !allCurrent(s) {
+				pending = append(pending, fmt.Sprintf("%s/%s (%d/%d ready, %s)", cs.Cell, s.Service, s.Ready, s.Desired, s.Health))
+			} else if !settled(s, now) {
+				pending = append(pending, fmt.Sprintf("%s/%s (%d/%d ready, running for less than %s)", cs.Cell, s.Service, s.Ready, s.Desired, settle))
+			}
+		}
+	}
+	if len(failures) > 0 {
+		return pending, fmt.Errorf("%w: %s", api.ErrUnhealthy, strings.Join(failures, "\n"))
+	}
+	return pending, nil
+}
+
+// settled reports whether every replica of s without a health check has
+// run for settle.
+func settled(s api.ServiceStatus, now time.Time) bool {
+	for _, r := range s.Replicas {
+		if r.Health == "none" && (r.Started.IsZero() || now.Sub(r.Started) < settle) {
+			return false
+		}
+	}
+	return true
+}
+
+// lastLines is how many lines of a failing replica's output wait shows.
+const lastLines = 10
+
+// failing says why a service will not become ready by waiting, or "":
+// its replicas cannot be created or started (an engine error such as a
+// missing entrypoint, which no retry mends), or it is crash-looping with
+// none ready. The reason ends with the last lines the latest replica
+// that exited printed.
+func failing(s api.ServiceStatus) string {
+	var why string
+	switch {
+	case s.Ready > 0 && s.Ready >= s.Desired:
+		return ""
+	case s.LastError != "":
+		why = "cannot start: " + s.LastError
+	case s.Health == "crashloop":
+		why = fmt.Sprintf("is crash-looping: %d failures", s.Failures)
+		if s.LastExitCode != nil {
+			why += fmt.Sprintf(", the last exited %d", *s.LastExitCode)
+		}
+	default:
+		return ""
+	}
+	if n := len(s.Exited); n > 0 {
+		x := s.Exited[n-1]
+		lines := x.Lines[max(0, len(x.Lines)-lastLines):]
+		if len(lines) > 0 {
+			why += fmt.Sprintf("; the last lines of %s:", x.Name)
+			for _, l := range lines {
+				why += "\n    " + l.Text
+			}
+		}
+	}
+	return why
 }
 
 // allCurrent reports whether a service has no replica left over from a

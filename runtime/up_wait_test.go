@@ -1,0 +1,101 @@
+package runtime
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/api"
+)
+
+func TestWaitVerdict(t *testing.T) {
+	p := &cellspec.Project{Name: "p", Cells: []*cellspec.Cell{{Name: "shop"}}}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	exit1 := 1
+	status := func(services ...api.ServiceStatus) *api.ProjectStatus {
+		return &api.ProjectStatus{Cells: []api.CellStatus{{Cell: "shop", Gateway: "running", SpecHash: "h", Services: services}}}
+	}
+	lines := func(texts ...string) []api.ExitedLine {
+		var out []api.ExitedLine
+		for _, t := range texts {
+			out = append(out, api.ExitedLine{Text: t})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name        string
+		st          *api.ProjectStatus
+		wantPending []string
+		wantFailed  string // "" for none
+	}{
+		{
+			name: "healthy",
+			st:   status(api.ServiceStatus{Service: "api", Desired: 1, Ready: 1, Health: "healthy"}),
+		},
+		{
+			name:        "starting",
+			st:          status(api.ServiceStatus{Service: "api", Desired: 2, Ready: 1, Health: "starting"}),
+			wantPending: []string{"shop/api (1/2 ready, starting)"},
+		},
+		{
+			name: "cannot start: fails at once, with the engine's reason",
+			st: status(api.ServiceStatus{Service: "api", Desired: 1, Health: "starting", Failures: 1,
+				LastError: `exec: "/nope": stat /nope: no such file or directory`}),
+			wantFailed: "shop/api cannot start: exec: \"/nope\": stat /nope: no such file or directory",
+		},
+		{
+			name: "crash-looping, with its last lines",
+			st: status(api.ServiceStatus{Service: "api", Desired: 1, Health: "crashloop", Failures: 3, LastExitCode: &exit1,
+				Exited: []api.ExitedReplica{
+					{Name: "p-shop-api-1", Lines: lines("old")},
+					{Name: "p-shop-api-2", Lines: lines("starting", "cannot connect to database")},
+				}}),
+			wantFailed: "shop/api is crash-looping: 3 failures, the last exited 1; the last lines of p-shop-api-2:\n    starting\n    cannot connect to database",
+		},
+		{
+			name:        "crashed once, not looping yet: still pending",
+			st:          status(api.ServiceStatus{Service: "api", Desired: 1, Health: "starting", Failures: 1, LastExitCode: &exit1}),
+			wantPending: []string{"shop/api (0/1 ready, starting)"},
+		},
+		{
+			// One that exits at once is running for a moment.
+			name: "a replica without a health check that just started is not ready yet",
+			st: status(api.ServiceStatus{Service: "api", Desired: 1, Ready: 1, Health: "healthy",
+				Replicas: []api.ReplicaStatus{{Health: "none", Started: now.Add(-300 * time.Millisecond)}}}),
+			wantPending: []string{"shop/api (1/1 ready, running for less than 1s)"},
+		},
+		{
+			name: "one that has run for a second is",
+			st: status(api.ServiceStatus{Service: "api", Desired: 1, Ready: 1, Health: "healthy",
+				Replicas: []api.ReplicaStatus{{Health: "none", Started: now.Add(-time.Second)}}}),
+		},
+		{
+			name: "a failure while every replica is ready is not the wait's business",
+			st:   status(api.ServiceStatus{Service: "api", Desired: 1, Ready: 1, Health: "healthy", Failures: 1, LastError: "boom"}),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pending, failed := waitVerdict(p, tc.st, now)
+			if diff := cmp.Diff(tc.wantPending, pending); diff != "" {
+				t.Errorf("pending (-want +got):\n%s", diff)
+			}
+			switch {
+			case tc.wantFailed == "" && failed != nil:
+				t.Errorf("failed: %v", failed)
+			case tc.wantFailed != "" && failed == nil:
+				t.Errorf("not failed, want %q", tc.wantFailed)
+			case failed != nil:
+				if !errors.Is(failed, api.ErrUnhealthy) {
+					t.Errorf("%v does not wrap ErrUnhealthy", failed)
+				}
+				if got := strings.TrimPrefix(failed.Error(), api.ErrUnhealthy.Error()+": "); got != tc.wantFailed {
+					t.Errorf("failed:\n%s\nwant:\n%s", got, tc.wantFailed)
+				}
+			}
+		})
+	}
+}
