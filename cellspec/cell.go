@@ -13,7 +13,8 @@ import (
 // of "did you mean" hints.
 var (
 	cellKeys      = []string{"cell", "gateway", "uses", "services", "flows"}
-	gatewayKeys   = []string{"port", "balance", "routes", "outlier", "fast_path"}
+	gatewayKeys   = []string{"port", "balance", "routes", "listeners", "outlier", "fast_path"}
+	listenerKeys  = []string{"port", "service"}
 	routeKeys     = []string{"path", "service", "strip_prefix", "timeout", "retries"}
 	serviceKeys   = []string{"build", "image", "port", "command", "entrypoint", "env", "replicas", "restart", "health", "autoscale", "outlier", "resources", "volumes", "depends_on"}
 	buildKeys     = []string{"context", "dockerfile", "args", "target", "go"}
@@ -103,6 +104,16 @@ func (d *decoder) decodeGateway(n *yaml.Node, rc *rawCell) {
 				d.mark(rp, rn)
 				g.Routes = append(g.Routes, d.decodeRoute(rn, rp, i, rc))
 			}
+		case "listeners":
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v, p, "", "must be a list of listeners, not %s", kindName(v))
+				return
+			}
+			for i, ln := range v.Content {
+				lp := fmt.Sprintf("gateway.listeners[%d]", i)
+				d.mark(lp, ln)
+				g.Listeners = append(g.Listeners, d.decodeListener(ln, lp))
+			}
 		case "outlier":
 			g.Outlier = d.decodeOutlier(v, p, rc)
 		case "fast_path":
@@ -115,6 +126,21 @@ func (d *decoder) decodeGateway(n *yaml.Node, rc *rawCell) {
 	if n.Kind == yaml.MappingNode && !hasPort {
 		d.errorf(n, "gateway.port", "the host port of the cell's entrance, for example 8080", "missing required key \"port\"")
 	}
+}
+
+func (d *decoder) decodeListener(n *yaml.Node, path string) Listener {
+	var l Listener
+	d.fields(n, path, listenerKeys, func(key string, _, v *yaml.Node) {
+		p := join(path, key)
+		d.pos[p] = d.at(v)
+		switch key {
+		case "port":
+			l.Port, _ = d.integer(v, p)
+		case "service":
+			l.Service = d.str(v, p)
+		}
+	})
+	return l
 }
 
 func (d *decoder) decodeRoute(n *yaml.Node, path string, i int, rc *rawCell) Route {

@@ -182,6 +182,13 @@ func (c *composeImport) finishGateway() {
 		pos, where = c.cpos.at(sp), sp+".ports"
 	}
 	c.d.pos["gateway.port"] = pos
-	c.warn(pos, "x-orchestro.gateway.port", "not set; the gateway takes host port %d, published by %s (add x-orchestro: {gateway: {port: N}} to choose)",
-		c.rc.cell.Gateway.Port, where)
+	c.warn(pos, "x-orchestro.gateway.port", "not set; the gateway takes host port %d, published by %s, and sends every request there to %s (add x-orchestro: {gateway: {port: N}} to choose)",
+		c.rc.cell.Gateway.Port, where, c.gwService)
+	// The service keeps its published port as it was: every path there is
+	// its own, unless x-orchestro writes routes.
+	if _, written := c.d.pos["gateway.routes"]; !written {
+		c.rc.cell.Gateway.Routes = []Route{{Path: "/", Service: c.gwService}}
+		c.d.pos["gateway.routes"], c.d.pos["gateway.routes[0]"] = pos, pos
+		c.d.pos["gateway.routes[0].path"], c.d.pos["gateway.routes[0].service"] = pos, pos
+	}
 }

@@ -43,6 +43,13 @@ func composeCases() []composeCase {
 	route := func(svc string) Route {
 		return Route{Path: "/" + svc, Service: svc, Timeout: DefaultRouteTimeout, Retries: DefaultRouteRetries}
 	}
+	// cgw is the gateway of a compose file that sets no gateway port: the
+	// port svc publishes, every path of it to svc, and the ports the
+	// other services publish as listeners.
+	cgw := func(port int, svc string, listeners ...Listener) Gateway {
+		return Gateway{Port: port, Balance: BalanceRoundRobin, Listeners: listeners,
+			Routes: []Route{{Path: "/", Service: svc, Timeout: DefaultRouteTimeout, Retries: DefaultRouteRetries}}}
+	}
 	gw := func(port int, svcs ...string) Gateway {
 		g := Gateway{Port: port, Balance: BalanceRoundRobin, Routes: []Route{}}
 		for _, s := range svcs {
@@ -55,7 +62,7 @@ func composeCases() []composeCase {
 			name:  "shop",
 			files: []string{"shop/docker-compose.yml"},
 			want: func(dir string) *Cell {
-				return &Cell{Name: "shop", Gateway: gw(8080, "web"), Services: map[string]*Service{
+				return &Cell{Name: "shop", Gateway: cgw(8080, "web"), Services: map[string]*Service{
 					"web": {Name: "web", Build: &Build{Context: filepath.Join(dir, "web")}, Port: 8080,
 						Env: map[string]string{
 							"DATABASE_URL": "postgres://shop:shop@db:5432/shop",
@@ -119,7 +126,7 @@ func composeCases() []composeCase {
 			name:  "healthchecks",
 			files: []string{"healthchecks/compose.yaml"},
 			want: func(string) *Cell {
-				return &Cell{Name: "healthchecks", Gateway: gw(8000, "api"), Services: map[string]*Service{
+				return &Cell{Name: "healthchecks", Gateway: cgw(8000, "api"), Services: map[string]*Service{
 					"api": {Name: "api", Image: "ghcr.io/example/api:1.2", Port: 8000, Replicas: 1, Restart: RestartAlways,
 						Health: health("10s", "2s", 5, "15s", "wget", "-qO-", "http://localhost:8000/healthz")},
 					"worker": {Name: "worker", Image: "ghcr.io/example/worker:1.2", Replicas: 1, Restart: RestartAlways,
@@ -134,7 +141,7 @@ func composeCases() []composeCase {
 			name:  "profiles",
 			files: []string{"profiles/compose.yaml"},
 			want: func(string) *Cell {
-				return &Cell{Name: "profiles", Gateway: gw(8088, "app"), Services: map[string]*Service{
+				return &Cell{Name: "profiles", Gateway: cgw(8088, "app"), Services: map[string]*Service{
 					"app": {Name: "app", Image: "nginx:1.27-alpine", Port: 80, Replicas: 1, Restart: RestartAlways},
 					"db": {Name: "db", Image: "postgres:16-alpine", Env: map[string]string{"POSTGRES_PASSWORD": "example"},
 						Replicas: 1, Restart: RestartAlways},
@@ -146,7 +153,7 @@ func composeCases() []composeCase {
 			files: []string{"profiles/compose.yaml"},
 			env:   map[string]string{"COMPOSE_PROFILES": "tools"},
 			want: func(string) *Cell {
-				return &Cell{Name: "profiles", Gateway: gw(8089, "adminer", "app", "mailpit"), Services: map[string]*Service{
+				return &Cell{Name: "profiles", Gateway: cgw(8089, "adminer", Listener{Port: 8088, Service: "app"}), Services: map[string]*Service{
 					"app": {Name: "app", Image: "nginx:1.27-alpine", Port: 80, Replicas: 1, Restart: RestartAlways,
 						DependsOn: []string{"mailpit"}},
 					"adminer": {Name: "adminer", Image: "adminer:4", Port: 8080, Replicas: 1, Restart: RestartAlways,
@@ -165,7 +172,7 @@ func composeCases() []composeCase {
 					return &Service{Name: name, Image: image, Port: 8080, Env: env, Replicas: 1, Restart: RestartOnFailure,
 						Health: health("15s", "1s", 3, "", "/bin/healthcheck")}
 				}
-				return &Cell{Name: "extends", Gateway: gw(9000, "audit", "billing", "orders"), Services: map[string]*Service{
+				return &Cell{Name: "extends", Gateway: cgw(9000, "orders"), Services: map[string]*Service{
 					"orders":  base("orders", "example/orders:2.1", map[string]string{"LOG_FORMAT": "json", "LOG_LEVEL": "debug"}),
 					"billing": base("billing", "example/billing:1.4", map[string]string{"LOG_FORMAT": "json", "LOG_LEVEL": "info"}),
 					"audit":   base("audit", "example/audit:0.9", map[string]string{"LOG_FORMAT": "json", "LOG_LEVEL": "info", "AUDIT_SINK": "stdout"}),
@@ -176,7 +183,7 @@ func composeCases() []composeCase {
 			name:  "envfile",
 			files: []string{"envfile/compose.yaml"},
 			want: func(string) *Cell {
-				return &Cell{Name: "envfile", Gateway: gw(9090, "api"), Services: map[string]*Service{
+				return &Cell{Name: "envfile", Gateway: cgw(9090, "api"), Services: map[string]*Service{
 					"api": {Name: "api", Image: "example/api:1.8.2", Port: 8000, Replicas: 1, Restart: RestartAlways,
 						Env: map[string]string{
 							"DB_HOST": "db", "DB_POOL": "10", "FEATURE_FLAGS": "search,recommendations",
@@ -194,7 +201,7 @@ func composeCases() []composeCase {
 			files: []string{"envfile/compose.yaml"},
 			env:   map[string]string{"TAG": "2.0.0", "API_PORT": "9191", "SENTRY_DSN": "https://sentry.example/1", "DEBUG": "1", "PG_VERSION": "17"},
 			want: func(string) *Cell {
-				return &Cell{Name: "envfile", Gateway: gw(9191, "api"), Services: map[string]*Service{
+				return &Cell{Name: "envfile", Gateway: cgw(9191, "api"), Services: map[string]*Service{
 					"api": {Name: "api", Image: "example/api:2.0.0", Port: 8000, Replicas: 1, Restart: RestartAlways,
 						Env: map[string]string{
 							"DB_HOST": "db", "DB_POOL": "10", "FEATURE_FLAGS": "search,recommendations",
@@ -215,7 +222,7 @@ func composeCases() []composeCase {
 					Gateway: Gateway{Port: 8090, Balance: BalanceLeastRequest, Routes: []Route{
 						{Path: "/api", Service: "api", StripPrefix: true, Timeout: d("5s"), Retries: 1},
 						{Path: "/", Service: "frontend", Timeout: DefaultRouteTimeout, Retries: DefaultRouteRetries},
-					}},
+					}, Listeners: []Listener{{Port: 3000, Service: "frontend"}}},
 					Services: map[string]*Service{
 						"frontend": {Name: "frontend", Build: &Build{Context: filepath.Join(dir, "frontend")}, Port: 3000,
 							Env: map[string]string{"API_URL": "http://api:8080"}, Replicas: 1, Restart: RestartAlways,
@@ -241,7 +248,7 @@ func composeCases() []composeCase {
 			name:  "deploy",
 			files: []string{"deploy/compose.yaml"},
 			want: func(string) *Cell {
-				return &Cell{Name: "deploy", Gateway: gw(8000, "api"), Services: map[string]*Service{
+				return &Cell{Name: "deploy", Gateway: cgw(8000, "api"), Services: map[string]*Service{
 					"api": {Name: "api", Image: "example/api:5", Port: 8000, Replicas: 3, Restart: RestartOnFailure,
 						Resources: Resources{CPUs: 0.5, Memory: 256 << 20}},
 					"worker": {Name: "worker", Image: "example/worker:5", Replicas: 2, Restart: RestartNever,
@@ -254,7 +261,7 @@ func composeCases() []composeCase {
 			name:  "depends",
 			files: []string{"depends/compose.yaml"},
 			want: func(string) *Cell {
-				return &Cell{Name: "depends", Gateway: gw(5000, "app"), Services: map[string]*Service{
+				return &Cell{Name: "depends", Gateway: cgw(5000, "app"), Services: map[string]*Service{
 					"app": {Name: "app", Image: "example/app:1", Port: 5000, Replicas: 1, Restart: RestartAlways,
 						DependsOn: []string{"cache", "db", "migrate"}},
 					"migrate": {Name: "migrate", Image: "example/app:1", Command: []string{"./migrate", "up"},
@@ -272,7 +279,7 @@ func composeCases() []composeCase {
 				svc := func(name, image string, port int) *Service {
 					return &Service{Name: name, Image: image, Port: port, Replicas: 1, Restart: RestartAlways}
 				}
-				return &Cell{Name: "ports", Gateway: gw(9001, "admin", "api", "dns", "metrics", "web"), Services: map[string]*Service{
+				return &Cell{Name: "ports", Gateway: cgw(9001, "admin", Listener{Port: 18080, Service: "api"}, Listener{Port: 9100, Service: "web"}), Services: map[string]*Service{
 					"admin":   svc("admin", "example/admin:1", 9000),
 					"api":     svc("api", "example/api:1", 8080),
 					"dns":     svc("dns", "coredns/coredns:1.11.1", 53),
@@ -664,7 +671,7 @@ volumes:
 		got = append(got, strings.TrimPrefix(w.String(), path+":"))
 	}
 	want := []string{
-		"6:9: x-orchestro.gateway.port: not set; the gateway takes host port 8080, published by services.web.ports[0] (add x-orchestro: {gateway: {port: N}} to choose)",
+		"6:9: x-orchestro.gateway.port: not set; the gateway takes host port 8080, published by services.web.ports[0], and sends every request there to web (add x-orchestro: {gateway: {port: N}} to choose)",
 		"11:9: services.web.volumes[1]: anonymous volume not honoured by orchestro (name it, as in data:/path)",
 		"12:9: services.web.volumes[2]: tmpfs mount not honoured by orchestro (only bind mounts and named volumes)",
 	}
@@ -712,7 +719,7 @@ services:
 			want := []string{
 				"1:1: version: obsolete and ignored",
 				"4:12: services.web.image: variable NGINX_TAG is not set; using an empty string",
-				"5:13: x-orchestro.gateway.port: not set; the gateway takes host port 8080, published by services.web.ports[0] (add x-orchestro: {gateway: {port: N}} to choose)",
+				"5:13: x-orchestro.gateway.port: not set; the gateway takes host port 8080, published by services.web.ports[0], and sends every request there to web (add x-orchestro: {gateway: {port: N}} to choose)",
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("warnings (-want +got):\n%s", diff)
@@ -784,7 +791,7 @@ services:
 	}
 	want := []string{
 		"$DIR/base.yaml:4:5: services.base.privileged: not honoured by orchestro",
-		"$DIR/compose.yaml:6:13: x-orchestro.gateway.port: not set; the gateway takes host port 8080, published by services.web.ports[0] (add x-orchestro: {gateway: {port: N}} to choose)",
+		"$DIR/compose.yaml:6:13: x-orchestro.gateway.port: not set; the gateway takes host port 8080, published by services.web.ports[0], and sends every request there to web (add x-orchestro: {gateway: {port: N}} to choose)",
 		"$DIR/infra/compose.yaml:4:5: services.cache.cap_add: not honoured by orchestro",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -806,7 +813,7 @@ services:
 	}
 	want = []string{
 		"inc/base.yaml:4:5: services.base.privileged: not honoured by orchestro",
-		"inc/compose.yaml:6:13: x-orchestro.gateway.port: not set; the gateway takes host port 8080, published by services.web.ports[0] (add x-orchestro: {gateway: {port: N}} to choose)",
+		"inc/compose.yaml:6:13: x-orchestro.gateway.port: not set; the gateway takes host port 8080, published by services.web.ports[0], and sends every request there to web (add x-orchestro: {gateway: {port: N}} to choose)",
 		"inc/infra/compose.yaml:4:5: services.cache.cap_add: not honoured by orchestro",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -349,14 +349,18 @@ func (c *composeImport) walkDependsOn(n *yaml.Node, p, file string) {
 	}
 }
 
-// walkPorts reports what each ports entry asks for and orchestro does not
-// give: host bindings (only the gateway publishes a port), container ports
-// other than the service's port, UDP.
+// walkPorts keeps the first host port a service publishes for its port:
+// the gateway listens on it and sends everything there to the service
+// (a listener), unless it became the gateway's own port. It reports what
+// else the entries ask for and orchestro does not give: more host ports
+// of one service, container ports other than the service's port, host
+// addresses other than 127.0.0.1, UDP.
 func (c *composeImport) walkPorts(n *yaml.Node, p, name, file string) {
 	if n.Kind != yaml.SequenceNode {
 		return
 	}
 	port := c.rc.cell.Services[name].Port
+	kept := name == c.gwService
 	for i, e := range n.Content {
 		ep := fmt.Sprintf("%s[%d]", p, i)
 		at := Position{File: file, Line: e.Line, Column: e.Column}
@@ -388,14 +392,25 @@ func (c *composeImport) walkPorts(n *yaml.Node, p, name, file string) {
 		var notes, hostPorts, targets []string
 		for _, pc := range cfgs {
 			isGateway := !c.gwTaken && name == c.gwService && pc.Published == c.gwPort && pc.Target == c.gwTarget
-			if isGateway {
+			published, err := strconv.Atoi(strings.SplitN(pc.Published, "-", 2)[0])
+			isListener := !isGateway && !kept && err == nil && int(pc.Target) == port && (pc.Protocol == "" || pc.Protocol == "tcp")
+			switch {
+			case isGateway:
 				c.gwTaken = true
 				c.gwPos, c.gwPath = at, ep
-				if pc.HostIP != "" && pc.HostIP != "127.0.0.1" {
-					notes = append(notes, fmt.Sprintf("host_ip %s not honoured by orchestro (the gateway binds 127.0.0.1)", pc.HostIP))
-				}
-			} else if pc.Published != "" {
+			case isListener:
+				kept = true
+				lp := fmt.Sprintf("gateway.listeners[%d]", len(c.rc.cell.Gateway.Listeners))
+				c.rc.cell.Gateway.Listeners = append(c.rc.cell.Gateway.Listeners, Listener{Port: published, Service: name})
+				c.d.pos[lp], c.d.pos[lp+".port"], c.d.pos[lp+".service"] = at, at, at
+			case pc.Published != "":
 				hostPorts = appendNew(hostPorts, pc.Published)
+			}
+			if (isGateway || isListener) && pc.HostIP != "" && pc.HostIP != "127.0.0.1" {
+				notes = append(notes, fmt.Sprintf("host_ip %s not honoured by orchestro (the gateway binds 127.0.0.1)", pc.HostIP))
+			}
+			if (isGateway || isListener) && strings.Contains(pc.Published, "-") {
+				notes = append(notes, fmt.Sprintf("host port range %s: orchestro publishes its first port only", pc.Published))
 			}
 			if int(pc.Target) != port {
 				targets = appendNew(targets, strconv.Itoa(int(pc.Target)))
@@ -405,7 +420,7 @@ func (c *composeImport) walkPorts(n *yaml.Node, p, name, file string) {
 			}
 		}
 		if len(hostPorts) > 0 {
-			notes = append(notes, fmt.Sprintf("host port %s not published by orchestro (only the cell gateway publishes a port)", strings.Join(hostPorts, ", ")))
+			notes = append(notes, fmt.Sprintf("host port %s not published by orchestro (the gateway publishes one host port per service, its first)", strings.Join(hostPorts, ", ")))
 		}
 		if len(targets) > 0 {
 			notes = append(notes, fmt.Sprintf("container port %s not routed by orchestro (a service has one port: %d)", strings.Join(targets, ", "), port))

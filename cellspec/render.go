@@ -43,6 +43,15 @@ func renderCell(c *Cell, dir, from string) ([]byte, error) {
 		}
 		gw.Content = append(gw.Content, yStr("routes"), routes)
 	}
+	if len(c.Gateway.Listeners) > 0 {
+		ls := &yaml.Node{Kind: yaml.SequenceNode}
+		for _, l := range c.Gateway.Listeners {
+			ln := yMap("port", yInt(l.Port), "service", yStr(l.Service))
+			ln.Style = yaml.FlowStyle
+			ls.Content = append(ls.Content, ln)
+		}
+		gw.Content = append(gw.Content, yStr("listeners"), ls)
+	}
 	// The gateway's outlier is written where it differs from the
 	// defaults, a service's where it differs from the gateway's: what a
 	// reader of the cell file merges back to the same settings.

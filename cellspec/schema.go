@@ -208,6 +208,13 @@ func baseSchema() rootSchema {
 					"How the gateway picks a replica: round_robin (default) or least_request."), DefaultBalance),
 				"routes": describe(node{"type": "array", "items": ref("route")}, "Routes",
 					"Path prefixes mapped to services; the longest matching prefix wins. Default: /<service> for every service that has a port. routes: [] means no routes."),
+				"listeners": describe(node{"type": "array", "items": describe(object(node{
+					"port": describe(ref("port"), "Port",
+						"Host port, unique in the project: published on 127.0.0.1:<port>, and <cell>:<port> inside the mesh."),
+					"service": describe(orVar(ref("dnsLabel")), "Service",
+						"The service of this cell every request on the port goes to, with its path as it is; it must have a port."),
+				}, "port", "service"), "Listener", "A host port whose requests all go to one service.")}, "Listeners",
+					"More host ports of the gateway, each sending every request, whatever its path, to one service, balanced, retried and metered like a route. A compose service's published port becomes one."),
 				"outlier": describe(ref("outlier"), "Outlier ejection",
 					"Passive health tuning for every service of the cell; a service's own outlier overrides it field by field."),
 				"fast_path": withDefault(describe(ref("boolean"), "Fast path",

@@ -185,6 +185,7 @@ func TestSchemaKeysMatchLoader(t *testing.T) {
 		{"", cellKeys},
 		{"gateway", gatewayKeys},
 		{"gateway.routes.[]", routeKeys},
+		{"gateway.listeners.[]", listenerKeys},
 		{"services.*", serviceKeys},
 		{"services.*.build", buildKeys},
 		{"services.*.health", healthKeys},

@@ -99,6 +99,27 @@ func (v *validator) validateGateway(c *Cell) {
 			v.add(c, p+".retries", "", "retries must be 0 or more, not %d", r.Retries)
 		}
 	}
+	ports := map[int]string{g.Port: "gateway.port"}
+	for i, l := range g.Listeners {
+		p := fmt.Sprintf("gateway.listeners[%d]", i)
+		switch other, dup := ports[l.Port]; {
+		case l.Port < 1 || l.Port > 65535:
+			v.add(c, p+".port", "", "port %d is out of range 1-65535", l.Port)
+		case dup:
+			v.add(c, p+".port", other+" has it already", "port %d is taken", l.Port)
+		default:
+			ports[l.Port] = p + ".port"
+		}
+		switch s := c.Services[l.Service]; {
+		case l.Service == "":
+			v.add(c, p+".service", "", "listener has no service")
+		case s == nil:
+			v.add(c, p+".service", hintOr(suggest(l.Service, c.ServiceNames()), "services: "+strings.Join(c.ServiceNames(), ", ")),
+				"listener names unknown service %q", l.Service)
+		case s.Port == 0:
+			v.add(c, p+".service", "give the service a port", "listener names service %q, which has no port", l.Service)
+		}
+	}
 	v.validateOutlier(c, "gateway.outlier", g.Outlier)
 }
 
@@ -265,6 +286,17 @@ func (v *validator) validateDependsOn(c *Cell) {
 	}
 }
 
+// portPath is the key path of a cell's host port: its gateway port or
+// one of its listeners'.
+func (c *Cell) portPath(port int) string {
+	for i, l := range c.Gateway.Listeners {
+		if l.Port == port && port != c.Gateway.Port {
+			return fmt.Sprintf("gateway.listeners[%d].port", i)
+		}
+	}
+	return "gateway.port"
+}
+
 // validateProject checks what spans cells: unique names and ports, uses.
 func (v *validator) validateProject(p *Project) {
 	byName := map[string]*Cell{}
@@ -276,9 +308,16 @@ func (v *validator) validateProject(p *Project) {
 			byName[c.Name] = c
 		}
 		if other, dup := byPort[c.Gateway.Port]; dup && c.Gateway.Port > 0 {
-			v.add(c, "gateway.port", fmt.Sprintf("cell %q uses it at %s", other.Name, other.pos.at("gateway.port")), "gateway port %d is already taken", c.Gateway.Port)
+			v.add(c, "gateway.port", fmt.Sprintf("cell %q uses it at %s", other.Name, other.pos.at(other.portPath(c.Gateway.Port))), "gateway port %d is already taken", c.Gateway.Port)
 		} else {
 			byPort[c.Gateway.Port] = c
+		}
+		for i, l := range c.Gateway.Listeners {
+			if other, dup := byPort[l.Port]; dup && other != c && l.Port > 0 {
+				v.add(c, fmt.Sprintf("gateway.listeners[%d].port", i), fmt.Sprintf("cell %q uses it at %s", other.Name, other.pos.at(other.portPath(l.Port))), "port %d is already taken", l.Port)
+			} else if !dup {
+				byPort[l.Port] = c
+			}
 		}
 	}
 	names := make([]string, 0, len(byName))

@@ -197,6 +197,13 @@ func gatewayContainer(spec *api.GatewaySpec, img, token, hash, socket string) (*
 		},
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 	}
+	// Each listener is published on the same host port as it listens on
+	// in the container, as the data port is.
+	for _, l := range spec.Cell.Gateway.Listeners {
+		port := nat.Port(strconv.Itoa(l.Port) + "/tcp")
+		cfg.ExposedPorts[port] = struct{}{}
+		host.PortBindings[port] = []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: strconv.Itoa(l.Port)}}
+	}
 	if socket != "" {
 		host.Binds = []string{socket + ":/var/run/docker.sock"}
 	}

@@ -62,11 +62,14 @@ func desiredUp(p *cellspec.Project, gwImage string, images map[string]map[string
 }
 
 // pickAdminPort returns a container port for the admin API that no cell of
-// the project uses as its data or egress port.
+// the project uses as its data, listener or egress port.
 func pickAdminPort(p *cellspec.Project) int {
 	used := map[int]bool{}
 	for _, c := range p.Cells {
 		used[c.Gateway.Port] = true
+		for _, l := range c.Gateway.Listeners {
+			used[l.Port] = true
+		}
 	}
 	port := defaultAdminPort
 	for used[port] {
@@ -90,7 +93,10 @@ func gatewayHash(spec *api.GatewaySpec, img string) string {
 		// gateway. Left out when empty, so the hashes of cells without
 		// flows are what they were before journals.
 		Journal string `json:",omitempty"`
-	}{img, spec.Cell.Gateway.Port, spec.AdminPort, spec.Cell.Uses, spec.Peers, journalVolume(spec)})
+		// Listeners are published ports: a change recreates the
+		// gateway. Left out when empty, as Journal.
+		Listeners []cellspec.Listener `json:",omitempty"`
+	}{img, spec.Cell.Gateway.Port, spec.AdminPort, spec.Cell.Uses, spec.Peers, journalVolume(spec), spec.Cell.Gateway.Listeners})
 }
 
 // journalVolume is the journal volume a cell's gateway mounts, or "" for a

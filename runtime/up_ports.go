@@ -28,15 +28,47 @@ func checkPorts(p *cellspec.Project, observed upObserved) error {
 		if exists[cell.Name] {
 			continue
 		}
-		port := cell.Gateway.Port
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cell %s: port %d on 127.0.0.1 is in use (another program, or another project's gateway): %s", cell.Name, port, portSetting(cell)))
-			continue
+		if !portFree(cell.Gateway.Port) {
+			errs = append(errs, fmt.Errorf("cell %s: port %d on 127.0.0.1 is in use (another program, or another project's gateway): %s", cell.Name, cell.Gateway.Port, portSetting(cell)))
 		}
-		_ = l.Close()
+		for i, l := range cell.Gateway.Listeners {
+			if !portFree(l.Port) {
+				errs = append(errs, fmt.Errorf("cell %s: port %d on 127.0.0.1, which service %s publishes, is in use (another program, or another project's gateway): change %s in %s",
+					cell.Name, l.Port, l.Service, listenerSetting(cell, i), displayFile(cell.File)))
+			}
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// portFree reports whether a TCP port on 127.0.0.1 can be listened on.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
+}
+
+// listenerSetting names the setting of a cell's i-th listener: a compose
+// service's ports, or the cell file's key.
+func listenerSetting(cell *cellspec.Cell, i int) string {
+	if cell.Source == "compose" {
+		return "services." + cell.Gateway.Listeners[i].Service + ".ports"
+	}
+	return fmt.Sprintf("gateway.listeners[%d].port", i)
+}
+
+// displayFile is a file as the user would write it: relative to the
+// working directory when it lies beneath it.
+func displayFile(file string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, file); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return file
 }
 
 // portVar finds the variable a gateway port reads in a cell file:
@@ -46,12 +78,7 @@ var portVar = regexp.MustCompile(`(?m)^\s*port:\s*["']?\$\{([A-Za-z_][A-Za-z0-9_
 // portSetting says what sets a cell's gateway port: the variable its file
 // reads, when it reads one, else the key.
 func portSetting(cell *cellspec.Cell) string {
-	file := cell.File
-	if wd, err := os.Getwd(); err == nil {
-		if rel, err := filepath.Rel(wd, file); err == nil && !strings.HasPrefix(rel, "..") {
-			file = rel
-		}
-	}
+	file := displayFile(cell.File)
 	key := "gateway.port"
 	if cell.Source == "compose" {
 		key = "x-orchestro.gateway.port"

@@ -209,6 +209,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := serve("data", spec.Cell.Gateway.Port, proxy.NewServer(px, srvOpts)); err != nil {
 		return err
 	}
+	// A listener's requests go through the same proxy, which routes them
+	// by the port they arrived on.
+	for _, l := range spec.Cell.Gateway.Listeners {
+		if err := serve(fmt.Sprintf("listener %d (%s)", l.Port, l.Service), l.Port, proxy.NewServer(px, srvOpts)); err != nil {
+			return err
+		}
+	}
 	g.Go(func() error { return px.Run(ctx) })
 	g.Go(func() error { return ctrl.Run(ctx) })
 	g.Go(func() error {

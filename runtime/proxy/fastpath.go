@@ -19,8 +19,11 @@ import (
 
 // clientConn is one client connection on the Server's fast path.
 type clientConn struct {
-	s      *Server
-	conn   net.Conn
+	s    *Server
+	conn net.Conn
+	// port is the local port the connection arrived on, which selects a
+	// listener's route.
+	port   int
 	state  atomic.Int32
 	remote string
 	ip     string
@@ -275,7 +278,7 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 	if p.intercepted(bstr(h.method), bstr(h.path)) {
 		return handOffConn
 	}
-	route, sp, upPath := p.route(bstr(h.path))
+	route, sp, upPath := p.route(cc.port, bstr(h.path))
 	if route == nil {
 		return handOffConn
 	}
@@ -299,7 +302,7 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 	if recording {
 		cc.fillRecord(&rec, reqID, &tp)
 	}
-	rec.Route, rec.Service = route.Prefix, route.Service
+	rec.Route, rec.Service = route.Name, route.Service
 
 	// What the answer needs from the head; then the head goes.
 	isHead := string(h.method) == http.MethodHead

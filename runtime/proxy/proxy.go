@@ -139,7 +139,7 @@ func (sp *servicePool) load() []*Upstream { return *sp.ups.Load() }
 // gateway's, as loading the cell file left them: an empty list is no
 // routes. It returns an error for an unknown balance policy.
 func New(cell *cellspec.Cell, opts Options) (*Proxy, error) {
-	p, err := newProxy(cell.Name, NewRouter(cell.Gateway.Routes), cell.Gateway.Balance, opts)
+	p, err := newProxy(cell.Name, NewGatewayRouter(cell.Gateway), cell.Gateway.Balance, opts)
 	if err != nil {
 		return nil, fmt.Errorf("gateway of cell %s: %w", cell.Name, err)
 	}
@@ -268,7 +268,7 @@ func (p *Proxy) SetRoutes(cell *cellspec.Cell) error {
 	}
 	// installLocked below publishes the new pools to Call.
 	p.configureLocked(cell)
-	p.installLocked(NewRouter(cell.Gateway.Routes))
+	p.installLocked(NewGatewayRouter(cell.Gateway))
 	return nil
 }
 
@@ -605,14 +605,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	tb := p.tbl.Load()
-	route, path := tb.router.Match(r.URL.Path)
+	port, _ := r.Context().Value(portKey{}).(int)
+	route, path := tb.router.MatchOn(port, r.URL.Path)
 	if route == nil {
 		w.Header()[hdrRequestID] = []string{reqID}
 		p.reply(w, http.StatusNotFound, fmt.Sprintf("no route for path %q in cell %q; %s", r.URL.Path, p.cell, tb.routeList), &rec)
 		p.emit(&rec)
 		return
 	}
-	rec.Route, rec.Service = route.Prefix, route.Service
+	rec.Route, rec.Service = route.Name, route.Service
 
 	upgrade := ""
 	if r.ProtoMajor == 1 {

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"cmp"
+	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,15 +31,47 @@ type Route struct {
 	Timeout time.Duration
 	// Retries is the number of further tries allowed on other replicas.
 	Retries int
+	// Port is, for a listener's route, the port whose every request it
+	// takes; 0 for a path route.
+	Port int
+	// Name is what records call the route: Prefix, or ":<port>" for a
+	// listener's.
+	Name string
 
 	svc int // index into Router.Services
 }
 
-// Router maps request paths to routes by longest prefix. It is immutable
-// once built, so lookups need no lock and allocate nothing.
+// Router maps request paths to routes by longest prefix, and the ports
+// of listeners to their route. It is immutable once built, so lookups
+// need no lock and allocate nothing.
 type Router struct {
 	routes   []Route // longest prefix first
 	services []string
+	// byPort holds the listeners' routes by port.
+	byPort map[int]*Route
+}
+
+// NewGatewayRouter compiles a gateway's routes and listeners: a
+// listener's route takes every request that arrives on its port, with
+// its path as it is, and the route defaults.
+func NewGatewayRouter(g cellspec.Gateway) *Router {
+	rt := NewRouter(g.Routes)
+	for _, l := range g.Listeners {
+		if rt.byPort == nil {
+			rt.byPort = map[int]*Route{}
+		}
+		if _, dup := rt.byPort[l.Port]; dup {
+			continue
+		}
+		idx := slices.Index(rt.services, l.Service)
+		if idx < 0 {
+			idx = len(rt.services)
+			rt.services = append(rt.services, l.Service)
+		}
+		rt.byPort[l.Port] = &Route{Prefix: "/", Service: l.Service, Timeout: DefaultTimeout, Retries: DefaultRetries,
+			Port: l.Port, Name: ":" + strconv.Itoa(l.Port), svc: idx}
+	}
+	return rt
 }
 
 // NewRouter compiles routes. Paths are normalized (a leading slash added, a
@@ -69,6 +104,7 @@ func NewRouter(routes []cellspec.Route) *Router {
 			StripPrefix: r.StripPrefix,
 			Timeout:     timeout,
 			Retries:     max(r.Retries, 0),
+			Name:        prefix,
 			svc:         idx,
 		})
 	}
@@ -111,6 +147,17 @@ func (rt *Router) Match(path string) (*Route, string) {
 	return nil, ""
 }
 
+// MatchOn is Match for a request that arrived on port: the route of the
+// listener of that port, when there is one, with the path as it is.
+func (rt *Router) MatchOn(port int, path string) (*Route, string) {
+	if rt.byPort != nil {
+		if r := rt.byPort[port]; r != nil {
+			return r, path
+		}
+	}
+	return rt.Match(path)
+}
+
 // matchPrefix reports whether prefix matches path and returns what is left
 // after it, starting with a slash.
 func matchPrefix(prefix, path string) (string, bool) {
@@ -149,6 +196,9 @@ func (rt *Router) describe() string {
 		b.WriteString(" -> ")
 		b.WriteString(r.Service)
 		b.WriteString(";")
+	}
+	for _, port := range slices.Sorted(maps.Keys(rt.byPort)) {
+		fmt.Fprintf(&b, " port %d -> %s;", port, rt.byPort[port].Service)
 	}
 	s := b.String()
 	return s[:len(s)-1]

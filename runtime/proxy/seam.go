@@ -22,11 +22,12 @@ func (p *Proxy) intercepted(method, path string) bool {
 	return ic != nil && (*ic).Intercepts(method, path)
 }
 
-// route returns the route of a path, its service's pool and the path to
-// send upstream; a nil route when none matches.
-func (p *Proxy) route(path string) (*Route, *servicePool, string) {
+// route returns the route of a request that arrived on port for path,
+// its service's pool and the path to send upstream; a nil route when
+// none matches.
+func (p *Proxy) route(port int, path string) (*Route, *servicePool, string) {
 	tb := p.tbl.Load()
-	route, upPath := tb.router.Match(path)
+	route, upPath := tb.router.MatchOn(port, path)
 	if route == nil {
 		return nil, nil, ""
 	}

@@ -156,7 +156,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.handOff(newHandedOffConn(c, nil, time.Time{}))
 			continue
 		}
-		cc := &clientConn{s: s, conn: c}
+		cc := &clientConn{s: s, conn: c, port: localPort(c)}
 		if !s.track(cc) {
 			_ = c.Close()
 			return http.ErrServerClosed
@@ -347,10 +347,25 @@ type connKey struct{}
 // connContext gives each request of a handed-off connection its
 // connection, for mustCloseAfter and stopWatch.
 func connContext(ctx context.Context, c net.Conn) context.Context {
+	if port := localPort(c); port > 0 {
+		ctx = context.WithValue(ctx, portKey{}, port)
+	}
 	if bc, ok := c.(*bufferedConn); ok {
 		return context.WithValue(ctx, connKey{}, bc)
 	}
 	return ctx
+}
+
+// portKey holds, in a handed-off connection's context, the local port it
+// arrived on, which selects a listener's route.
+type portKey struct{}
+
+// localPort is the local TCP port of c, 0 when it has none.
+func localPort(c net.Conn) int {
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
 }
 
 // mustCloseAfter counts a request of a handed-off connection and reports
