@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"time"
 
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
@@ -24,6 +25,18 @@ type Backend interface {
 	Scale(ctx context.Context, project, cell, service string, replicas int) error
 	// Restart asks a gateway for a rolling restart of one or every service.
 	Restart(ctx context.Context, project, cell, service string) error
+	// Wait waits until the services only names (every service when it is
+	// empty) have their desired replicas ready and routable, with no
+	// rolling update or restart under way. It fails with api.ErrWaitTimeout
+	// after timeout, and with api.ErrUnhealthy as soon as one of them
+	// cannot start or crash-loops.
+	Wait(ctx context.Context, project string, only []api.ServiceRef, timeout time.Duration, progress api.Progress) error
+	// Watch brings the project up to date, as Up does, then rebuilds and
+	// rolls the services whose files change (or syncs or restarts them,
+	// as their develop.watch says) until ctx ends, reporting one line per
+	// step on opts.Progress and carrying on after a failed build. It
+	// returns nil when ctx ends, and an error when it cannot start.
+	Watch(ctx context.Context, p *cellspec.Project, opts api.UpOptions) error
 	// Logs writes replica (and gateway) log lines to sink until ctx ends or,
 	// without opts.Follow, until the logs are exhausted.
 	Logs(ctx context.Context, project string, opts api.LogOptions, sink func(api.LogLine)) error

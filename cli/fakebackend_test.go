@@ -37,6 +37,8 @@ type fakeBackend struct {
 	// scaleErr fails Scale of the named CELL/SERVICE.
 	scaleErr   map[string]error
 	restartErr error
+	// waitErr answers Wait.
+	waitErr error
 	// execCode and execErr answer Exec, which writes execOut to Stdout.
 	execCode int
 	execErr  error
@@ -59,6 +61,14 @@ type fakeBackend struct {
 	executionErr error
 	retry        api.RetryResult
 	retryErr     error
+
+	// watchErr fails Watch at once; otherwise Watch reports watchNotes
+	// and waits for its context to end.
+	watchErr   error
+	watchNotes []string
+	// watchStarted, when set, is closed once Watch has reported its
+	// notes.
+	watchStarted chan struct{}
 
 	// downCtxErr is the error of the context Down was called with, at the
 	// time of the call.
@@ -90,6 +100,24 @@ func (b *fakeBackend) Up(ctx context.Context, p *cellspec.Project, opts api.UpOp
 		return ctx.Err()
 	}
 	return b.upErr
+}
+
+// Watch records the call and, like the real one, watches until its
+// context ends, after reporting watchNotes; watchErr fails it at once.
+func (b *fakeBackend) Watch(ctx context.Context, p *cellspec.Project, opts api.UpOptions) error {
+	b.record("Watch %s build=%s remove-orphans=%t gateway-image=%q progress=%t",
+		p.Name, buildPolicyName(opts.Build), opts.RemoveOrphans, opts.GatewayImage, opts.Progress != nil)
+	if b.watchErr != nil {
+		return b.watchErr
+	}
+	for _, n := range b.watchNotes {
+		opts.Progress.Note(n)
+	}
+	if b.watchStarted != nil {
+		close(b.watchStarted)
+	}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 func buildPolicyName(p api.BuildPolicy) string {
@@ -128,6 +156,15 @@ func (b *fakeBackend) Scale(ctx context.Context, project, cell, service string, 
 func (b *fakeBackend) Restart(ctx context.Context, project, cell, service string) error {
 	b.record("Restart %s cell=%q service=%q", project, cell, service)
 	return b.restartErr
+}
+
+func (b *fakeBackend) Wait(ctx context.Context, project string, only []api.ServiceRef, timeout time.Duration, progress api.Progress) error {
+	var names []string
+	for _, r := range only {
+		names = append(names, r.Cell+"/"+r.Service)
+	}
+	b.record("Wait %s %s timeout=%s", project, strings.Join(names, ","), timeout)
+	return b.waitErr
 }
 
 func (b *fakeBackend) Exec(ctx context.Context, project string, opts api.ExecOptions) (int, error) {

@@ -3,21 +3,26 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/orchestro/orchestro/runtime/api"
 )
 
 // RestartOptions are the inputs of `restart`.
 type RestartOptions struct {
-	IO     *IOStreams
-	Target serviceRef
-	global *globalOptions
-	f      *Factory
+	IO          *IOStreams
+	Target      serviceRef
+	Wait        bool
+	WaitTimeout time.Duration
+	global      *globalOptions
+	f           *Factory
 }
 
 func newRestartCmd(f *Factory, g *globalOptions, runF func(context.Context, *RestartOptions) error) *cobra.Command {
 	opts := &RestartOptions{IO: f.IO, global: g, f: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "restart CELL[/SERVICE]",
 		Short: "Restart a service, or every service of a cell, one replica at a time",
 		Long: `Restart a service, or every service of a cell, one replica at a time: a
@@ -37,12 +42,17 @@ drained and removed, so no request fails.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.WaitTimeout <= 0 {
+				return usagef("--wait-timeout %s must be positive", opts.WaitTimeout)
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
 			return runRestart(cmd.Context(), opts)
 		},
 	}
+	addWaitFlags(cmd, &opts.Wait, &opts.WaitTimeout, "every replica is replaced, and the new ones are ready and routable")
+	return cmd
 }
 
 func runRestart(ctx context.Context, opts *RestartOptions) error {
@@ -61,10 +71,17 @@ func runRestart(ctx context.Context, opts *RestartOptions) error {
 	if err := be.Restart(ctx, ref.Name, t.Cell, t.Service); err != nil {
 		return fmt.Errorf("restart %s: %w", t, err)
 	}
+	what := t.String()
 	if t.Service == "" {
-		fmt.Fprintf(opts.IO.ErrOut, "restarted every service of %s\n", t.Cell)
-	} else {
-		fmt.Fprintf(opts.IO.ErrOut, "restarted %s\n", t)
+		what = "every service of " + t.Cell
 	}
+	fmt.Fprintf(opts.IO.ErrOut, "requested a rolling restart of %s\n", what)
+	if !opts.Wait {
+		return nil
+	}
+	if err := waitFor(ctx, opts.f, be, ref.Name, []api.ServiceRef{{Cell: t.Cell, Service: t.Service}}, opts.WaitTimeout); err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "restarted %s\n", what)
 	return nil
 }

@@ -5,18 +5,22 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/api"
 )
 
 // ScaleOptions are the inputs of `scale`.
 type ScaleOptions struct {
-	IO      *IOStreams
-	Targets []scaleTarget
-	global  *globalOptions
-	f       *Factory
+	IO          *IOStreams
+	Targets     []scaleTarget
+	Wait        bool
+	WaitTimeout time.Duration
+	global      *globalOptions
+	f           *Factory
 }
 
 // scaleTarget is one CELL/SERVICE=N argument.
@@ -27,7 +31,7 @@ type scaleTarget struct {
 
 func newScaleCmd(f *Factory, g *globalOptions, runF func(context.Context, *ScaleOptions) error) *cobra.Command {
 	opts := &ScaleOptions{IO: f.IO, global: g, f: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "scale CELL/SERVICE=N ...",
 		Short: "Set the replica count of services",
 		Long: `Set the replica count of one or more services now. A service with
@@ -40,12 +44,26 @@ autoscale bounds carries on autoscaling from the new count.`,
 			return err
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.WaitTimeout <= 0 {
+				return usagef("--wait-timeout %s must be positive", opts.WaitTimeout)
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
 			return runScale(cmd.Context(), opts)
 		},
 	}
+	addWaitFlags(cmd, &opts.Wait, &opts.WaitTimeout, "the services have their new replica counts ready and routable")
+	return cmd
+}
+
+// addWaitFlags adds --wait and --wait-timeout to a command that asks a
+// gateway for a change: without --wait it returns once the change is
+// requested.
+func addWaitFlags(cmd *cobra.Command, wait *bool, timeout *time.Duration, until string) {
+	fl := cmd.Flags()
+	fl.BoolVar(wait, "wait", false, "wait until "+until)
+	fl.DurationVar(timeout, "wait-timeout", defaultWaitTimeout, "give up --wait after this long (exit code 3)")
 }
 
 // parseScaleArgs reads every CELL/SERVICE=N argument before anything is
@@ -98,13 +116,32 @@ func runScale(ctx context.Context, opts *ScaleOptions) error {
 	if err != nil {
 		return err
 	}
+	only := make([]api.ServiceRef, 0, len(opts.Targets))
 	for _, t := range opts.Targets {
 		if err := be.Scale(ctx, ref.Name, t.Ref.Cell, t.Ref.Service, t.Replicas); err != nil {
 			return fmt.Errorf("scale %s: %w", t.Ref, err)
 		}
+		fmt.Fprintf(opts.IO.ErrOut, "requested %s: %d %s\n", t.Ref, t.Replicas, plural(t.Replicas, "replica", "replicas"))
+		only = append(only, api.ServiceRef{Cell: t.Ref.Cell, Service: t.Ref.Service})
+	}
+	if !opts.Wait {
+		return nil
+	}
+	if err := waitFor(ctx, opts.f, be, ref.Name, only, opts.WaitTimeout); err != nil {
+		return err
+	}
+	for _, t := range opts.Targets {
 		fmt.Fprintf(opts.IO.ErrOut, "scaled %s to %d\n", t.Ref, t.Replicas)
 	}
 	return nil
+}
+
+// waitFor waits for the services only names with the progress printer,
+// for --wait of scale and restart.
+func waitFor(ctx context.Context, f *Factory, be Backend, project string, only []api.ServiceRef, timeout time.Duration) error {
+	pp := newProgressPrinter(f.IO, f.Now)
+	defer pp.Close()
+	return be.Wait(ctx, project, only, timeout, pp)
 }
 
 // checkBounds reports, as a usage error, a count outside the service's

@@ -186,6 +186,8 @@ func (c *Client) Status(ctx context.Context, project string) (*api.ProjectStatus
 		}()
 	}
 	wg.Wait()
+	pending, failed := waitVerdict(func(string, string) bool { return true }, st, c.now())
+	st.Ready = len(st.Cells) > 0 && len(pending) == 0 && failed == nil
 	return st, nil
 }
 

@@ -73,19 +73,52 @@ func (c *Client) wait(ctx context.Context, p *cellspec.Project, timeout time.Dur
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
 	}
+	return c.waitUntil(ctx, p.Name, func(cell, _ string) bool { return p.Cell(cell) != nil }, timeout, progress)
+}
+
+// Wait waits until the services of project that only keeps (all when
+// only is empty) have their desired replicas ready and routable, with no
+// rolling update or restart under way, or the timeout passes (an error
+// wrapping api.ErrWaitTimeout), or one of them fails in a way waiting
+// will not mend (api.ErrUnhealthy). scale --wait and restart --wait use
+// it.
+func (c *Client) Wait(ctx context.Context, project string, only []api.ServiceRef, timeout time.Duration, progress api.Progress) error {
+	if progress == nil {
+		progress = api.Discard{}
+	}
+	keep := func(cell, service string) bool {
+		if len(only) == 0 {
+			return true
+		}
+		for _, r := range only {
+			if r.Cell == cell && (r.Service == "" || service == "" || r.Service == service) {
+				return true
+			}
+		}
+		return false
+	}
+	if timeout <= 0 {
+		timeout = 2 * time.Minute
+	}
+	return c.waitUntil(ctx, project, keep, timeout, progress)
+}
+
+// waitUntil polls the gateways of project until every service keep
+// keeps is ready (see waitVerdict).
+func (c *Client) waitUntil(ctx context.Context, project string, keep func(cell, service string) bool, timeout time.Duration, progress api.Progress) error {
 	deadline := c.now().Add(timeout)
 	for {
-		st, err := c.Status(ctx, p.Name)
+		st, err := c.Status(ctx, project)
 		if err != nil {
 			return err
 		}
-		pending, failed := waitVerdict(p, st, c.now())
+		pending, failed := waitVerdict(keep, st, c.now())
 		if failed != nil {
 			progress.Done("wait", "wait for the project to be healthy", failed)
 			return failed
 		}
 		if len(pending) == 0 {
-			progress.Done("wait", fmt.Sprintf("project %s is healthy", p.Name), nil)
+			progress.Done("wait", fmt.Sprintf("project %s is healthy", project), nil)
 			return nil
 		}
 		progress.Start("wait", "wait for "+strings.Join(pending, ", "))
@@ -110,10 +143,10 @@ const settle = time.Second
 // waitVerdict reads a status for wait: what is still pending, or, when
 // some service is failing (failing), an error wrapping api.ErrUnhealthy
 // that says which, why, and the last lines it printed.
-func waitVerdict(p *cellspec.Project, st *api.ProjectStatus, now time.Time) (pending []string, failed error) {
+func waitVerdict(keep func(cell, service string) bool, st *api.ProjectStatus, now time.Time) (pending []string, failed error) {
 	var failures []string
 	for _, cs := range st.Cells {
-		if p.Cell(cs.Cell) == nil {
+		if !keep(cs.Cell, "") {
 			continue
 		}
 		if cs.Gateway != "running" || cs.SpecHash == "" {
@@ -121,12 +154,17 @@ func waitVerdict(p *cellspec.Project, st *api.ProjectStatus, now time.Time) (pen
 			continue
 		}
 		for _, s := range cs.Services {
+			if !keep(cs.Cell, s.Service) {
+				continue
+			}
 			if why := failing(s); why != "" {
 				failures = append(failures, cs.Cell+"/"+s.Service+" "+why)
 				continue
 			}
 			if s.Ready < s.Desired || s.Health == "starting" || s.Health == "unhealthy" || s.Health == "crashloop" || !allCurrent(s) {
 				pending = append(pending, fmt.Sprintf("%s/%s (%d/%d ready, %s)", cs.Cell, s.Service, s.Ready, s.Desired, s.Health))
+			} else if s.Restarting > 0 {
+				pending = append(pending, fmt.Sprintf("%s/%s (restarting, %d to replace)", cs.Cell, s.Service, s.Restarting))
 			} else if !settled(s, now) {
 				pending = append(pending, fmt.Sprintf("%s/%s (%d/%d ready, running for less than %s)", cs.Cell, s.Service, s.Ready, s.Desired, settle))
 			}

@@ -79,7 +79,7 @@ func TestWaitVerdict(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pending, failed := waitVerdict(p, tc.st, now)
+			pending, failed := waitVerdict(func(cell, _ string) bool { return p.Cell(cell) != nil }, tc.st, now)
 			if diff := cmp.Diff(tc.wantPending, pending); diff != "" {
 				t.Errorf("pending (-want +got):\n%s", diff)
 			}

@@ -33,8 +33,12 @@ var (
 
 // ProjectStatus is the state of every cell of a project.
 type ProjectStatus struct {
-	Project string       `json:"project"`
-	Cells   []CellStatus `json:"cells"`
+	Project string `json:"project"`
+	// Ready reports that the project runs and every cell's services have
+	// their desired replicas ready and routable, with no rolling update or
+	// restart under way: what `up --wait` waits for.
+	Ready bool         `json:"ready"`
+	Cells []CellStatus `json:"cells"`
 }
 
 // CellStatus is what one gateway reports about its cell.
@@ -87,6 +91,9 @@ type ServiceStatus struct {
 	// latest failure was an exit with LastExitCode, or a failed start with
 	// the engine's answer in LastError. NextTry is when a replacement may
 	// be created, while the service waits out its backoff.
+	// Restarting is how many replicas a rolling restart has still to
+	// replace.
+	Restarting   int       `json:"restarting,omitempty"`
 	Failures     int       `json:"failures,omitempty"`
 	LastExitCode *int      `json:"last_exit_code,omitempty"`
 	LastError    string    `json:"last_error,omitempty"`

@@ -112,3 +112,10 @@ type ExecOptions struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 }
+
+// ServiceRef names one service of a cell, or the whole cell when Service
+// is empty.
+type ServiceRef struct {
+	Cell    string
+	Service string
+}

@@ -37,7 +37,8 @@ func (c *Controller) Status() api.CellStatus {
 	for _, name := range cell.ServiceNames() {
 		s := cell.Services[name]
 		d := desired[name]
-		ss := api.ServiceStatus{Service: name, Image: c.spec.Images[name].Ref, Desired: d.Replicas, Replicas: []api.ReplicaStatus{}}
+		ss := api.ServiceStatus{Service: name, Image: c.spec.Images[name].Ref, Desired: d.Replicas, Replicas: []api.ReplicaStatus{},
+			Restarting: len(c.restarting[name])}
 		if ss.Image == "" {
 			ss.Image = s.Image
 		}
