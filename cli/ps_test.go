@@ -166,3 +166,13 @@ func TestPsColor(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizeStatusKeepsReady: ps --json says ready as the runtime
+// reports it.
+func TestNormalizeStatusKeepsReady(t *testing.T) {
+	for _, ready := range []bool{true, false} {
+		if got := normalizeStatus(&api.ProjectStatus{Project: "demo", Ready: ready}, "demo").Ready; got != ready {
+			t.Errorf("ready %v became %v", ready, got)
+		}
+	}
+}

@@ -34,6 +34,7 @@ func normalizeStatus(st *api.ProjectStatus, project string) *api.ProjectStatus {
 	if st == nil {
 		return out
 	}
+	out.Ready = st.Ready
 	if st.Project != "" {
 		out.Project = st.Project
 	}

@@ -135,6 +135,10 @@ func attach(ctx context.Context, opts *UpOptions, be Backend, p *cellspec.Projec
 			lp.Print(l)
 		}
 	})
+	if errors.Is(logErr, api.ErrProjectGone) && ctx.Err() == nil {
+		// Removed from elsewhere: there is nothing left to stop.
+		return fmt.Errorf("project %s was removed (by a down from elsewhere?); up stops following it", p.Name)
+	}
 	if logErr != nil && ctx.Err() == nil {
 		logErr = fmt.Errorf("logs of %s: %w", p.Name, logErr)
 	} else {

@@ -77,6 +77,9 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 		return nil
 	}
 
+	// The streams end with the project, or with ctx.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var mu sync.Mutex
 	emit := func(l api.LogLine) {
 		mu.Lock()
@@ -104,15 +107,30 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 	for _, s := range list {
 		follow(s, lo)
 	}
-	// Replicas come and go (scaling, healing): look for new ones.
+	// Replicas come and go (scaling, healing): look for new ones. A
+	// project whose gateways all went (a down from elsewhere) has nothing
+	// more to say: following ends, rather than waiting for replicas that
+	// will never come.
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	hadGateways := c.hasGateways(ctx, project) == 1
+	gone := 0
 	for {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
 			return nil
 		case <-t.C:
+		}
+		switch c.hasGateways(ctx, project) {
+		case 1:
+			hadGateways, gone = true, 0
+		case 0:
+			if gone++; hadGateways && gone >= 2 {
+				cancel()
+				wg.Wait()
+				return api.ErrProjectGone
+			}
 		}
 		list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 		if err != nil {
@@ -126,6 +144,19 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 			}
 		}
 	}
+}
+
+// hasGateways reports whether the project has a gateway container: 1,
+// 0, or -1 when the engine did not answer.
+func (c *Client) hasGateways(ctx context.Context, project string) int {
+	gws, err := c.gateways(ctx, project)
+	switch {
+	case err != nil:
+		return -1
+	case len(gws) > 0:
+		return 1
+	}
+	return 0
 }
 
 // exitedLines returns, as log lines selected as opts selects, the output

@@ -575,6 +575,7 @@ func get(url string) (echoReply, int, error) {
 // psStatus is the documented `ps --json` shape, as far as the tests read it.
 type psStatus struct {
 	Project string `json:"project"`
+	Ready   bool   `json:"ready"`
 	Cells   []struct {
 		Cell     string      `json:"cell"`
 		Gateway  string      `json:"gateway"`

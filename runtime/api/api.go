@@ -29,6 +29,9 @@ var (
 	ErrUnhealthy = errors.New("service is unhealthy")
 	// ErrNotRunning means the project has no gateway running.
 	ErrNotRunning = errors.New("project is not running")
+	// ErrProjectGone means the project was removed while it was being
+	// followed (a `down` from elsewhere).
+	ErrProjectGone = errors.New("the project was removed")
 )
 
 // ProjectStatus is the state of every cell of a project.
