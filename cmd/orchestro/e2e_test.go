@@ -545,6 +545,17 @@ func testGatewayKilled(t *testing.T, p *project) {
 		gwName, gwID = name, id
 	}
 	replicasBefore := ids(t, cli, p.name, labelRole+"=replica")
+	// The shop cell's history so far, which the restarted gateway keeps.
+	eventsBefore, _, _ := p.run(t, "events", "--json")
+	shopBefore := 0
+	for _, line := range strings.Split(eventsBefore, "\n") {
+		if strings.Contains(line, `"cell":"shop"`) {
+			shopBefore++
+		}
+	}
+	if shopBefore == 0 {
+		t.Fatalf("no shop event before the kill:\n%s", eventsBefore)
+	}
 
 	killed := time.Now()
 	if err := cli.ContainerKill(ctx, gwID, "SIGKILL"); err != nil {
@@ -596,6 +607,16 @@ func testGatewayKilled(t *testing.T, p *project) {
 	time.Sleep(2 * time.Second)
 	if same, diff := sameIDs(replicasBefore, ids(t, cli, p.name, labelRole+"=replica")); !same {
 		t.Errorf("replicas changed after the gateway restart, want all adopted: %s", diff)
+	}
+	eventsAfter, _, _ := p.run(t, "events", "--json")
+	shopAfter := 0
+	for _, line := range strings.Split(eventsAfter, "\n") {
+		if strings.Contains(line, `"cell":"shop"`) && strings.Contains(eventsBefore, line) {
+			shopAfter++
+		}
+	}
+	if shopAfter < shopBefore {
+		t.Errorf("the restarted shop gateway shows %d of the %d events it had before the kill", shopAfter, shopBefore)
 	}
 	catalog := ids(t, cli, p.name, labelCell+"=shop", labelService+"=catalog")
 	for range 2 * len(catalog) {

@@ -84,6 +84,25 @@ func (b *EventBus) Publish(e api.Event) {
 	}
 }
 
+// Restore puts events, oldest first, in the bus's backlog as if they had
+// been published, without sending them to anyone: a restarted gateway
+// gets back the history it kept. Call it before the first Publish.
+func (b *EventBus) Restore(events []api.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(events) > len(b.ring) {
+		events = events[len(events)-len(b.ring):]
+	}
+	for _, e := range events {
+		b.ring[b.next] = e
+		b.next++
+		if b.next == len(b.ring) {
+			b.next = 0
+			b.full = true
+		}
+	}
+}
+
 // Backlog returns a copy of the events the bus holds, oldest first.
 func (b *EventBus) Backlog() []api.Event {
 	b.mu.Lock()

@@ -69,6 +69,7 @@ func Main(ctx context.Context, args []string) error {
 		Spec:       &spec,
 		Token:      os.Getenv(api.EnvToken),
 		StatePath:  StatePath,
+		EventsPath: EventsPath,
 		JournalDir: api.JournalDir,
 		AccessLog:  os.Stdout,
 		Log:        slog.New(slog.NewJSONHandler(os.Stderr, nil)),
@@ -92,6 +93,9 @@ type Config struct {
 	Spec      *api.GatewaySpec
 	Token     string
 	StatePath string
+	// EventsPath, when set, is where the cell's events are kept across
+	// restarts of the gateway (see EventsPath).
+	EventsPath string
 	// AccessLog receives one JSON line per request.
 	AccessLog io.Writer
 	Log       *slog.Logger
@@ -109,6 +113,14 @@ type Config struct {
 func Run(ctx context.Context, cfg Config) error {
 	spec := cfg.Spec
 	bus := admin.NewEventBus(0)
+	var keptEvents []api.Event
+	if cfg.EventsPath != "" {
+		var err error
+		if keptEvents, err = loadEvents(cfg.EventsPath, admin.DefaultEventBacklog); err != nil {
+			cfg.Log.Warn("the events of the previous run are lost", "err", err)
+		}
+		bus.Restore(keptEvents)
+	}
 	var ctrl *Controller
 	dp, err := NewDataPlane(spec.Cell, cfg.AccessLog, proxy.Options{
 		OnEject: func(up *proxy.Upstream, reason string, until time.Time) {
@@ -218,6 +230,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	g.Go(func() error { return px.Run(ctx) })
 	g.Go(func() error { return ctrl.Run(ctx) })
+	if cfg.EventsPath != "" {
+		g.Go(func() error {
+			if err := keepEvents(ctx, bus, cfg.EventsPath, admin.DefaultEventBacklog, keptEvents); err != nil {
+				cfg.Log.Warn("events are no longer kept across restarts", "err", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		dp.flows.recover(ctx, func(ctx context.Context) { waitForReplicas(ctx, ctrl.Status, recoveryWait) })
 		return nil
