@@ -50,6 +50,11 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 		listed[s.ID] = true
 	}
 	exited := c.exitedLines(ctx, project, opts, listed)
+	if len(list) == 0 && len(exited) == 0 && c.hasGateways(ctx, project) == 0 {
+		// Nothing to print and nothing to wait for: say so rather than
+		// print nothing.
+		return fmt.Errorf("%w (project %s has no containers)", api.ErrNotRunning, project)
+	}
 	lo := container.LogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: opts.Follow, Tail: "all"}
 	if opts.Tail >= 0 {
 		lo.Tail = strconv.Itoa(opts.Tail)
@@ -149,7 +154,7 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 // hasGateways reports whether the project has a gateway container: 1,
 // 0, or -1 when the engine did not answer.
 func (c *Client) hasGateways(ctx context.Context, project string) int {
-	gws, err := c.gateways(ctx, project)
+	gws, err := c.listGateways(ctx, project)
 	switch {
 	case err != nil:
 		return -1

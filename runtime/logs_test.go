@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -105,5 +106,15 @@ func TestLogsOfExitedReplicas(t *testing.T) {
 				t.Errorf("Logs (-want +got):\n%s", strings.TrimSpace(diff))
 			}
 		})
+	}
+}
+
+// TestLogsOfProjectNotRunning: logs of a project without a container
+// says so rather than print nothing.
+func TestLogsOfProjectNotRunning(t *testing.T) {
+	c := NewClientWithEngine(enginetest.NewFake())
+	err := c.Logs(t.Context(), "nothing", api.LogOptions{Tail: -1}, func(api.LogLine) { t.Error("a line") })
+	if !errors.Is(err, api.ErrNotRunning) || !strings.Contains(err.Error(), "project nothing has no containers") {
+		t.Errorf("Logs of a project with no containers: %v", err)
 	}
 }

@@ -126,7 +126,7 @@ func (c *HTTPChecker) Check(ctx context.Context) error {
 		return nil
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	if line := lastLine(string(body)); line != "" {
+	if line := bodyExcerpt(string(body)); line != "" {
 		return fmt.Errorf("GET %s: status %s: %s", c.URL, resp.Status, line)
 	}
 	return fmt.Errorf("GET %s: status %s", c.URL, resp.Status)
@@ -217,6 +217,20 @@ func timedOut(d time.Duration) string {
 // lastLine returns the last non-blank line of s, trimmed and cut to
 // maxExcerpt bytes: the line a failing check usually ends with is the
 // one that says why.
+// bodyExcerpt quotes a failing answer's body: a JSON one whole, on one
+// line (its last line alone is a lone brace), else its last line.
+func bodyExcerpt(s string) string {
+	t := strings.TrimSpace(s)
+	if !strings.HasPrefix(t, "{") && !strings.HasPrefix(t, "[") {
+		return lastLine(s)
+	}
+	one := strings.Join(strings.Fields(t), " ")
+	if len(one) > maxExcerpt {
+		one = strings.ToValidUTF8(one[:maxExcerpt], "") + "…"
+	}
+	return one
+}
+
 func lastLine(s string) string {
 	var last string
 	lines := strings.Split(s, "\n")

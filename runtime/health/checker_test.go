@@ -71,6 +71,11 @@ func TestHTTPChecker(t *testing.T) {
 	mux.HandleFunc("GET /fail", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "checking db\ndb down", http.StatusInternalServerError)
 	})
+	mux.HandleFunc("GET /fail-json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, "{\n  \"status\": \"down\",\n  \"db\": \"unreachable\"\n}\n")
+	})
 	mux.HandleFunc("GET /fail-quietly", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
@@ -90,6 +95,7 @@ func TestHTTPChecker(t *testing.T) {
 		{path: "/no-content"},
 		{path: "/moved"},
 		{path: "/fail", wantErr: "GET http://" + addr + "/fail: status 500 Internal Server Error: db down"},
+		{path: "/fail-json", wantErr: "GET http://" + addr + "/fail-json: status 503 Service Unavailable: { \"status\": \"down\", \"db\": \"unreachable\" }"},
 		{path: "/fail-quietly", wantErr: "GET http://" + addr + "/fail-quietly: status 503 Service Unavailable"},
 		{path: "/missing", wantErr: "GET http://" + addr + "/missing: status 404 Not Found: 404 page not found"},
 	}
