@@ -75,15 +75,15 @@ type Listener struct {
 
 // Gateway configures the cell's single entrance.
 type Gateway struct {
-	Port    int      `json:"port"`
-	Balance string   `json:"balance"`
-	Routes  []Route  `json:"routes"`
+	Port    int     `json:"port"`
+	Balance string  `json:"balance"`
+	Routes  []Route `json:"routes"`
 	// Listeners are more host ports of the gateway, each sending every
 	// request, whatever its path, to one service: a compose service's
 	// published port, kept. omitempty keeps the hash of a cell without
 	// them as it was before they existed.
 	Listeners []Listener `json:"listeners,omitempty"`
-	Outlier *Outlier `json:"outlier,omitempty"`
+	Outlier   *Outlier   `json:"outlier,omitempty"`
 	// FastPath is fast_path as written, nil when the file leaves it out;
 	// read it with FastPathEnabled. Unlike the integers whose zero is a
 	// legal value (rawCell records that they were written, and
