@@ -121,6 +121,7 @@ func (c *composeImport) service(s types.ServiceConfig) *Service {
 	svc.Volumes = c.volumes(s, sp)
 	svc.DependsOn = c.dependsOn(s, sp)
 	c.port(s, svc, sp)
+	svc.Develop = c.develop(s, sp) // compose_watch.go
 	return svc
 }
 

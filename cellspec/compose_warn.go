@@ -179,7 +179,7 @@ func (c *composeImport) walkKeys(n *yaml.Node, path, file string, honoured []str
 var composeServiceKeys = []string{
 	"image", "build", "command", "entrypoint", "environment", "env_file", "deploy", "scale",
 	"healthcheck", "volumes", "depends_on", "expose", "ports", "restart", "extends", "profiles",
-	"cpus", "mem_limit",
+	"cpus", "mem_limit", "develop",
 }
 
 // walkService walks one service. When it walks a service extended by name,
@@ -219,6 +219,8 @@ func (c *composeImport) walkService(n *yaml.Node, sp, name, file string, seen ma
 			}
 		case "extends":
 			c.walkExtends(v, name, file, seen)
+		case "develop":
+			c.walkDevelop(v, p, file) // compose_watch.go
 		}
 	})
 }

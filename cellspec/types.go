@@ -134,6 +134,9 @@ type Service struct {
 	Resources  Resources         `json:"resources"`
 	Volumes    []Volume          `json:"volumes,omitempty"`
 	DependsOn  []string          `json:"depends_on,omitempty"`
+	// Develop is compose's develop section: what `orchestro watch` does
+	// when files change. Only compose files set it (see compose_watch.go).
+	Develop *Develop `json:"develop,omitempty"`
 }
 
 // Restart policies.

@@ -15,5 +15,6 @@ func runtimeCommands(f *Factory, g *globalOptions) []*cobra.Command {
 		newExecCmd(f, g, nil),
 		newEventsCmd(f, g, nil),
 		newDashCmd(f, g, nil),
+		newWatchCmd(f, g, nil),
 	}
 }

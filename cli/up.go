@@ -28,6 +28,9 @@ type UpOptions struct {
 	NoBuild       bool
 	RemoveOrphans bool
 	GatewayImage  string
+	// Watch rebuilds and rolls services when their files change, once
+	// the project is up (watch.go).
+	Watch bool
 	// InterruptContext returns the context the stop at the end of an
 	// attached up runs under: a second interrupt cancels it, so a stuck
 	// stop can be abandoned. It is meant to become a Factory field.
@@ -58,6 +61,9 @@ on stderr.`,
 			if opts.Build && opts.NoBuild {
 				return usagef("--build and --no-build cannot be used together")
 			}
+			if opts.Watch && opts.NoBuild {
+				return usagef("--watch builds images; it cannot be used with --no-build")
+			}
 			if opts.WaitTimeout <= 0 {
 				return usagef("--wait-timeout %s must be positive", opts.WaitTimeout)
 			}
@@ -75,6 +81,7 @@ on stderr.`,
 	fl.BoolVar(&opts.NoBuild, "no-build", false, "build nothing; fail if an image is missing")
 	fl.BoolVar(&opts.RemoveOrphans, "remove-orphans", false, "remove cells of the project that are no longer in the spec")
 	fl.StringVar(&opts.GatewayImage, "gateway-image", "", "run gateways from this published image instead of one built from this binary")
+	fl.BoolVar(&opts.Watch, "watch", false, "then rebuild services when their files change and roll them through the gateway (see watch)")
 	return cmd
 }
 
@@ -117,6 +124,9 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 		return fmt.Errorf("up %s: %w", p.Name, err)
 	}
 	printUpSummary(ctx, opts.IO, be, p, !opts.Detach)
+	if opts.Watch {
+		return watchAfterUp(ctx, opts, be, p, start)
+	}
 	if opts.Detach {
 		return nil
 	}
