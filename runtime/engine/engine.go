@@ -107,6 +107,8 @@ type Engine interface {
 	ImageList(ctx context.Context, options image.ListOptions) ([]image.Summary, error)
 	// ImageBuild sends a build context and returns the JSON message stream.
 	ImageBuild(ctx context.Context, buildContext io.Reader, options build.ImageBuildOptions) (build.ImageBuildResponse, error)
+	// ImageLoad loads images from an archive in `docker save` form.
+	ImageLoad(ctx context.Context, input io.Reader, options ...client.ImageLoadOption) (image.LoadResponse, error)
 	// ImagePull pulls an image and returns the JSON message stream.
 	ImagePull(ctx context.Context, ref string, options image.PullOptions) (io.ReadCloser, error)
 	// ImageRemove untags or removes a local image.

@@ -83,6 +83,17 @@ func buildFilesIfMissing(ctx context.Context, eng engine.Engine, tag string, fil
 		fmt.Fprintf(progress, "image %s is up to date\n", tag)
 		return nil
 	}
+	if img, ok := asScratchImage(files); ok {
+		_, goarch, err := engine.Platform(ctx, eng)
+		if err != nil {
+			return fmt.Errorf("load image %s: %w", tag, err)
+		}
+		if err := loadImage(ctx, eng, tag, img, labels, goarch); err != nil {
+			return err
+		}
+		fmt.Fprintf(progress, "image %s loaded\n", tag)
+		return nil
+	}
 	var buf bytes.Buffer
 	if err := writeContextTar(&buf, files); err != nil {
 		return fmt.Errorf("build image %s: %w", tag, err)

@@ -81,8 +81,8 @@ func TestBuildGatewayImage(t *testing.T) {
 	if len(b) != 1 {
 		t.Fatalf("got %d builds, want 1", len(b))
 	}
-	if got, want := string(b[0].Files["Dockerfile"]), "FROM scratch\nCOPY orchestro /orchestro\nENTRYPOINT [\"/orchestro\", \"gateway\"]\n"; got != want {
-		t.Errorf("Dockerfile = %q, want %q", got, want)
+	if got := b[0].Entrypoint; len(got) != 2 || got[0] != "/orchestro" || got[1] != "gateway" {
+		t.Errorf("entrypoint = %q, want [/orchestro gateway]", got)
 	}
 	if string(b[0].Files["orchestro"]) != string(data) {
 		t.Error("the image does not hold the binary")

@@ -15,6 +15,8 @@ import (
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/orchestro/orchestro/cellspec"
@@ -32,6 +34,12 @@ type countingEngine struct {
 func (c *countingEngine) ImageBuild(ctx context.Context, r io.Reader, o build.ImageBuildOptions) (build.ImageBuildResponse, error) {
 	c.builds.Add(1)
 	return c.Engine.ImageBuild(ctx, r, o)
+}
+
+// ImageLoad counts too: the Go and gateway images are loaded, not built.
+func (c *countingEngine) ImageLoad(ctx context.Context, r io.Reader, o ...client.ImageLoadOption) (image.LoadResponse, error) {
+	c.builds.Add(1)
+	return c.Engine.ImageLoad(ctx, r, o...)
 }
 
 // checkImage asserts the image's test labels and entrypoint.

@@ -74,6 +74,10 @@ type Fake struct {
 type FakeBuild struct {
 	Options build.ImageBuildOptions
 	Files   map[string][]byte
+	// Entrypoint is a loaded image's (ImageLoad), whose Files are its
+	// layer's, by path without the leading slash; a loaded image has
+	// Options.Tags and Options.Labels set from its archive.
+	Entrypoint []string
 }
 
 type fakeContainer struct {
@@ -1293,6 +1297,73 @@ func (f *Fake) image(ref string) *fakeImage {
 }
 
 // addImage creates an image with the given tags. Call with f.mu held.
+// ImageLoad loads the images of an archive in `docker save` form: their
+// tags and labels, and each one is recorded as a build (see FakeBuild).
+func (f *Fake) ImageLoad(ctx context.Context, input io.Reader, options ...client.ImageLoadOption) (image.LoadResponse, error) {
+	if err := f.begin("ImageLoad", ""); err != nil {
+		return image.LoadResponse{}, err
+	}
+	entries := map[string][]byte{}
+	tr := tar.NewReader(input)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return image.LoadResponse{}, fmt.Errorf("load images: %w", err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return image.LoadResponse{}, fmt.Errorf("load images: %w", err)
+		}
+		entries[hdr.Name] = data
+	}
+	var manifest []struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	if err := json.Unmarshal(entries["manifest.json"], &manifest); err != nil {
+		return image.LoadResponse{}, fmt.Errorf("load images: manifest.json: %w", err)
+	}
+	for _, m := range manifest {
+		var cfg struct {
+			Config struct {
+				Entrypoint []string
+				Labels     map[string]string
+			} `json:"config"`
+		}
+		if err := json.Unmarshal(entries[m.Config], &cfg); err != nil {
+			return image.LoadResponse{}, fmt.Errorf("load images: %s: %w", m.Config, err)
+		}
+		files := map[string][]byte{}
+		for _, l := range m.Layers {
+			lr := tar.NewReader(bytes.NewReader(entries[l]))
+			for {
+				hdr, err := lr.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					return image.LoadResponse{}, fmt.Errorf("load images: layer %s: %w", l, err)
+				}
+				if hdr.Typeflag == tar.TypeReg {
+					data, _ := io.ReadAll(lr)
+					files[strings.TrimPrefix(hdr.Name, "/")] = data
+				}
+			}
+		}
+		b := FakeBuild{Options: build.ImageBuildOptions{Tags: slices.Clone(m.RepoTags), Labels: maps.Clone(cfg.Config.Labels)},
+			Files: files, Entrypoint: cfg.Config.Entrypoint}
+		f.mu.Lock()
+		f.builds = append(f.builds, b)
+		f.addImage(m.RepoTags, cfg.Config.Labels)
+		f.mu.Unlock()
+	}
+	return image.LoadResponse{Body: io.NopCloser(strings.NewReader("")), JSON: true}, nil
+}
+
 func (f *Fake) addImage(tags []string, labels map[string]string) string {
 	id := "sha256:" + f.newID("image")
 	img := &fakeImage{id: id, labels: maps.Clone(labels), created: f.now()}
