@@ -351,10 +351,11 @@ func watchCompose(t *testing.T, bin, src string) watchMeasure {
 func goToolchainImage(t *testing.T, cli *client.Client, src string) string {
 	t.Helper()
 	tag := uniqueName("gotoolchain") + ":" + strings.TrimPrefix(goruntime.Version(), "go")
-	goroot := goruntime.GOROOT()
-	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
-		goroot = strings.TrimSpace(string(out))
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
 	}
+	goroot := strings.TrimSpace(string(out))
 	df := `FROM scratch
 COPY go /usr/local/go
 ENV PATH=/usr/local/go/bin HOME=/root TMPDIR=/tmp GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOPROXY=off
