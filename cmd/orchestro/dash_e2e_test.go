@@ -92,7 +92,7 @@ func TestDashE2E(t *testing.T) {
 	tm.keys("r")
 	tm.waitFor(10*time.Second, "Restart shop/catalog, one replica at a time?")
 	tm.keys("y")
-	tm.waitFor(30*time.Second, "rolling restart requested")
+	tm.waitFor(30*time.Second, "replicas requested")
 	took, ok, why := eventually(3*time.Minute, 500*time.Millisecond, func() (bool, string) {
 		s := catalog()
 		if len(s.Replicas) == 0 || s.Ready != s.Desired || len(s.Replicas) != s.Desired {
