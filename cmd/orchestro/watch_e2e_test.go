@@ -6,12 +6,12 @@ package main
 // is edited under steady load through the gateway, and the new code must
 // answer with no failed request. A failed build is reported and watching
 // carries on. With ORCHESTRO_E2E_COMPOSE set to a docker compose binary
-// (see shared/tools/build-compose.sh), the same service and the same edit
+// (v5.6, built from its module github.com/docker/compose/v5), the same service and the same edit
 // are measured under `docker compose watch` (develop.watch rebuild) in the
 // same run, and both save-to-serving times are logged. Run it with
 //
 //	go test -v -run TestE2EWatch -count=1 ./cmd/orchestro/
-//	ORCHESTRO_E2E_COMPOSE=/tmp/docker-compose go test -v -run TestE2EWatch -count=1 ./cmd/orchestro/
+//	ORCHESTRO_E2E_COMPOSE=$PWD/docker-compose go test -v -run TestE2EWatch -count=1 ./cmd/orchestro/
 
 import (
 	"archive/tar"
