@@ -12,9 +12,8 @@ const (
 	// as part of the same streak: a replacement that ran this long without
 	// failing resets the backoff.
 	crashWindow = 10 * time.Minute
-	// firstCrashDelay is the delay after the second failure of a streak;
-	// the first is replaced at once (a single kill heals within a round),
-	// each further one waits twice as long.
+	// firstCrashDelay is the delay after the first failure of a streak;
+	// each further one waits twice as long, as the kubelet's backoff.
 	firstCrashDelay = time.Second
 	// maxCrashDelay caps the delay.
 	maxCrashDelay = 5 * time.Minute
@@ -68,9 +67,8 @@ const (
 // whether the service is now crash-looping. It is a pure function of its
 // inputs.
 //
-// The first failure of a streak is replaced at once; the second waits
-// firstCrashDelay and each further one twice as long, up to maxCrashDelay
-// (0, 1s, 2s, 4s, … 5m). A failure more than crashWindow after the
+// The first failure of a streak waits firstCrashDelay and each further
+// one twice as long, up to maxCrashDelay (1s, 2s, 4s, … 5m). A failure more than crashWindow after the
 // previous backoff ended starts a new streak: the replacement stayed up
 // long enough to be trusted again. The details of the failure (ExitCode,
 // Error) are the caller's to fill in.
@@ -80,15 +78,13 @@ func crashBackoff(prev CrashState, f failure, now time.Time) (next CrashState, d
 		next.Crashes = 0
 	}
 	next.Crashes++
-	if next.Crashes > 1 {
-		// Doubling with a cap rather than shifting: a streak that lasts
-		// for hours would overflow a shift and wrap to a negative delay.
-		delay = firstCrashDelay
-		for i := 2; i < next.Crashes && delay < maxCrashDelay; i++ {
-			delay *= 2
-		}
-		delay = min(delay, maxCrashDelay)
+	// Doubling with a cap rather than shifting: a streak that lasts for
+	// hours would overflow a shift and wrap to a negative delay.
+	delay = firstCrashDelay
+	for i := 1; i < next.Crashes && delay < maxCrashDelay; i++ {
+		delay *= 2
 	}
+	delay = min(delay, maxCrashDelay)
 	next.NotBefore = now.Add(delay)
 	next.StartFailed = f == failureStart
 	return next, delay, next.Crashes >= crashLoopAfter

@@ -21,28 +21,28 @@ func TestCrashBackoff(t *testing.T) {
 		want result
 	}{
 		{
-			name: "the first crash is replaced at once",
-			want: result{Next: CrashState{Crashes: 1, NotBefore: now}},
+			name: "the first crash waits a second",
+			want: result{Next: CrashState{Crashes: 1, NotBefore: now.Add(time.Second)}, Delay: time.Second},
 		},
 		{
-			name: "the second crash of a streak waits a second",
+			name: "the second crash of a streak waits twice as long",
 			prev: CrashState{Crashes: 1, NotBefore: now.Add(-10 * time.Second)},
-			want: result{Next: CrashState{Crashes: 2, NotBefore: now.Add(time.Second)}, Delay: time.Second},
+			want: result{Next: CrashState{Crashes: 2, NotBefore: now.Add(2 * time.Second)}, Delay: 2 * time.Second},
 		},
 		{
-			name: "the third is a crash loop and waits twice as long",
+			name: "the third is a crash loop and waits twice as long again",
 			prev: CrashState{Crashes: 2, NotBefore: now.Add(-time.Second)},
-			want: result{Next: CrashState{Crashes: 3, NotBefore: now.Add(2 * time.Second)}, Delay: 2 * time.Second, Looping: true},
+			want: result{Next: CrashState{Crashes: 3, NotBefore: now.Add(4 * time.Second)}, Delay: 4 * time.Second, Looping: true},
 		},
 		{
 			name: "a crash exactly a window after the backoff ended still counts",
 			prev: CrashState{Crashes: 3, NotBefore: now.Add(-crashWindow)},
-			want: result{Next: CrashState{Crashes: 4, NotBefore: now.Add(4 * time.Second)}, Delay: 4 * time.Second, Looping: true},
+			want: result{Next: CrashState{Crashes: 4, NotBefore: now.Add(8 * time.Second)}, Delay: 8 * time.Second, Looping: true},
 		},
 		{
 			name: "a crash later than a window after the backoff starts a new streak",
 			prev: CrashState{Crashes: 5, NotBefore: now.Add(-crashWindow - time.Nanosecond)},
-			want: result{Next: CrashState{Crashes: 1, NotBefore: now}},
+			want: result{Next: CrashState{Crashes: 1, NotBefore: now.Add(time.Second)}, Delay: time.Second},
 		},
 		{
 			name: "the delay is capped",
@@ -60,12 +60,12 @@ func TestCrashBackoff(t *testing.T) {
 			name: "a failed start counts like a crash and says so",
 			prev: CrashState{Crashes: 1, NotBefore: now},
 			f:    failureStart,
-			want: result{Next: CrashState{Crashes: 2, NotBefore: now.Add(time.Second), StartFailed: true}, Delay: time.Second},
+			want: result{Next: CrashState{Crashes: 2, NotBefore: now.Add(2 * time.Second), StartFailed: true}, Delay: 2 * time.Second},
 		},
 		{
 			name: "a crash after a failed start is a crash again",
 			prev: CrashState{Crashes: 2, NotBefore: now, StartFailed: true},
-			want: result{Next: CrashState{Crashes: 3, NotBefore: now.Add(2 * time.Second)}, Delay: 2 * time.Second, Looping: true},
+			want: result{Next: CrashState{Crashes: 3, NotBefore: now.Add(4 * time.Second)}, Delay: 4 * time.Second, Looping: true},
 		},
 	}
 	for _, tt := range tests {

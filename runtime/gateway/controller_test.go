@@ -447,14 +447,17 @@ func TestControllerCrashLoop(t *testing.T) {
 			h.check("first crash", []string{
 				"exited orders-1: code 1",
 				"removed orders-1: exited with code 1",
-				"started orders-1: replace exited replica",
+				"waiting orders: backing off (1 recent crash), next try in 1s",
 			}, h.events.take())
 
+			h.clock.Advance(time.Second)
+			h.step()
 			crash()
 			h.check("second crash", []string{
 				"exited orders-1: code 1",
 				"removed orders-1: exited with code 1",
-				"waiting orders: crashloop (2 recent crashes), next try in 1s",
+				"started orders-1: scale 0 → 1",
+				"waiting orders: backing off (2 recent crashes), next try in 2s",
 			}, h.events.take())
 			// No attempt, no event and no kick until the backoff ends.
 			h.kicked()
@@ -468,33 +471,34 @@ func TestControllerCrashLoop(t *testing.T) {
 				t.Errorf("a round that only waits asked for another round at once")
 			}
 
-			h.clock.Advance(time.Second)
+			h.clock.Advance(2 * time.Second)
 			h.step()
 			crash()
 			h.check("third crash", []string{
-				"crashloop orders: 3 crashes, the last with exit code 1; next replacement in 2s",
+				"crashloop orders: 3 crashes, the last with exit code 1; next replacement in 4s",
 				"exited orders-1: code 1",
 				"removed orders-1: exited with code 1",
 				"started orders-1: scale 0 → 1",
-				"waiting orders: crashloop (3 recent crashes), next try in 2s",
+				"waiting orders: crashloop (3 recent crashes), next try in 4s",
 			}, h.events.take())
 			if got := h.c.Status().Services[0].Health; got != "crashloop" {
 				t.Errorf("service health = %q, want crashloop", got)
 			}
 
-			h.clock.Advance(2 * time.Second)
+			h.clock.Advance(4 * time.Second)
 			h.step()
 			crash()
 			h.check("fourth crash", []string{
-				"crashloop orders: 4 crashes, the last with exit code 1; next replacement in 4s",
+				"crashloop orders: 4 crashes, the last with exit code 1; next replacement in 8s",
 				"exited orders-1: code 1",
 				"removed orders-1: exited with code 1",
 				"started orders-1: scale 0 → 1",
-				"waiting orders: crashloop (4 recent crashes), next try in 4s",
+				"waiting orders: crashloop (4 recent crashes), next try in 8s",
 			}, h.events.take())
 
-			// A replacement that stays up past the window ends the streak.
-			h.clock.Advance(4 * time.Second)
+			// A replacement that stays up past the window ends the streak:
+			// the next crash starts a new one, a second's wait again.
+			h.clock.Advance(8 * time.Second)
 			h.step()
 			h.step()
 			h.events.take()
@@ -503,7 +507,7 @@ func TestControllerCrashLoop(t *testing.T) {
 			h.check("crash after a long run", []string{
 				"exited orders-1: code 1",
 				"removed orders-1: exited with code 1",
-				"started orders-1: replace exited replica",
+				"waiting orders: backing off (1 recent crash), next try in 1s",
 			}, h.events.take())
 		})
 	}
@@ -521,7 +525,9 @@ func TestControllerUpdateSpec(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.step()
-			h.clock.Advance(time.Second)
+			// Past the backoffs of the first two crashes (1s, 2s), not
+			// the third's (4s), which is still under way.
+			h.clock.Advance(2 * time.Second)
 		}
 		if got := h.c.Status().Services[0].Health; got != "crashloop" {
 			t.Fatalf("service health = %q, want crashloop", got)
@@ -584,13 +590,11 @@ func TestControllerStartFailure(t *testing.T) {
 			h.step()
 			h.check("first attempt", []string{failed}, h.events.take())
 			if !h.kicked() {
-				t.Errorf("the first failure did not ask for a retry")
+				t.Errorf("the first failure did not ask for another round")
 			}
 			h.step()
-			h.check("second attempt", sorted(tt.left, failed), h.events.take())
-			h.step()
-			h.check("round after the second attempt", sorted(tt.left,
-				"waiting orders: start failed (2 recent failures), next try in 1s"), h.events.take())
+			h.check("round after the first attempt", sorted(tt.left,
+				"waiting orders: start failed (1 recent failure), next try in 1s"), h.events.take())
 
 			// No attempt, no event and no kick until the backoff ends.
 			h.kicked()
@@ -606,13 +610,20 @@ func TestControllerStartFailure(t *testing.T) {
 
 			h.clock.Advance(time.Second)
 			h.step()
+			h.check("second attempt", []string{failed}, h.events.take())
+			h.step()
+			h.check("round after the second attempt", sorted(tt.left,
+				"waiting orders: start failed (2 recent failures), next try in 2s"), h.events.take())
+
+			h.clock.Advance(2 * time.Second)
+			h.step()
 			h.check("third attempt", []string{
-				"crashloop orders: 3 recent failures, the last a failed start (" + verb + " replica demo-shop-orders-1: no space left on device); next try in 2s",
+				"crashloop orders: 3 recent failures, the last a failed start (" + verb + " replica demo-shop-orders-1: no space left on device); next try in 4s",
 				failed,
 			}, h.events.take())
 
 			h.eng.SetError(tt.method, nil)
-			h.clock.Advance(2 * time.Second)
+			h.clock.Advance(4 * time.Second)
 			h.step()
 			h.step()
 			h.check("attempt once the engine works", sorted(tt.left, "started orders-1: "+tt.started), h.events.take())

@@ -148,16 +148,17 @@ func TestControllerStartFailureStatus(t *testing.T) {
 		return v
 	}
 	h.step()
-	h.check("after the first failure", view{Health: "starting", Failures: 1, Error: wantErr}, status())
-	h.step()
-	h.check("after the second failure", view{Health: "starting", Failures: 2, Error: wantErr, NextTry: time.Second}, status())
+	h.check("after the first failure", view{Health: "starting", Failures: 1, Error: wantErr, NextTry: time.Second}, status())
 	h.clock.Advance(time.Second)
 	h.step()
-	h.check("after the third failure", view{Health: "crashloop", Failures: 3, Error: wantErr, NextTry: 2 * time.Second}, status())
+	h.check("after the second failure", view{Health: "starting", Failures: 2, Error: wantErr, NextTry: 2 * time.Second}, status())
 	h.clock.Advance(2 * time.Second)
+	h.step()
+	h.check("after the third failure", view{Health: "crashloop", Failures: 3, Error: wantErr, NextTry: 4 * time.Second}, status())
+	h.clock.Advance(4 * time.Second)
 	h.check("as the next try is due", view{Health: "crashloop", Failures: 3, Error: wantErr}, status())
 	h.step()
-	h.check("after the fourth failure", view{Health: "crashloop", Failures: 4, Error: wantErr, NextTry: 4 * time.Second}, status())
+	h.check("after the fourth failure", view{Health: "crashloop", Failures: 4, Error: wantErr, NextTry: 8 * time.Second}, status())
 
 	// Each replica that never started is kept, saying so.
 	exited := h.c.Status().Services[0].Exited
@@ -170,7 +171,7 @@ func TestControllerStartFailureStatus(t *testing.T) {
 
 	// Once a replica starts and is ready, the service is healthy again.
 	h.eng.SetError("ContainerStart", nil)
-	h.clock.Advance(4 * time.Second)
+	h.clock.Advance(8 * time.Second)
 	h.step()
 	h.step()
 	if got := h.c.Status().Services[0].Health; got != "healthy" {

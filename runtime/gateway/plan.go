@@ -400,10 +400,18 @@ func createCause(d DesiredService, c classes, have int) (Cause, string) {
 
 func backoffReason(cs CrashState, now time.Time) string {
 	left := cs.NotBefore.Sub(now).Round(time.Second)
-	if cs.StartFailed {
-		return fmt.Sprintf("start failed (%d recent failures), next try in %s", cs.Crashes, left)
+	what, one, many := "crashloop", "crash", "crashes"
+	switch {
+	case cs.StartFailed:
+		what, one, many = "start failed", "failure", "failures"
+	case cs.Crashes < crashLoopAfter:
+		what = "backing off"
 	}
-	return fmt.Sprintf("crashloop (%d recent crashes), next try in %s", cs.Crashes, left)
+	noun := many
+	if cs.Crashes == 1 {
+		noun = one
+	}
+	return fmt.Sprintf("%s (%d recent %s), next try in %s", what, cs.Crashes, noun, left)
 }
 
 // freeNumbers returns the n lowest replica numbers not in used.
