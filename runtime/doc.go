@@ -16,8 +16,17 @@
 // each (up_plan.go), and executeUp carries the plan out and reports
 // progress, deciding nothing (up_execute.go).
 //
+// Watch runs Up's second half (rollImages) for every rebuild. Its parts
+// are split the same way: the rules of what each service's change asks
+// for (watch_rules.go), a pure plan of one debounced batch of changes
+// (watch_plan.go), copying files into replicas (watch_sync.go), and the
+// loop that ties them to fsnotify and the engine (watch.go). Wait waits
+// for services to be ready (up --wait, scale and restart --wait), and
+// Exec runs a command in a replica.
+//
 // It is the top of the runtime and only the orchestro command links it. It
 // may import packages engine, image, api and admin, package cellspec, the
-// Docker SDK and the standard library; no other runtime package imports
+// Docker SDK, fsnotify and patternmatcher (for Watch) and the standard
+// library; no other runtime package imports
 // it. The cell gateway itself is package gateway.
 package runtime

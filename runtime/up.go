@@ -36,8 +36,26 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 	if err != nil {
 		return err
 	}
+	if err := c.rollImages(ctx, p, opts, gwImage, images, progress); err != nil {
+		return err
+	}
+	progress.Note(fmt.Sprintf("project %s started in %s", p.Name, c.now().Sub(start).Round(time.Millisecond)))
+	if !opts.Wait {
+		return nil
+	}
+	return c.wait(ctx, p, opts.WaitTimeout, progress)
+}
+
+// rollImages is the second half of Up, with the images built: it
+// observes the project again (a build takes a while), plans, and hands
+// every gateway its cell's spec, so the services whose image changed
+// roll. Watch calls it for each rebuild.
+func (c *Client) rollImages(ctx context.Context, p *cellspec.Project, opts api.UpOptions, gwImage string, images map[string]map[string]api.ServiceImage, progress api.Progress) error {
 	observed, err := c.observeUp(ctx, p)
 	if err != nil {
+		return err
+	}
+	if err := checkPorts(p, observed); err != nil {
 		return err
 	}
 	// Gateways that stay keep the token they were created with; new ones
@@ -50,14 +68,7 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 	if err != nil {
 		return err
 	}
-	if err := c.executeUp(ctx, plan, progress); err != nil {
-		return err
-	}
-	progress.Note(fmt.Sprintf("project %s started in %s", p.Name, c.now().Sub(start).Round(time.Millisecond)))
-	if !opts.Wait {
-		return nil
-	}
-	return c.wait(ctx, p, opts.WaitTimeout, progress)
+	return c.executeUp(ctx, plan, progress)
 }
 
 func newToken() string {
