@@ -35,7 +35,31 @@ type GatewaySpec struct {
 	Peers map[string]string `json:"peers"`
 	// AdminPort is the container port of the admin API.
 	AdminPort int `json:"admin_port"`
+	// Target is where the cell runs: TargetDocker (also when empty), where
+	// the gateway's controller creates and replaces the replicas itself,
+	// or TargetSwarm, where Swarm does and the gateway finds them by DNS.
+	Target string `json:"target,omitempty"`
+	// Discovery maps each service to the DNS name whose addresses are its
+	// replicas ("tasks.demo-shop-catalog"), on a target whose gateway
+	// finds replicas by DNS. On such a target the host part of each Peers
+	// address is such a name too ("tasks.demo-users-gateway:8082").
+	Discovery map[string]string `json:"discovery,omitempty"`
 }
+
+// Deployment targets.
+const (
+	// TargetDocker runs replicas as containers on one Docker engine, each
+	// cell's gateway creating and replacing its own.
+	TargetDocker = "docker"
+	// TargetSwarm runs every service as a Docker Swarm service: Swarm
+	// schedules, restarts and rolls the replicas, the gateways find them
+	// by DNS.
+	TargetSwarm = "swarm"
+)
+
+// FindsByDNS reports whether the gateway finds its replicas and peers by
+// DNS instead of managing them.
+func (s *GatewaySpec) FindsByDNS() bool { return s.Target == TargetSwarm }
 
 // ServiceImage names a service image by reference (for people) and by ID
 // (for identity: a rebuilt image with the same tag has a new ID).
