@@ -115,6 +115,7 @@ load balancing, health checks, retries, self-healing and autoscaling.`,
 		newSchemaCmd(f),
 		newVersionCmd(f),
 		newCompletionCmd(),
+		newProbeCmd(f),
 	)
 	for _, c := range runtimeCommands(f, g) {
 		root.AddCommand(c)
