@@ -23,6 +23,18 @@ const (
 	LabelAdminPort = "io.orchestro.admin-port"
 )
 
+// Labels of a replica's Swarm service on a swarm, where the project's
+// keeper autoscales (gateway.RunSwarmScaler).
+const (
+	// AutoscaleLabel holds the JSON of the service's cellspec.Autoscale;
+	// the deploying side sets it, and a service without it is not
+	// autoscaled.
+	AutoscaleLabel = "io.orchestro.autoscale"
+	// ScaledLabel holds the JSON of the api.Event of the latest scaling
+	// decision, written with the replica count it describes.
+	ScaledLabel = "io.orchestro.scaled"
+)
+
 // Roles of the containers orchestro runs.
 const (
 	RoleGateway = "gateway"

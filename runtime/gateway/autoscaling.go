@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/autoscale"
 )
@@ -17,7 +18,11 @@ const (
 	inflightWindow    = 3 * time.Second
 )
 
-// scaler is the autoscaler's memory of one service.
+// scaler is the autoscaler's memory of one service: its traffic windows,
+// the history Decide carries from one call to the next, and what the
+// dashboard shows. The local controller keeps one per autoscaled service,
+// and so does the swarm scaler (swarmscale.go); neither is safe for
+// concurrent use, each belongs to one loop.
 type scaler struct {
 	rate        *autoscale.Window
 	inflight    *autoscale.Window
@@ -25,6 +30,75 @@ type scaler struct {
 	lastRequest time.Time
 	lastServed  uint64
 	status      api.AutoscaleStatus
+}
+
+// newScaler returns the memory of a service that runs replicas now. The
+// history starts with that count, so the service is not scaled down before
+// a stabilization window has passed; idleSince is the last request the
+// caller knows of (the time it started when it knows none).
+func newScaler(now time.Time, replicas int, idleSince time.Time) *scaler {
+	return &scaler{
+		rate:        autoscale.NewWindow(rateWindow),
+		inflight:    autoscale.NewWindow(inflightWindow),
+		history:     []autoscale.Recommendation{{At: now, Replicas: replicas}},
+		lastRequest: idleSince,
+	}
+}
+
+// sample records one reading of the service's traffic: served is the
+// cumulative count of requests sent to it, inflight the requests in flight
+// now. A request served or in flight moves lastRequest to now.
+func (sc *scaler) sample(now time.Time, served uint64, inflight float64) {
+	if served != sc.lastServed || inflight > 0 {
+		sc.lastRequest = now
+	}
+	sc.lastServed = served
+	sc.rate.Add(now, served, inflight)
+	sc.inflight.Add(now, served, inflight)
+}
+
+// traffic returns the request rate and the in-flight average over their
+// windows, per ready replica; a metric is missing while its window holds
+// too few readings.
+func (sc *scaler) traffic(now time.Time, ready int) (rps, inflight autoscale.Metric) {
+	if r, ok := sc.rate.Rate(now); ok {
+		rps = autoscale.PerReplica(r, ready)
+	}
+	if avg, ok := sc.inflight.Inflight(now); ok {
+		inflight = autoscale.PerReplica(avg, ready)
+	}
+	return rps, inflight
+}
+
+// decide runs autoscale.Decide for a service at current replicas, keeps
+// the history it returns and shows the policy's targets. It does not mark
+// the decision as taken: the caller calls applied once the count changed.
+func (sc *scaler) decide(current int, m autoscale.Metrics, p *cellspec.Autoscale, now time.Time) autoscale.Decision {
+	dec, hist := autoscale.Decide(current, m, p, sc.history, now)
+	sc.history = hist
+	if p != nil {
+		sc.status.Min, sc.status.Max = p.Min, p.Max
+	}
+	sc.status.Targets = dec.Targets
+	return dec
+}
+
+// applied records that a decision changed the replica count.
+func (sc *scaler) applied(dec autoscale.Decision, now time.Time) {
+	sc.status.LastDecision = dec.Reason
+	sc.status.LastChange = now
+}
+
+// override makes a count someone else set (a manual scale) the starting
+// point: the autoscaler carries on from there, and does not scale down
+// below it within the stabilization window. Appending the count to the
+// history works as a reset of it: the older recommendations leave the
+// window before this one does, and until then they cannot hold the count
+// above what this one and the later ones would.
+func (sc *scaler) override(now time.Time, n int, why string) {
+	sc.history = append(sc.history, autoscale.Recommendation{At: now, Replicas: n})
+	sc.status.LastDecision = why
+	sc.status.LastChange = now
 }
 
 // runAutoscaler evaluates every autoscaled service once a second until ctx
@@ -61,12 +135,7 @@ func (c *Controller) autoscale(now time.Time) {
 		}
 		sc := c.scalers[d.Name]
 		if sc == nil {
-			sc = &scaler{
-				rate:        autoscale.NewWindow(rateWindow),
-				inflight:    autoscale.NewWindow(inflightWindow),
-				history:     []autoscale.Recommendation{{At: now, Replicas: d.Replicas}},
-				lastRequest: c.started,
-			}
+			sc = newScaler(now, d.Replicas, c.started)
 			c.scalers[d.Name] = sc
 		}
 		var ready, notReady int
@@ -90,35 +159,21 @@ func (c *Controller) autoscale(now time.Time) {
 		if c.traffic != nil {
 			served = c.traffic.total(d.Name)
 		}
-		if served != sc.lastServed || inflight > 0 {
-			sc.lastRequest = now
-		}
-		sc.lastServed = served
+		sc.sample(now, served, float64(inflight))
 		if w := c.lastWake[d.Name]; w.After(sc.lastRequest) {
 			sc.lastRequest = w
 		}
-		sc.rate.Add(now, served, float64(inflight))
-		sc.inflight.Add(now, served, float64(inflight))
 
 		m := autoscale.Metrics{Ready: ready, NotReady: notReady, Routed: routed[d.Name], LastRequest: sc.lastRequest}
-		if rps, ok := sc.rate.Rate(now); ok {
-			m.RPS = autoscale.PerReplica(rps, ready)
-		}
-		if avg, ok := sc.inflight.Inflight(now); ok {
-			m.Inflight = autoscale.PerReplica(avg, ready)
-		}
+		m.RPS, m.Inflight = sc.traffic(now, ready)
 		if c.sampler != nil {
 			m.CPU = c.sampler.CPUMetric(ids)
 		}
-		dec, hist := autoscale.Decide(d.Replicas, m, s.Autoscale, sc.history, now)
-		sc.history = hist
-		sc.status.Min, sc.status.Max = s.Autoscale.Min, s.Autoscale.Max
-		sc.status.Targets = dec.Targets
+		dec := sc.decide(d.Replicas, m, s.Autoscale, now)
 		if dec.Replicas == d.Replicas {
 			continue
 		}
-		sc.status.LastDecision = dec.Reason
-		sc.status.LastChange = now
+		sc.applied(dec, now)
 		c.overrides[d.Name] = dec.Replicas
 		c.saveState()
 		c.emit(api.Event{Service: d.Name, Type: api.EventScaled, From: d.Replicas, To: dec.Replicas, Message: dec.Reason})
@@ -131,9 +186,7 @@ func (c *Controller) autoscale(now time.Time) {
 // stabilization window. c.mu must be held.
 func (c *Controller) noteManualScale(service string, n int) {
 	if sc := c.scalers[service]; sc != nil {
-		sc.history = append(sc.history, autoscale.Recommendation{At: c.now(), Replicas: n})
-		sc.status.LastDecision = "set by hand"
-		sc.status.LastChange = c.now()
+		sc.override(c.now(), n, "set by hand")
 	}
 }
 

@@ -55,6 +55,23 @@ type replica struct {
 	rps        float64
 }
 
+// hooks are what the gateway plugs into its source of replicas (see
+// source), set before it runs.
+type hooks struct {
+	// traffic, when set, gives recent per-service request figures.
+	traffic *trafficStats
+	// onSpec, when set, sees every spec UpdateSpec installs, after the
+	// proxy took its routes (the flows follow it).
+	onSpec func(*cellspec.Cell)
+	// flowStatus, when set, reports the cell's flows for Status.
+	flowStatus func(now time.Time) []api.FlowStatus
+	// onCheck, when set, sees every health check result (for metrics).
+	onCheck func(service string, replica int, ok bool)
+}
+
+// setHooks replaces the hooks.
+func (h *hooks) setHooks(x hooks) { *h = x }
+
 // Controller reconciles the replicas of one cell: it observes them through
 // the engine by label, plans with the pure plan function and executes the
 // plan. It alone creates, replaces and removes the cell's replicas.
@@ -72,15 +89,7 @@ type Controller struct {
 
 	kick chan struct{}
 	wg   sync.WaitGroup // drain-and-remove goroutines
-	// traffic, when set, gives recent per-service request figures.
-	traffic *trafficStats
-	// onSpec, when set, sees every spec UpdateSpec installs, after the
-	// proxy took its routes (the flows follow it).
-	onSpec func(*cellspec.Cell)
-	// flowStatus, when set, reports the cell's flows for Status.
-	flowStatus func(now time.Time) []api.FlowStatus
-	// onCheck, when set, sees every health check result (for metrics).
-	onCheck func(service string, replica int, ok bool)
+	hooks
 
 	mu sync.Mutex
 	// spec is replaced whole by UpdateSpec, never changed in place: read

@@ -17,6 +17,13 @@
 // and its runtime overrides from its state file (statefile.go). The admin API
 // (package admin) exposes status, events, scale, restart and spec updates.
 //
+// On a swarm (api.GatewaySpec.FindsByDNS) Swarm owns the replicas, and a
+// DNS source takes the controller's place behind the same interface
+// (source): it looks each service's DNS name up every second, health-checks
+// the replicas it finds and hands them to the proxy; the egress proxies
+// follow the names of the used cells' gateway tasks the same way
+// (dnssource.go).
+//
 // The project keeper (RunKeeper) is the same binary in another mode: it
 // restarts gateways that were stopped without being removed, since Docker
 // disables a container's restart policy on `docker kill`.

@@ -35,6 +35,9 @@ const StatePath = "/var/lib/orchestro/state.json"
 // container. Its configuration comes from the environment the runtime set
 // on the container (ORCHESTRO_SPEC, ORCHESTRO_TOKEN).
 func Main(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "swarm-scaler" {
+		return swarmScalerMain(ctx)
+	}
 	if len(args) > 0 && args[0] == "keeper" {
 		project := os.Getenv(api.EnvProject)
 		if project == "" {
@@ -59,11 +62,16 @@ func Main(ctx context.Context, args []string) error {
 	if spec.Cell == nil {
 		return fmt.Errorf("gateway: %s holds no cell", api.EnvSpec)
 	}
-	eng, err := engine.NewDockerEngine(ctx)
-	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
+	// On a swarm the gateway finds its replicas by DNS and needs no
+	// engine (nor its socket).
+	var eng engine.Engine
+	if !spec.FindsByDNS() {
+		var err error
+		if eng, err = engine.NewDockerEngine(ctx); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		defer eng.Close()
 	}
-	defer eng.Close()
 	return Run(ctx, Config{
 		Engine:     eng,
 		Spec:       &spec,
@@ -107,9 +115,28 @@ type Config struct {
 	JournalDir string
 }
 
+// source is where a gateway's replicas come from: it serves the admin API
+// about them and hands them to the proxy. The Controller creates and
+// replaces them through the engine; on a target that runs them itself (a
+// swarm), a dnsSource finds them by DNS.
+type source interface {
+	admin.Cell
+	// Run feeds the proxy until ctx ends.
+	Run(ctx context.Context) error
+	// Wake reports whether a request that found no available replica of
+	// service is worth holding (see proxy.Options.Wake).
+	Wake(service string) bool
+	// Spec returns the spec the source runs.
+	Spec() *api.GatewaySpec
+	// setHooks plugs the data plane in, before Run.
+	setHooks(hooks)
+}
+
 // Run serves a cell until ctx ends: the data port, the egress ports of the
-// cells it uses, the admin API, and the controller. It never removes
-// replicas on its way out: a restarted gateway adopts them.
+// cells it uses, the admin API, and the source of its replicas: the
+// controller, or on a target that finds replicas by DNS (where cfg.Engine
+// may be nil) a dnsSource. It never removes replicas on its way out: a
+// restarted gateway adopts them.
 func Run(ctx context.Context, cfg Config) error {
 	spec := cfg.Spec
 	bus := admin.NewEventBus(0)
@@ -121,7 +148,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		bus.Restore(keptEvents)
 	}
-	var ctrl *Controller
+	var src source
 	dp, err := NewDataPlane(spec.Cell, cfg.AccessLog, proxy.Options{
 		OnEject: func(up *proxy.Upstream, reason string, until time.Time) {
 			bus.Publish(api.Event{Time: time.Now(), Cell: spec.Cell.Name, Service: up.Service,
@@ -135,7 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			bus.Publish(api.Event{Time: time.Now(), Cell: spec.Cell.Name, Service: service, Type: api.EventPanic, Message: msg})
 		},
-		Wake: func(service string) bool { return ctrl.Wake(service) },
+		Wake: func(service string) bool { return src.Wake(service) },
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -156,15 +183,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 		dp.flows.journal = jr
 	}
-	ctrl = NewController(cfg.Engine, spec, px, bus, cfg.StatePath)
-	ctrl.traffic = dp.traffic
+	if spec.FindsByDNS() {
+		src = newDNSSource(spec, px, bus, net.DefaultResolver)
+	} else {
+		src = NewController(cfg.Engine, spec, px, bus, cfg.StatePath)
+	}
+	src.setHooks(hooks{traffic: dp.traffic, onSpec: dp.flows.configure, flowStatus: dp.flows.status, onCheck: m.healthResult})
 	// The controller may run a newer spec than the container's, from its
 	// state file; the flows follow the spec it runs, now and on updates.
-	dp.flows.configure(ctrl.Spec().Cell)
-	ctrl.onSpec = dp.flows.configure
-	ctrl.flowStatus = dp.flows.status
-	ctrl.onCheck = m.healthResult
-	adminCfg := admin.ServerConfig{Cell: ctrl, Events: bus, Token: cfg.Token, Metrics: m.handler(ctrl, px), Logger: cfg.Log}
+	dp.flows.configure(src.Spec().Cell)
+	adminCfg := admin.ServerConfig{Cell: src, Events: bus, Token: cfg.Token, Metrics: m.handler(src, px), Logger: cfg.Log}
 	if len(spec.Cell.Flows) > 0 {
 		adminCfg.Executions = dp.flows
 	}
@@ -201,14 +229,28 @@ func Run(ctx context.Context, cfg Config) error {
 	// fast path out when a difference is suspected.
 	srvOpts := proxy.ServerOptions{DisableFastPath: !spec.Cell.Gateway.FastPathEnabled()}
 	peers := map[string]*proxy.Proxy{}
+	// On a target that finds peers by DNS, each peer's address names its
+	// gateway's tasks: the egress proxy forwards to every one of them.
+	var found *peerFinder
+	if spec.FindsByDNS() {
+		found = newPeerFinder(net.DefaultResolver, bus.Publish, spec.Cell.Name)
+	}
 	for _, peer := range spec.Cell.Uses {
 		addr := spec.Peers[peer]
 		if addr == "" {
 			continue
 		}
-		_, portStr, _ := net.SplitHostPort(addr)
+		host, portStr, _ := net.SplitHostPort(addr)
 		port, _ := strconv.Atoi(portStr)
-		fwd := proxy.NewForward(peer, []*proxy.Upstream{{ID: peer, Service: peer, Addr: addr}}, proxy.Options{OnRequest: record, OnIdle: dp.log.flush})
+		opts := proxy.Options{OnRequest: record, OnIdle: dp.log.flush}
+		ups := []*proxy.Upstream{{ID: peer, Service: peer, Addr: addr}}
+		if found != nil {
+			opts.Wake, ups = found.wake, nil
+		}
+		fwd := proxy.NewForward(peer, ups, opts)
+		if found != nil {
+			found.add(host, newAddrPool(fwd, peer, port))
+		}
 		peers[peer] = fwd
 		g.Go(func() error { return fwd.Run(ctx) })
 		if err := serve("egress "+peer, port, proxy.NewServer(fwd, srvOpts)); err != nil {
@@ -229,7 +271,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	g.Go(func() error { return px.Run(ctx) })
-	g.Go(func() error { return ctrl.Run(ctx) })
+	g.Go(func() error { return src.Run(ctx) })
+	if found != nil {
+		g.Go(func() error { return found.Run(ctx) })
+	}
 	if cfg.EventsPath != "" {
 		g.Go(func() error {
 			if err := keepEvents(ctx, bus, cfg.EventsPath, admin.DefaultEventBacklog, keptEvents); err != nil {
@@ -239,7 +284,7 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	}
 	g.Go(func() error {
-		dp.flows.recover(ctx, func(ctx context.Context) { waitForReplicas(ctx, ctrl.Status, recoveryWait) })
+		dp.flows.recover(ctx, func(ctx context.Context) { waitForReplicas(ctx, src.Status, recoveryWait) })
 		return nil
 	})
 	cfg.Log.Info("gateway started", "project", spec.Project, "cell", spec.Cell.Name, "port", spec.Cell.Gateway.Port, "admin_port", spec.AdminPort)
@@ -292,7 +337,7 @@ const journalLockWait = 15 * time.Second
 // waits for the cell's services to have replicas in rotation.
 const recoveryWait = 30 * time.Second
 
-// waitForReplicas waits until every service the controller wants running
+// waitForReplicas waits until every service the source wants running
 // has a replica ready, or d passes. A service scaled to zero is not
 // waited for: the recovery's calls to it wait (asynchronous executions)
 // or fail as they would at any time.

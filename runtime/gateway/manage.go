@@ -44,18 +44,10 @@ func (c *Controller) Status() api.CellStatus {
 		}
 		reps := bySvc[name]
 		sort.Slice(reps, func(i, j int) bool { return reps[i].n < reps[j].n })
-		starting, unhealthy := 0, 0
+		var tally serviceTally
 		for _, r := range reps {
-			c.sampleRate(r, now)
-			rs := api.ReplicaStatus{
-				Name: r.name, ContainerID: r.id, Replica: r.n, State: string(r.state),
-				Health: replicaHealth(r, now), Address: r.addr, Started: r.started,
-				ConfigHash: r.hash, RPS: r.rps,
-			}
-			if r.up != nil {
-				rs.InFlight = r.up.Inflight()
-				rs.Requests = r.up.Served()
-			}
+			rs := replicaStatus(r, now)
+			rs.ContainerID = r.id
 			if u, ok := c.sampler.Usage(r.id); ok {
 				rs.CPU, rs.Memory = u.CPU, u.Memory
 				ss.CPU += u.CPU
@@ -64,34 +56,10 @@ func (c *Controller) Status() api.CellStatus {
 			if r.state == ContainerRunning && r.hash == d.Hash && r.health.Ready() && !r.removing {
 				ss.Ready++
 			}
-			switch rs.Health {
-			case "starting":
-				starting++
-			case "unhealthy", "ejected":
-				unhealthy++
-			}
-			ss.InFlight += rs.InFlight
-			ss.Requests += rs.Requests
-			if c.traffic == nil {
-				ss.RPS += rs.RPS
-			}
-			ss.Replicas = append(ss.Replicas, rs)
+			tally.add(&ss, rs, c.traffic == nil)
 		}
 		cs := c.crash[name]
-		switch {
-		case d.Replicas == 0 && len(reps) == 0:
-			ss.Health = "stopped"
-		case cs.Looping(now) && ss.Ready < d.Replicas:
-			// Between two failures a replacement starts: the service is
-			// crash-looping still, not starting, until one runs.
-			ss.Health = "crashloop"
-		case unhealthy > 0 && ss.Ready < d.Replicas:
-			ss.Health = "unhealthy"
-		case ss.Ready < d.Replicas || starting > 0:
-			ss.Health = "starting"
-		default:
-			ss.Health = "healthy"
-		}
+		ss.Health = tally.health(d.Replicas, ss.Ready, len(reps), cs.Looping(now))
 		if cs.Current(now) {
 			ss.Failures = cs.Crashes
 			if cs.StartFailed {
@@ -105,13 +73,7 @@ func (c *Controller) Status() api.CellStatus {
 			}
 		}
 		ss.Exited = slices.Clone(c.exited[name])
-		if c.traffic != nil {
-			tr := c.traffic.read(name, now)
-			ss.RPS = tr.RPS
-			ss.ErrorRate = tr.ErrorRate
-			ss.P50Ms = float64(tr.P50) / float64(time.Millisecond)
-			ss.P99Ms = float64(tr.P99) / float64(time.Millisecond)
-		}
+		c.serviceTraffic(&ss, now)
 		if a := s.Autoscale; a != nil {
 			ss.Autoscale = c.autoscaleStatus(name, a.Min, a.Max)
 		}
@@ -123,9 +85,79 @@ func (c *Controller) Status() api.CellStatus {
 	return st
 }
 
-// sampleRate updates a replica's request rate from its served counter;
-// c.mu must be held.
-func (c *Controller) sampleRate(r *replica, now time.Time) {
+// replicaStatus reports one replica, its request rate sampled at now
+// (see sampleRate), without a container ID or resource use: the caller
+// knows whether the replica has them.
+func replicaStatus(r *replica, now time.Time) api.ReplicaStatus {
+	r.sampleRate(now)
+	rs := api.ReplicaStatus{
+		Name: r.name, Replica: r.n, State: string(r.state),
+		Health: replicaHealth(r, now), Address: r.addr, Started: r.started,
+		ConfigHash: r.hash, RPS: r.rps,
+	}
+	if r.up != nil {
+		rs.InFlight = r.up.Inflight()
+		rs.Requests = r.up.Served()
+	}
+	return rs
+}
+
+// serviceTally sums up the replicas of one service for its status.
+type serviceTally struct{ starting, unhealthy int }
+
+// add appends rs to the service's replicas and counts it into the
+// service's totals. sumRPS adds its rate to the service's, for a gateway
+// with no traffic figures to take the service's rate from.
+func (t *serviceTally) add(ss *api.ServiceStatus, rs api.ReplicaStatus, sumRPS bool) {
+	switch rs.Health {
+	case "starting":
+		t.starting++
+	case "unhealthy", "ejected":
+		t.unhealthy++
+	}
+	ss.InFlight += rs.InFlight
+	ss.Requests += rs.Requests
+	if sumRPS {
+		ss.RPS += rs.RPS
+	}
+	ss.Replicas = append(ss.Replicas, rs)
+}
+
+// health sums the service up (see api.ServiceStatus.Health) from its
+// desired and ready counts, how many replicas it has at all, and whether
+// it is crash-looping.
+func (t serviceTally) health(desired, ready, replicas int, crashloop bool) string {
+	switch {
+	case desired == 0 && replicas == 0:
+		return "stopped"
+	case crashloop && ready < desired:
+		// Between two failures a replacement starts: the service is
+		// crash-looping still, not starting, until one runs.
+		return "crashloop"
+	case t.unhealthy > 0 && ready < desired:
+		return "unhealthy"
+	case ready < desired || t.starting > 0:
+		return "starting"
+	}
+	return "healthy"
+}
+
+// serviceTraffic sets the recent traffic figures of a service, when the
+// gateway keeps them.
+func (h *hooks) serviceTraffic(ss *api.ServiceStatus, now time.Time) {
+	if h.traffic == nil {
+		return
+	}
+	tr := h.traffic.read(ss.Service, now)
+	ss.RPS = tr.RPS
+	ss.ErrorRate = tr.ErrorRate
+	ss.P50Ms = float64(tr.P50) / float64(time.Millisecond)
+	ss.P99Ms = float64(tr.P99) / float64(time.Millisecond)
+}
+
+// sampleRate updates the replica's request rate from its served counter;
+// whoever holds the replica's record must hold its lock.
+func (r *replica) sampleRate(now time.Time) {
 	if r.up == nil {
 		return
 	}

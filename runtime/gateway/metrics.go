@@ -107,8 +107,8 @@ func newMetrics(cell string) *metrics {
 }
 
 // handler serves the registry, with the live-state collector added.
-func (m *metrics) handler(ctrl *Controller, px *proxy.Proxy) http.Handler {
-	m.reg.MustRegister(&stateCollector{ctrl: ctrl, px: px})
+func (m *metrics) handler(src source, px *proxy.Proxy) http.Handler {
+	m.reg.MustRegister(&stateCollector{src: src, px: px})
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
@@ -193,10 +193,10 @@ func methodLabel(m string) string {
 }
 
 // stateCollector reports replica counts and per-replica traffic from the
-// controller and proxy at scrape time.
+// gateway's source of replicas and proxy at scrape time.
 type stateCollector struct {
-	ctrl *Controller
-	px   *proxy.Proxy
+	src source
+	px  *proxy.Proxy
 }
 
 var (
@@ -218,7 +218,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.ctrl.Status()
+	st := c.src.Status()
 	for _, s := range st.Services {
 		ch <- prometheus.MustNewConstMetric(descDesired, prometheus.GaugeValue, float64(s.Desired), st.Cell, s.Service)
 		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, float64(s.Ready), st.Cell, s.Service)

@@ -198,13 +198,22 @@ func (c *Controller) onHealth(res health.Result) {
 	if tr == nil {
 		return
 	}
-	switch tr.To {
-	case health.StateHealthy:
-		c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventHealthy})
-	case health.StateUnhealthy:
-		c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventUnhealthy, Message: tr.Reason})
+	if e, ok := healthEvent(r, tr); ok {
+		c.emit(e)
 	}
 	c.Kick()
+}
+
+// healthEvent is the event that reports a replica's health transition,
+// if it reports one.
+func healthEvent(r *replica, tr *health.Transition) (api.Event, bool) {
+	switch tr.To {
+	case health.StateHealthy:
+		return api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventHealthy}, true
+	case health.StateUnhealthy:
+		return api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventUnhealthy, Message: tr.Reason}, true
+	}
+	return api.Event{}, false
 }
 
 // observedLocked converts the records into planner input.
