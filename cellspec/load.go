@@ -68,7 +68,7 @@ func Load(opts Options) (*Project, error) {
 		l.add(absPath(opts.WorkDir, f), Position{File: f}, true)
 	}
 
-	p := &Project{Name: opts.ProjectName, Dir: l.firstDir}
+	p := &Project{Name: opts.ProjectName, Dir: l.firstDir, Target: l.target, Swarm: l.swarm}
 	if p.Name == "" {
 		p.Name = l.projectName
 	}
@@ -135,6 +135,8 @@ type loader struct {
 	firstDir    string
 	projectName string
 	projectPos  Position
+	target      string
+	swarm       SwarmSettings
 }
 
 func (l *loader) problem(pos Position, format string, args ...any) {
@@ -226,8 +228,21 @@ func (l *loader) addProject(path string, root *yaml.Node) {
 	}
 	d.interpolate(root, "", env)
 	var cells []*yaml.Node
-	d.fields(root, "", []string{"project", "cells"}, func(key string, _, v *yaml.Node) {
+	d.fields(root, "", []string{"project", "cells", "target", "swarm"}, func(key string, _, v *yaml.Node) {
 		switch key {
+		case "target":
+			switch t := d.str(v, key); t {
+			case "", TargetDocker, TargetSwarm:
+				l.target = t
+			default:
+				d.errorf(v, key, "docker runs on the local engine, swarm on a Docker Swarm", "must be docker or swarm, not %q", t)
+			}
+		case "swarm":
+			d.fields(v, key, []string{"encrypted"}, func(k string, _, sv *yaml.Node) {
+				if b, ok := d.boolean(sv, key+"."+k); ok {
+					l.swarm.Encrypted = b
+				}
+			})
 		case "project":
 			if name := d.str(v, key); name != "" && l.projectName == "" {
 				l.projectName = name

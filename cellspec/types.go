@@ -17,9 +17,27 @@ type Project struct {
 	Dir string `json:"dir"`
 	// Cells holds every cell of the project, sorted by name.
 	Cells []*Cell `json:"cells"`
+	// Target is where the project file says it runs: TargetDocker,
+	// TargetSwarm, or "" (the local engine, unless `up --target` says).
+	Target string `json:"target,omitempty"`
+	// Swarm holds the settings of the swarm target.
+	Swarm SwarmSettings `json:"swarm,omitzero"`
 	// Warnings are non-fatal findings (for example compose keys orchestro
 	// does not honour). They never stop a project from starting.
 	Warnings []Warning `json:"warnings,omitempty"`
+}
+
+// Deployment targets a project file may name.
+const (
+	TargetDocker = "docker"
+	TargetSwarm  = "swarm"
+)
+
+// SwarmSettings are the project's settings on a swarm.
+type SwarmSettings struct {
+	// Encrypted encrypts the traffic of the project's overlay networks
+	// between nodes (IPsec; Swarm's "encrypted" network option).
+	Encrypted bool `json:"encrypted,omitempty"`
 }
 
 // Cell returns the cell with the given name, or nil.

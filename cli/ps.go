@@ -69,6 +69,8 @@ func runPs(ctx context.Context, opts *PsOptions) error {
 	errPal := opts.IO.Palette(opts.IO.ColorErr())
 	if len(st.Cells) == 0 {
 		fmt.Fprintf(opts.IO.ErrOut, "project %s is not running\n", st.Project)
+	} else if st.Target == api.TargetSwarm {
+		fmt.Fprintf(opts.IO.ErrOut, "project %s runs on a swarm\n", st.Project)
 	}
 	for _, c := range st.Cells {
 		if c.Gateway == gatewayDown {

@@ -34,7 +34,7 @@ func normalizeStatus(st *api.ProjectStatus, project string) *api.ProjectStatus {
 	if st == nil {
 		return out
 	}
-	out.Ready = st.Ready
+	out.Ready, out.Target = st.Ready, st.Target
 	if st.Project != "" {
 		out.Project = st.Project
 	}
@@ -102,7 +102,13 @@ func (t statusTable) writeServices(w io.Writer, st *api.ProjectStatus) error {
 // writeReplicas prints one row per replica.
 func (t statusTable) writeReplicas(w io.Writer, st *api.ProjectStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintf(tw, "CELL\tSERVICE\tREPLICA\tSTATE\t%s\tADDRESS\tINFLIGHT\tREQ/S\n", t.healthCell("HEALTH", ""))
+	// On a swarm, a replica is a task on some node.
+	node, nodeHeader := func(api.ReplicaStatus) string { return "" }, ""
+	if st.Target == api.TargetSwarm {
+		node = func(r api.ReplicaStatus) string { return "\t" + dash(r.Node) }
+		nodeHeader = "\tNODE"
+	}
+	fmt.Fprintf(tw, "CELL\tSERVICE\tREPLICA\tSTATE\t%s\tADDRESS\tINFLIGHT\tREQ/S%s\n", t.healthCell("HEALTH", ""), nodeHeader)
 	for _, c := range st.Cells {
 		if len(c.Services) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t-\t-\t-\n", c.Cell, t.healthCell(gatewayHealth(c), gatewayHealth(c)))
@@ -118,8 +124,8 @@ func (t statusTable) writeReplicas(w io.Writer, st *api.ProjectStatus) error {
 				if c.Gateway == gatewayDown {
 					health = "gateway down"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.Cell, s.Service, replicaNumber(r), dash(r.State),
-					t.healthCell(dash(health), health), dash(r.Address), r.InFlight, strconv.FormatFloat(r.RPS, 'f', 1, 64))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s%s\n", c.Cell, s.Service, replicaNumber(r), dash(r.State),
+					t.healthCell(dash(health), health), dash(r.Address), r.InFlight, strconv.FormatFloat(r.RPS, 'f', 1, 64), node(r))
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,10 @@ type UpOptions struct {
 	NoBuild       bool
 	RemoveOrphans bool
 	GatewayImage  string
+	// Target is --target: docker, swarm, or "" (see api.UpOptions).
+	Target string
+	// Registry is --registry, where images go for a swarm's nodes.
+	Registry string
 	// Watch rebuilds and rolls services when their files change, once
 	// the project is up (watch.go).
 	Watch bool
@@ -67,6 +72,15 @@ on stderr.`,
 			if opts.WaitTimeout <= 0 {
 				return usagef("--wait-timeout %s must be positive", opts.WaitTimeout)
 			}
+			if opts.Target != "" && opts.Target != api.TargetDocker && opts.Target != api.TargetSwarm {
+				return usagef("--target %q: use docker (the local engine) or swarm", opts.Target)
+			}
+			if err := checkRegistry(opts.Registry); err != nil {
+				return err
+			}
+			if opts.Watch && opts.Target == api.TargetSwarm {
+				return usagef("--watch runs on the local engine; it cannot be used with --target swarm")
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -81,6 +95,8 @@ on stderr.`,
 	fl.BoolVar(&opts.NoBuild, "no-build", false, "build nothing; fail if an image is missing")
 	fl.BoolVar(&opts.RemoveOrphans, "remove-orphans", false, "remove cells of the project that are no longer in the spec")
 	fl.StringVar(&opts.GatewayImage, "gateway-image", "", "run gateways from this published image instead of one built from this binary")
+	fl.StringVar(&opts.Target, "target", "", "deploy to `docker` (the local engine) or `swarm` (the swarm this engine manages); default: the project file's target, else where the project runs, else docker")
+	fl.StringVar(&opts.Registry, "registry", "", "on a swarm, push built images to this registry (`HOST[:PORT][/PREFIX]`) and deploy them by digest")
 	fl.BoolVar(&opts.Watch, "watch", false, "then rebuild services when their files change and roll them through the gateway (see watch)")
 	return cmd
 }
@@ -112,6 +128,8 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 		Build:         opts.buildPolicy(),
 		RemoveOrphans: opts.RemoveOrphans,
 		GatewayImage:  opts.GatewayImage,
+		Target:        opts.Target,
+		Registry:      opts.Registry,
 		Progress:      pp,
 	})
 	pp.Close()
@@ -190,4 +208,20 @@ func stopProject(ctx context.Context, opts *UpOptions, be Backend, project strin
 // Factory.InterruptContext field, which would let every command share it.
 func interruptContext(parent context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.WithoutCancel(parent), os.Interrupt, syscall.SIGTERM)
+}
+
+// checkRegistry checks the form of --registry before anything starts:
+// HOST[:PORT][/PREFIX], with no scheme.
+func checkRegistry(r string) error {
+	if r == "" {
+		return nil
+	}
+	if strings.Contains(r, "://") {
+		return usagef("--registry %q: give HOST[:PORT][/PREFIX], without a scheme", r)
+	}
+	host, _, _ := strings.Cut(r, "/")
+	if host == "" || strings.ContainsAny(r, " \t@") || strings.HasSuffix(r, "/") {
+		return usagef("--registry %q: give HOST[:PORT][/PREFIX], such as localhost:5000 or registry.example.com/team", r)
+	}
+	return nil
 }

@@ -51,8 +51,18 @@ func NewClient(ctx context.Context) (*Client, error) {
 func NewClientWithEngine(eng engine.Engine) *Client {
 	c := &Client{eng: eng, hc: &http.Client{}, now: time.Now}
 	c.gwAdmin = engineAdmin{c}
-	c.listGateways = c.gateways
+	c.listGateways = c.anyGateways
 	return c
+}
+
+// anyGateways lists the project's gateways on the local engine or, when
+// it has none there, its gateway tasks on the swarm.
+func (c *Client) anyGateways(ctx context.Context, project string) ([]gateway, error) {
+	gws, err := c.gateways(ctx, project)
+	if err != nil || len(gws) > 0 {
+		return gws, err
+	}
+	return c.swarmGateways(ctx, project), nil
 }
 
 // Engine returns the engine the client uses.
@@ -176,7 +186,12 @@ func (c *Client) Status(ctx context.Context, project string) (*api.ProjectStatus
 	if err != nil {
 		return nil, err
 	}
-	st := &api.ProjectStatus{Project: project, Cells: make([]api.CellStatus, len(gws))}
+	if len(gws) == 0 {
+		if snap := c.onSwarm(ctx, project); snap != nil {
+			return c.swarmStatus(ctx, project, snap), nil
+		}
+	}
+	st := &api.ProjectStatus{Project: project, Target: api.TargetDocker, Cells: make([]api.CellStatus, len(gws))}
 	var wg sync.WaitGroup
 	for i, g := range gws {
 		wg.Add(1)
@@ -240,6 +255,9 @@ func (c *Client) downStatus(ctx context.Context, project string, g gateway, why 
 
 // Scale sets the replica count of a service through its gateway.
 func (c *Client) Scale(ctx context.Context, project, cell, service string, replicas int) error {
+	if snap := c.onSwarm(ctx, project); snap != nil {
+		return c.swarmScale(ctx, snap, cell, service, replicas)
+	}
 	g, err := c.findGateway(ctx, project, cell)
 	if err != nil {
 		return err
@@ -249,6 +267,9 @@ func (c *Client) Scale(ctx context.Context, project, cell, service string, repli
 
 // Restart asks a gateway for a rolling restart of a service, or of all.
 func (c *Client) Restart(ctx context.Context, project, cell, service string) error {
+	if snap := c.onSwarm(ctx, project); snap != nil {
+		return c.swarmRestart(ctx, snap, cell, service)
+	}
 	g, err := c.findGateway(ctx, project, cell)
 	if err != nil {
 		return err
@@ -260,7 +281,7 @@ func (c *Client) Restart(ctx context.Context, project, cell, service string) err
 // follow it keeps streaming, reconnecting to gateways that restart, until
 // ctx ends.
 func (c *Client) Events(ctx context.Context, project string, follow bool, sink func(api.Event)) error {
-	gws, err := c.gateways(ctx, project)
+	gws, err := c.listGateways(ctx, project)
 	if err != nil {
 		return err
 	}
@@ -283,6 +304,9 @@ func (c *Client) Events(ctx context.Context, project string, follow bool, sink f
 				return err
 			}
 		}
+		if snap := c.onSwarm(ctx, project); snap != nil {
+			all = append(all, swarmScaledEvents(snap)...)
+		}
 		sort.SliceStable(all, func(i, j int) bool { return all[i].Time.Before(all[j].Time) })
 		for _, e := range all {
 			sink(e)
@@ -295,6 +319,13 @@ func (c *Client) Events(ctx context.Context, project string, follow bool, sink f
 		go func() {
 			defer wg.Done()
 			c.followEvents(ctx, project, g, emit)
+		}()
+	}
+	if c.onSwarm(ctx, project) != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.followScaled(ctx, project, emit)
 		}()
 	}
 	wg.Wait()

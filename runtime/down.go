@@ -32,6 +32,14 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 		timeout = 10 * time.Second
 	}
 	start := c.now()
+	if c.onSwarm(ctx, project) != nil {
+		n, err := c.swarmDown(ctx, project, opts, progress)
+		if err != nil {
+			return err
+		}
+		progress.Note(fmt.Sprintf("project %s removed from the swarm (%d services) in %s", project, n, c.now().Sub(start).Round(time.Millisecond)))
+		return nil
+	}
 	// The keeper goes first, so it does not restart gateways being removed.
 	if _, err := c.removeContainers(ctx, filters.NewArgs(
 		filters.Arg("label", engine.LabelProject+"="+project),

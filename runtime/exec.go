@@ -101,6 +101,9 @@ func (c *Client) Exec(ctx context.Context, project string, opts api.ExecOptions)
 
 // execTarget finds the container Exec runs in.
 func (c *Client) execTarget(ctx context.Context, project string, opts api.ExecOptions) (container.Summary, error) {
+	if snap := c.onSwarm(ctx, project); snap != nil {
+		return c.swarmExecTarget(ctx, snap, opts)
+	}
 	f := filters.NewArgs(
 		filters.Arg("label", engine.LabelProject+"="+project),
 		filters.Arg("label", engine.LabelCell+"="+opts.Cell),

@@ -23,6 +23,9 @@ import (
 // lines of every container are merged in time order; with it, lines are
 // written as they come, and replicas that start later are picked up.
 func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, sink func(api.LogLine)) error {
+	if snap := c.onSwarm(ctx, project); snap != nil {
+		return c.swarmLogs(ctx, snap, opts, sink)
+	}
 	f := filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+project))
 	if opts.Cell != "" {
 		f.Add("label", engine.LabelCell+"="+opts.Cell)

@@ -24,6 +24,13 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 	if progress == nil {
 		progress = api.Discard{}
 	}
+	target, err := c.upTarget(ctx, p, opts)
+	if err != nil {
+		return err
+	}
+	if target == api.TargetSwarm {
+		return c.upSwarm(ctx, p, opts, progress)
+	}
 	start := c.now()
 	before, err := c.observeUp(ctx, p)
 	if err != nil {

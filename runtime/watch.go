@@ -61,6 +61,11 @@ func (c *Client) Watch(ctx context.Context, p *cellspec.Project, opts api.UpOpti
 	if opts.Build == api.BuildNever {
 		return errors.New("watch builds images; it cannot run with --no-build")
 	}
+	if target, err := c.upTarget(ctx, p, opts); err != nil {
+		return err
+	} else if target == api.TargetSwarm {
+		return errors.New("watch runs the project on the local engine; on a swarm, run `orchestro up` again after a change")
+	}
 	_, goarch, err := engine.Platform(ctx, c.eng)
 	if err != nil {
 		return err

@@ -40,8 +40,10 @@ type ProjectStatus struct {
 	// Ready reports that the project runs and every cell's services have
 	// their desired replicas ready and routable, with no rolling update or
 	// restart under way: what `up --wait` waits for.
-	Ready bool         `json:"ready"`
-	Cells []CellStatus `json:"cells"`
+	Ready bool `json:"ready"`
+	// Target is where the project runs: "docker" or "swarm".
+	Target string       `json:"target,omitempty"`
+	Cells  []CellStatus `json:"cells"`
 }
 
 // CellStatus is what one gateway reports about its cell.
@@ -189,6 +191,9 @@ type ReplicaStatus struct {
 	Started  time.Time `json:"started,omitzero"`
 	// ConfigHash identifies the service config the replica runs.
 	ConfigHash string `json:"config_hash"`
+	// Node is the swarm node that runs the replica (a swarm task); empty
+	// on the local engine.
+	Node string `json:"node,omitempty"`
 }
 
 // Event is one controller event.

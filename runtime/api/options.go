@@ -12,6 +12,13 @@ type UpOptions struct {
 	Build         BuildPolicy
 	RemoveOrphans bool
 	GatewayImage  string
+	// Target is where to deploy: TargetDocker, TargetSwarm, or "" for the
+	// project file's target, else where the project runs, else the local
+	// engine.
+	Target string
+	// Registry ("HOST[:PORT][/PREFIX]"), on a swarm, is where built images
+	// are pushed for the nodes to pull; they are deployed by digest.
+	Registry string
 	// Progress receives the steps of the operation (builds, creation,
 	// waiting); nil discards them.
 	Progress Progress
