@@ -231,8 +231,14 @@ func Remove(ctx context.Context, a API, project string, volumes bool, timeout ti
 		}
 	}
 	// Swarm stops the tasks' containers after the services are gone; a
-	// network can only go once their endpoints have.
-	deadline := time.Now().Add(timeout + 20*time.Second)
+	// network or a volume can only go once they have. Those of this node
+	// are waited for (those of other nodes go on their own).
+	deadline := time.Now().Add(timeout + 30*time.Second)
+	for _, s := range services {
+		if err := waitContainersGone(ctx, a, s.ID, deadline); err != nil {
+			errs = append(errs, fmt.Errorf("service %s: %w", s.Spec.Name, err))
+		}
+	}
 	nets, err := a.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+project))})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list networks: %w", err))
@@ -245,8 +251,10 @@ func Remove(ctx context.Context, a API, project string, volumes bool, timeout ti
 		for {
 			err = a.NetworkRemove(ctx, n.ID)
 			if err == nil || errdefs.IsNotFound(err) {
-				step.Done(id, "remove network "+n.Name, nil)
-				err = nil
+				// The manager removes the network at once; this node
+				// lets go of it a moment later.
+				err = waitNetworkGone(ctx, a, n.ID, deadline)
+				step.Done(id, "remove network "+n.Name, err)
 				break
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {
@@ -266,6 +274,41 @@ func Remove(ctx context.Context, a API, project string, volumes bool, timeout ti
 		errs = append(errs, removeVolumes(ctx, a, project, deadline, step)...)
 	}
 	return len(services), errors.Join(errs...)
+}
+
+// waitContainersGone waits until this node runs no container of a
+// removed service's tasks.
+func waitContainersGone(ctx context.Context, a API, service string, deadline time.Time) error {
+	for {
+		list, err := a.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.id="+service))})
+		if err == nil && len(list) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%d task containers are still on this node", len(list))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitNetworkGone waits until the engine no longer lists a network.
+func waitNetworkGone(ctx context.Context, a API, id string, deadline time.Time) error {
+	for {
+		list, err := a.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("id", id))})
+		if err == nil && len(list) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("network %s is still listed", id)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // removeVolumes removes the project's volumes on this node, retrying while
