@@ -642,8 +642,14 @@ func gwProbe(t *testing.T, cli *client.Client, p *project, cell, img, upstream, 
 	if ep == nil || ep.IPAddress == "" {
 		t.Fatalf("probe container has no address on %s_%s", p.name, cell)
 	}
-	base := "http://" + ep.IPAddress + ":8080"
-	if _, ok, why := eventually(10*time.Second, 100*time.Millisecond, func() (bool, string) {
+	return gwProbeAsk(t, "http://"+ep.IPAddress+":8080")
+}
+
+// gwProbeAsk waits until the probe container at base answers, then has it
+// make its call, and returns what it answered.
+func gwProbeAsk(t *testing.T, base string) (int, string) {
+	t.Helper()
+	if _, ok, why := eventually(15*time.Second, 100*time.Millisecond, func() (bool, string) {
 		status, _, _, err := gwSend(http.MethodGet, base+"/healthz", nil, nil)
 		return err == nil && status == http.StatusOK, fmt.Sprintf("%d, %v", status, err)
 	}); !ok {

@@ -325,16 +325,5 @@ func swarmProbe(t *testing.T, cli *client.Client, p *project, cell, img, upstrea
 	if len(bindings) == 0 {
 		t.Fatal("the probe container publishes no port")
 	}
-	base := "http://127.0.0.1:" + bindings[0].HostPort
-	if _, ok, why := eventually(15*time.Second, 100*time.Millisecond, func() (bool, string) {
-		status, _, _, err := gwSend(http.MethodGet, base+"/healthz", nil, nil)
-		return err == nil && status == http.StatusOK, fmt.Sprintf("%d, %v", status, err)
-	}); !ok {
-		t.Fatalf("probe container does not answer: %s", why)
-	}
-	status, _, body, err := gwSend(http.MethodGet, base+"/probe", nil, nil)
-	if err != nil {
-		t.Fatalf("GET the probe: %v", err)
-	}
-	return status, string(body)
+	return gwProbeAsk(t, "http://127.0.0.1:"+bindings[0].HostPort)
 }

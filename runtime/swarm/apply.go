@@ -247,144 +247,115 @@ func Remove(ctx context.Context, a API, project string, volumes bool, timeout ti
 		if n.Scope != "swarm" {
 			continue
 		}
-		id := "network " + n.Name
-		for {
-			err = a.NetworkRemove(ctx, n.ID)
-			if err == nil || errdefs.IsNotFound(err) {
-				// The manager removes the network at once; this node
-				// lets go of it a moment later.
-				err = waitNetworkGone(ctx, a, n.ID, deadline)
-				step.Done(id, "remove network "+n.Name, err)
-				break
-			}
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
+		// The manager removes a network at once; this node lets go of
+		// it a moment later.
+		err := poll(ctx, deadline, func() (bool, error) { return removed(a.NetworkRemove(ctx, n.ID)) })
+		if err == nil {
+			err = poll(ctx, deadline, func() (bool, error) {
+				list, err := a.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("id", n.ID))})
+				return err == nil && len(list) == 0, fmt.Errorf("the node still lists it")
+			})
 		}
+		step.Done("network "+n.Name, "remove network "+n.Name, err)
 		if err != nil {
-			step.Done(id, "remove network "+n.Name, err)
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
 		}
 	}
 	if volumes {
-		errs = append(errs, removeVolumes(ctx, a, project, deadline, step)...)
+		vols, err := a.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+project))})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list volumes: %w", err))
+		}
+		for _, v := range vols.Volumes {
+			err := poll(ctx, deadline, func() (bool, error) { return removed(a.VolumeRemove(ctx, v.Name, false)) })
+			step.Done("volume "+v.Name, "remove volume "+v.Name, err)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+			}
+		}
 	}
 	return len(services), errors.Join(errs...)
+}
+
+// removed reads the answer to a removal for poll: done when the object is
+// gone, whether by this call or before it.
+func removed(err error) (bool, error) {
+	if err == nil || errdefs.IsNotFound(err) {
+		return true, nil
+	}
+	return false, err
 }
 
 // waitContainersGone waits until this node runs no container of a
 // removed service's tasks.
 func waitContainersGone(ctx context.Context, a API, service string, deadline time.Time) error {
-	for {
+	return poll(ctx, deadline, func() (bool, error) {
 		list, err := a.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.id="+service))})
-		if err == nil && len(list) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%d task containers are still on this node", len(list))
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return err == nil && len(list) == 0, fmt.Errorf("%d task containers are still on this node", len(list))
+	})
 }
 
-// waitNetworkGone waits until the engine no longer lists a network.
-func waitNetworkGone(ctx context.Context, a API, id string, deadline time.Time) error {
+// poll calls try every pollInterval until it is done, and fails with its
+// last error once deadline passes or ctx ends.
+func poll(ctx context.Context, deadline time.Time, try func() (bool, error)) error {
 	for {
-		list, err := a.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("id", id))})
-		if err == nil && len(list) == 0 {
+		done, err := try()
+		if done {
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("network %s is still listed", id)
+			return err
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(pollInterval):
 		}
 	}
 }
 
-// removeVolumes removes the project's volumes on this node, retrying while
-// the containers of removed tasks still hold them.
-func removeVolumes(ctx context.Context, a API, project string, deadline time.Time, step Step) []error {
-	vols, err := a.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+project))})
-	if err != nil {
-		return []error{fmt.Errorf("list volumes: %w", err)}
-	}
-	var errs []error
-	for _, v := range vols.Volumes {
-		id := "volume " + v.Name
-		for {
-			err = a.VolumeRemove(ctx, v.Name, false)
-			if err == nil || errdefs.IsNotFound(err) {
-				err = nil
-				step.Done(id, "remove volume "+v.Name, nil)
-				break
-			}
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-		if err != nil {
-			step.Done(id, "remove volume "+v.Name, err)
-			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
-		}
-	}
-	return errs
-}
+// pollInterval is how often Remove looks again at what Swarm removes.
+const pollInterval = 100 * time.Millisecond
 
-// Scale sets the replica count of a Swarm service, with the version it
-// read: Swarm refuses a write based on a stale read, so a concurrent
-// change by the scaler is never overwritten blindly; the write is then
-// retried on a fresh read.
+// Scale sets the replica count of a Swarm service.
 func Scale(ctx context.Context, a API, name string, replicas int) error {
-	for attempt := 0; ; attempt++ {
-		s, _, err := a.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
-		if err != nil {
-			return fmt.Errorf("inspect service %s: %w", name, err)
-		}
-		if s.Spec.Mode.Replicated == nil {
+	return update(ctx, a, name, "scale", func(spec *swarm.ServiceSpec) error {
+		if spec.Mode.Replicated == nil {
 			return fmt.Errorf("service %s is not replicated", name)
 		}
-		spec := s.Spec
 		spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: ptr(uint64(replicas))}
-		_, err = a.ServiceUpdate(ctx, s.ID, s.Version, spec, swarm.ServiceUpdateOptions{})
-		if err == nil {
-			return nil
-		}
-		if !IsOutOfSequence(err) || attempt >= 5 {
-			return fmt.Errorf("scale service %s: %w", name, err)
-		}
-	}
+		return nil
+	})
 }
 
 // Restart rolls every task of a Swarm service through its update policy
 // (start-first for replicas, stop-first for gateways).
 func Restart(ctx context.Context, a API, name string) error {
+	return update(ctx, a, name, "restart", func(spec *swarm.ServiceSpec) error {
+		spec.TaskTemplate.ForceUpdate++
+		return nil
+	})
+}
+
+// update changes a Swarm service's spec with the version it read: Swarm
+// refuses a write based on a stale read, so a concurrent change (the
+// scaler's) is never overwritten blindly; the change is made again on a
+// fresh read.
+func update(ctx context.Context, a API, name, what string, change func(*swarm.ServiceSpec) error) error {
 	for attempt := 0; ; attempt++ {
 		s, _, err := a.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
 		if err != nil {
 			return fmt.Errorf("inspect service %s: %w", name, err)
 		}
 		spec := s.Spec
-		spec.TaskTemplate.ForceUpdate++
+		if err := change(&spec); err != nil {
+			return err
+		}
 		_, err = a.ServiceUpdate(ctx, s.ID, s.Version, spec, swarm.ServiceUpdateOptions{})
 		if err == nil {
 			return nil
 		}
 		if !IsOutOfSequence(err) || attempt >= 5 {
-			return fmt.Errorf("restart service %s: %w", name, err)
+			return fmt.Errorf("%s service %s: %w", what, name, err)
 		}
 	}
 }
