@@ -128,12 +128,24 @@ var ErrUnreachable = errors.New("docker engine unreachable")
 const pingTimeout = 2 * time.Second
 
 // NewDockerEngine connects to the Docker engine named by the environment
-// (DOCKER_HOST, DOCKER_API_VERSION, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY; the
-// local default socket otherwise) and checks that it answers. When it does
+// (DOCKER_HOST, DOCKER_API_VERSION, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY;
+// else the Docker CLI context DOCKER_CONTEXT or `docker context use` chose;
+// the local default socket otherwise) and checks that it answers. When it does
 // not, the error wraps ErrUnreachable and reads as one line that names the
 // address tried and how to fix it.
 func NewDockerEngine(ctx context.Context) (Engine, error) {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	useContext, contextName, err := contextOption(dockerConfigDir(), os.Getenv)
+	if err != nil {
+		return nil, &unreachableError{cause: err, msg: err.Error() + "; fix or unset DOCKER_CONTEXT (or `docker context use default`)"}
+	}
+	if useContext != nil {
+		opts = append(opts, useContext)
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil && contextName != "" {
+		return nil, &unreachableError{cause: err, msg: fmt.Sprintf("cannot use docker context %q: %s", contextName, firstLine(err.Error()))}
+	}
 	if err != nil {
 		host := os.Getenv(client.EnvOverrideHost)
 		return nil, &unreachableError{
