@@ -240,6 +240,29 @@ func testSwarmDemo(t *testing.T, cli *client.Client, reg string) {
 		t.Errorf("after scale --wait: %s", formatCount(s))
 	}
 
+	// restart rolls every task through Swarm's update, start-first, with
+	// no failed request.
+	old := map[string]bool{}
+	for _, c := range taskContainers(t, cli, p.name+"-shop-catalog") {
+		old[c.ID] = true
+	}
+	load = gwStartLoad(t, p.url("SHOP_PORT")+"/catalog/", 4, 5*time.Second)
+	start = time.Now()
+	if _, stderr, code := p.run(t, "restart", "shop/catalog", "--wait"); code != 0 {
+		t.Fatalf("restart shop/catalog --wait exited %d:\n%s", code, stderr)
+	}
+	t.Logf("restart shop/catalog --wait: %.1fs", time.Since(start).Seconds())
+	gwCheckNoFailures(t, "a rolling restart", load.wait())
+	if s := gwService(t, p, "shop", "catalog"); s.Ready != 3 || len(s.Replicas) != 3 {
+		t.Errorf("after restart --wait: %s", formatCount(s))
+	} else {
+		for _, r := range s.Replicas {
+			if old[r.ContainerID] {
+				t.Errorf("after restart --wait, catalog-%d still runs its old container", r.Replica)
+			}
+		}
+	}
+
 	// logs come from Swarm, named by task slot.
 	stdout, stderr, code := p.run(t, "logs", "shop/catalog", "--tail", "5")
 	if code != 0 || !strings.Contains(stdout, "shop/catalog-") {

@@ -329,10 +329,25 @@ func Scale(ctx context.Context, a API, name string, replicas int) error {
 
 // Restart rolls every task of a Swarm service through its update policy
 // (start-first for replicas, stop-first for gateways).
+// It returns once Swarm has started the update, so a wait that follows
+// sees it under way rather than the end of an earlier one.
 func Restart(ctx context.Context, a API, name string) error {
-	return update(ctx, a, name, "restart", func(spec *swarm.ServiceSpec) error {
+	asked := time.Now()
+	err := update(ctx, a, name, "restart", func(spec *swarm.ServiceSpec) error {
 		spec.TaskTemplate.ForceUpdate++
 		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return poll(ctx, time.Now().Add(10*time.Second), func() (bool, error) {
+		s, _, err := a.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+		if err != nil {
+			return false, fmt.Errorf("inspect service %s: %w", name, err)
+		}
+		u := s.UpdateStatus
+		// Swarm's clock and ours may differ a little.
+		return u != nil && u.StartedAt != nil && u.StartedAt.After(asked.Add(-2*time.Second)), fmt.Errorf("swarm has not started the rolling update of %s", name)
 	})
 }
 
