@@ -20,6 +20,12 @@ const (
 	// crashLoopAfter is the number of failures in a streak from which the
 	// service is reported as crash-looping.
 	crashLoopAfter = 3
+	// trustedRun is how long a replica must have run for its exit to
+	// start a new streak rather than extend the current one, as Docker's
+	// restart policy resets its delay after ten seconds of running: a
+	// replica that fails this late is not looping, and replicas killed
+	// one after the other are each replaced after a second.
+	trustedRun = 10 * time.Second
 )
 
 // CrashState throttles re-creation of a crash-looping service.

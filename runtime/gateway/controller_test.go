@@ -513,6 +513,52 @@ func TestControllerCrashLoop(t *testing.T) {
 	}
 }
 
+// A replica that ran for a while before it died is not part of a crash
+// loop: its exit starts a new streak, as Docker's restart policy resets
+// its delay after ten seconds of running. Replicas killed one after the
+// other (a chaos test, an OOM killer) are replaced after a second each,
+// instead of leaving the service with none for longer and longer.
+func TestControllerLongRunExitStartsNewStreak(t *testing.T) {
+	spec := testSpec()
+	spec.Cell.Services["orders"].Replicas = 1
+	h := newHarness(t, spec, "")
+	exit := func() {
+		t.Helper()
+		if err := h.eng.Exit(h.id("orders", 1), 137); err != nil {
+			t.Fatal(err)
+		}
+		h.step()
+	}
+	h.step()
+	h.step()
+	h.events.take()
+	exit()
+	h.events.take()
+	h.clock.Advance(time.Second)
+	h.step()
+	h.step()
+	exit()
+	h.check("a replacement that dies at once", []string{
+		"exited orders-1: code 137",
+		"removed orders-1: exited with code 137",
+		"started orders-1: scale 0 → 1",
+		"waiting orders: backing off (2 recent crashes), next try in 2s",
+	}, h.events.take())
+
+	h.clock.Advance(2 * time.Second)
+	h.step()
+	h.step()
+	h.clock.Advance(10 * time.Second)
+	h.step()
+	h.events.take()
+	exit()
+	h.check("a replica killed after a long run", []string{
+		"exited orders-1: code 137",
+		"removed orders-1: exited with code 137",
+		"waiting orders: backing off (1 recent crash), next try in 1s",
+	}, h.events.take())
+}
+
 func TestControllerUpdateSpec(t *testing.T) {
 	t.Run("a changed service starts without the backoff of its old config", func(t *testing.T) {
 		spec := testSpec()

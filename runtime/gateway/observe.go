@@ -131,6 +131,10 @@ func exitedUnasked(prev, cur ContainerState, adopting bool) bool {
 func (c *Controller) replicaExited(r *replica, now time.Time) {
 	c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventExited,
 		Message: fmt.Sprintf("code %d", r.exitCode)})
+	if !r.started.IsZero() && now.Sub(r.started) >= trustedRun {
+		// It had been running a while: not a crash loop, a new streak.
+		delete(c.crash, r.service)
+	}
 	c.countFailure(r.service, failureCrash, r.exitCode, "", now)
 }
 

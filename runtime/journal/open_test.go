@@ -146,8 +146,10 @@ func TestOpenLocked(t *testing.T) {
 	if !strings.Contains(err.Error(), "locked by another process") || !strings.Contains(err.Error(), path) {
 		t.Errorf("Open: %v, want the journal locked by another process", err)
 	}
-	if took < lockTimeout-100*time.Millisecond || took > lockTimeout+time.Second {
-		t.Errorf("Open failed after %v, want after about %v", took, lockTimeout)
+	// Only the lower bound is checked: a loaded machine can make any
+	// step slower, never the wait shorter.
+	if took < lockTimeout-100*time.Millisecond {
+		t.Errorf("Open failed after %v, want after waiting about %v", took, lockTimeout)
 	}
 	// The Store holding the lock is unaffected.
 	run(t, s, "y", "f", t0, flow.Succeeded)
@@ -155,11 +157,9 @@ func TestOpenLocked(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
+	// Released, the journal opens: a lock still held would fail Open
+	// after lockTimeout.
 	s = open(t, path, Options{})
-	if took := time.Since(start); took > lockTimeout/2 {
-		t.Errorf("Open of a released journal took %v", took)
-	}
 	if list, err := s.List(Filter{}); err != nil || len(list) != 2 {
 		t.Errorf("List = %d executions, %v; want 2", len(list), err)
 	}
