@@ -20,11 +20,11 @@ const (
 	// crashLoopAfter is the number of failures in a streak from which the
 	// service is reported as crash-looping.
 	crashLoopAfter = 3
-	// trustedRun is how long a replica must have run for its exit to
-	// start a new streak rather than extend the current one, as Docker's
-	// restart policy resets its delay after ten seconds of running: a
-	// replica that fails this late is not looping, and replicas killed
-	// one after the other are each replaced after a second.
+	// trustedRun is how long a replica must have run for its exit not to
+	// count as a failure: it ends the current streak and is replaced at
+	// once, as Docker's restart policy resets its delay after ten seconds
+	// of running. A replica that fails this late is not looping, and
+	// replicas killed one after the other are each replaced at once.
 	trustedRun = 10 * time.Second
 )
 

@@ -496,28 +496,32 @@ func TestControllerCrashLoop(t *testing.T) {
 				"waiting orders: crashloop (4 recent crashes), next try in 8s",
 			}, h.events.take())
 
-			// A replacement that stays up past the window ends the streak:
-			// the next crash starts a new one, a second's wait again.
+			// A replacement that stays up ends the streak: its exit does
+			// not count, and it is replaced at once.
 			h.clock.Advance(8 * time.Second)
 			h.step()
 			h.step()
 			h.events.take()
-			h.clock.Advance(crashWindow + time.Second)
+			h.clock.Advance(trustedRun)
 			crash()
 			h.check("crash after a long run", []string{
 				"exited orders-1: code 1",
 				"removed orders-1: exited with code 1",
-				"waiting orders: backing off (1 recent crash), next try in 1s",
+				"started orders-1: replace exited replica",
 			}, h.events.take())
+			if got := h.c.Status().Services[0].Health; got == "crashloop" {
+				t.Errorf("after a long run, the service is still %s", got)
+			}
 		})
 	}
 }
 
 // A replica that ran for a while before it died is not part of a crash
-// loop: its exit starts a new streak, as Docker's restart policy resets
-// its delay after ten seconds of running. Replicas killed one after the
-// other (a chaos test, an OOM killer) are replaced after a second each,
-// instead of leaving the service with none for longer and longer.
+// loop: its exit ends the streak and it is replaced at once, as Docker's
+// restart policy resets its delay after ten seconds of running. Replicas
+// killed one after the other (a chaos test, an OOM killer) are each
+// replaced at once, instead of leaving the service with none for longer
+// and longer.
 func TestControllerLongRunExitStartsNewStreak(t *testing.T) {
 	spec := testSpec()
 	spec.Cell.Services["orders"].Replicas = 1
@@ -555,8 +559,11 @@ func TestControllerLongRunExitStartsNewStreak(t *testing.T) {
 	h.check("a replica killed after a long run", []string{
 		"exited orders-1: code 137",
 		"removed orders-1: exited with code 137",
-		"waiting orders: backing off (1 recent crash), next try in 1s",
+		"started orders-1: replace exited replica",
 	}, h.events.take())
+	if cs := h.c.crash["orders"]; cs.Crashes != 0 {
+		t.Errorf("after a long run's exit the streak is %+v, want none", cs)
+	}
 }
 
 func TestControllerUpdateSpec(t *testing.T) {

@@ -132,8 +132,10 @@ func (c *Controller) replicaExited(r *replica, now time.Time) {
 	c.emit(api.Event{Service: r.service, Replica: strconv.Itoa(r.n), Type: api.EventExited,
 		Message: fmt.Sprintf("code %d", r.exitCode)})
 	if !r.started.IsZero() && now.Sub(r.started) >= trustedRun {
-		// It had been running a while: not a crash loop, a new streak.
+		// It had been running a while: not a crash loop. The streak
+		// ends, and its replacement comes at once.
 		delete(c.crash, r.service)
+		return
 	}
 	c.countFailure(r.service, failureCrash, r.exitCode, "", now)
 }
