@@ -11,6 +11,7 @@ import (
 	"github.com/orchestro/orchestro/runtime/admin"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/health"
+	"github.com/orchestro/orchestro/runtime/proxy"
 )
 
 // Status reports the cell: services, desired and ready replicas, and per
@@ -324,10 +325,17 @@ func (c *Controller) Wake(service string) bool {
 		c.Kick()
 		return true
 	}
+	alive := 0
 	for _, r := range c.replicas {
-		if r.service == service && r.state == ContainerRunning && !r.removing && !r.health.Ready() {
+		if r.service != service || r.removing || r.state.Stopped() {
+			continue
+		}
+		if r.state == ContainerRunning && !r.health.Ready() {
 			return true
 		}
+		alive++
 	}
-	return false
+	// A replica that exited is replaced soon, unless the service backs
+	// off for longer than a request is held.
+	return alive < desired && c.crash[service].NotBefore.Before(c.now().Add(proxy.DefaultHoldTimeout/2))
 }

@@ -91,3 +91,46 @@ func TestSetRoutes(t *testing.T) {
 		t.Errorf("served = %d, want 1", up.Served())
 	}
 }
+
+// A request whose only replica refuses the connection (killed a moment
+// ago, its exit not yet seen) waits for the replica the controller is
+// starting instead of failing: it never reached any replica.
+func TestHoldAfterARefusedConnection(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "replacement") }))
+	defer be.Close()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadAddr := strings.TrimPrefix(dead.URL, "http://")
+	dead.Close()
+	h := start(t, shopCell(), Options{Wake: func(svc string) bool { return svc == "orders" }}, nil)
+	h.p.SetUpstreams("orders", []*Upstream{{ID: "dead", Service: "orders", Replica: 1, Addr: deadAddr}})
+
+	type answer struct {
+		code int
+		body string
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := h.client.Post(h.front.URL+"/orders/x", "text/plain", strings.NewReader("order"))
+		if err != nil {
+			got <- answer{code: -1, body: err.Error()}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- answer{resp.StatusCode, string(b)}
+	}()
+	for h.p.Held() == 0 {
+		select {
+		case a := <-got:
+			t.Fatalf("the request ended without waiting: %d %q", a.code, a.body)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	h.p.SetUpstreams("orders", []*Upstream{
+		{ID: "dead", Service: "orders", Replica: 1, Addr: deadAddr},
+		{ID: "new", Service: "orders", Replica: 2, Addr: strings.TrimPrefix(be.URL, "http://")},
+	})
+	if a := <-got; a.code != 200 || a.body != "replacement" {
+		t.Fatalf("request after a refused connection: %d %q, want 200 from the replacement", a.code, a.body)
+	}
+}

@@ -639,7 +639,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cands := make([]*Upstream, 0, 8)
 	up, tried := p.pick(sp, ups, triedBuf[:0], cands, r)
 	if up == nil && p.opts.Wake != nil && p.opts.Wake(route.Service) {
-		up, ups, tried = p.hold(r, sp, tried, cands)
+		up, ups, tried = p.hold(r, sp, tried[:0], cands)
 	}
 	if up == nil {
 		w.Header().Set("Retry-After", "1")
@@ -654,7 +654,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a = p.try(r, route, sp, up, &t)
 		rec.Tries++
 		var next *Upstream
-		next, tried = p.nextTry(sp, ups, tried, cands, route, rec.Tries, a.fail, a.status(), idempotent, body.canReplay(a.rd, a.fail.unsent()), r)
+		replayable := body.canReplay(a.rd, a.fail.unsent())
+		next, tried = p.nextTry(sp, ups, tried, cands, route, rec.Tries, a.fail, a.status(), idempotent, replayable, r)
+		if next == nil && a.fail.unsent() && replayable && rec.Tries <= route.Retries && p.opts.Wake != nil && p.opts.Wake(route.Service) {
+			// The replica refused the connection (killed a moment ago)
+			// and no other is available: as a request that found none,
+			// wait for the one the controller is starting, rather than
+			// fail a request that never reached any replica.
+			next, ups, tried = p.hold(r, sp, tried, cands)
+		}
 		if next == nil {
 			break
 		}
@@ -666,8 +674,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // hold keeps a request that found no available replica while the
 // controller starts one (a service scaled to zero, or one whose replicas
-// are all starting), up to HoldTimeout. At most MaxHeld requests wait at
-// once; the others are answered 503 at once.
+// are all starting), up to HoldTimeout; the replicas in tried are not
+// picked. At most MaxHeld requests wait at once; the others are answered
+// at once.
 func (p *Proxy) hold(r *http.Request, sp *servicePool, tried, cands []*Upstream) (*Upstream, []*Upstream, []*Upstream) {
 	if p.held.Add(1) > int64(p.opts.MaxHeld) {
 		p.held.Add(-1)
@@ -686,7 +695,7 @@ func (p *Proxy) hold(r *http.Request, sp *servicePool, tried, cands []*Upstream)
 			return nil, nil, tried
 		case <-tick.C:
 			ups := sp.load()
-			if up, t := p.pick(sp, ups, tried[:0], cands, r); up != nil {
+			if up, t := p.pick(sp, ups, tried[:len(tried):len(tried)], cands, r); up != nil {
 				return up, ups, t
 			}
 		}
