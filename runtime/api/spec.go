@@ -37,7 +37,8 @@ type GatewaySpec struct {
 	AdminPort int `json:"admin_port"`
 	// Target is where the cell runs: TargetDocker (also when empty), where
 	// the gateway's controller creates and replaces the replicas itself,
-	// or TargetSwarm, where Swarm does and the gateway finds them by DNS.
+	// or TargetSwarm or TargetKubernetes, where the orchestrator does and
+	// the gateway finds them by DNS.
 	Target string `json:"target,omitempty"`
 	// Discovery maps each service to the DNS name whose addresses are its
 	// replicas ("tasks.demo-shop-catalog"), on a target whose gateway
@@ -55,11 +56,18 @@ const (
 	// schedules, restarts and rolls the replicas, the gateways find them
 	// by DNS.
 	TargetSwarm = "swarm"
+	// TargetKubernetes runs every service as a Kubernetes Deployment
+	// behind a headless Service: Kubernetes schedules, restarts and rolls
+	// the pods, a HorizontalPodAutoscaler scales them, the gateways find
+	// them by DNS.
+	TargetKubernetes = "kubernetes"
 )
 
 // FindsByDNS reports whether the gateway finds its replicas and peers by
 // DNS instead of managing them.
-func (s *GatewaySpec) FindsByDNS() bool { return s.Target == TargetSwarm }
+func (s *GatewaySpec) FindsByDNS() bool {
+	return s.Target == TargetSwarm || s.Target == TargetKubernetes
+}
 
 // ServiceImage names a service image by reference (for people) and by ID
 // (for identity: a rebuilt image with the same tag has a new ID).
