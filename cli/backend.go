@@ -31,6 +31,10 @@ type Backend interface {
 	// after timeout, and with api.ErrUnhealthy as soon as one of them
 	// cannot start or crash-loops.
 	Wait(ctx context.Context, project string, only []api.ServiceRef, timeout time.Duration, progress api.Progress) error
+	// Images builds or finds the project's images, as Up does, and names
+	// them in opts.Registry (pushing them there with opts.Push); export
+	// uses it.
+	Images(ctx context.Context, p *cellspec.Project, opts api.ImageOptions) (api.ProjectImages, error)
 	// Watch brings the project up to date, as Up does, then rebuilds and
 	// rolls the services whose files change (or syncs or restarts them,
 	// as their develop.watch says) until ctx ends, reporting one line per

@@ -51,6 +51,9 @@ type fakeBackend struct {
 	logsStarted chan struct{}
 	events      []api.Event
 	eventsErr   error
+	// images answers Images; imagesErr fails it.
+	images    api.ProjectImages
+	imagesErr error
 	// executions answer Executions (filtered as a gateway does, but in
 	// the order given), and Execution (by full id, with their cell and
 	// flow).
@@ -344,4 +347,9 @@ func golden(t *testing.T, name, got string) {
 	if diff := cmp.Diff(string(want), got); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", path, diff)
 	}
+}
+
+func (b *fakeBackend) Images(ctx context.Context, p *cellspec.Project, opts api.ImageOptions) (api.ProjectImages, error) {
+	b.record("Images %s registry=%q push=%t", p.Name, opts.Registry, opts.Push)
+	return b.images, b.imagesErr
 }

@@ -24,6 +24,26 @@ type UpOptions struct {
 	Progress Progress
 }
 
+// ImageOptions are the inputs of Images.
+type ImageOptions struct {
+	Build        BuildPolicy
+	GatewayImage string
+	// Registry ("HOST[:PORT][/PREFIX]"), when set, is where the images
+	// are named: the built ones as REGISTRY/<name>:<content hash>.
+	Registry string
+	// Push pushes the built images to Registry.
+	Push bool
+	// Progress receives the builds and pushes; nil discards them.
+	Progress Progress
+}
+
+// ProjectImages names the images a project runs: the gateway's and each
+// service's, by cell and service.
+type ProjectImages struct {
+	Gateway  string
+	Services map[string]map[string]string
+}
+
 // BuildPolicy says when service images are built.
 type BuildPolicy int
 
