@@ -164,6 +164,12 @@ func TestGoldenObjectsAreValid(t *testing.T) {
 					t.Errorf("%s refers to %s %s, which the export lacks", by, kind, name)
 				}
 			}
+			var templates []corev1.PodTemplateSpec
+			for _, o := range objs {
+				if d, ok := o.(*appsv1.Deployment); ok {
+					templates = append(templates, d.Spec.Template)
+				}
+			}
 			var namespace string
 			for _, o := range objs {
 				id := kindOf(o) + " " + o.GetName()
@@ -189,6 +195,7 @@ func TestGoldenObjectsAreValid(t *testing.T) {
 					if o.Spec.ClusterIP != corev1.ClusterIPNone && len(o.Spec.Ports) == 0 {
 						t.Errorf("%s: a ClusterIP Service without ports", id)
 					}
+					checkServiceSelects(t, id, o, templates)
 				case *appsv1.Deployment:
 					sel, err := metav1.LabelSelectorAsSelector(o.Spec.Selector)
 					if err != nil || sel.Empty() {
@@ -265,5 +272,38 @@ func checkPortName(t *testing.T, id, name string) {
 	t.Helper()
 	for _, msg := range validation.IsValidPortName(name) {
 		t.Errorf("%s: port name %q: %s", id, name, msg)
+	}
+}
+
+// checkServiceSelects checks that a Service selects pods of the export and
+// that each of them has a container port for each of its target ports.
+func checkServiceSelects(t *testing.T, id string, svc *corev1.Service, templates []corev1.PodTemplateSpec) {
+	t.Helper()
+	if len(svc.Spec.Selector) == 0 {
+		t.Errorf("%s: no selector", id)
+		return
+	}
+	sel := labels.SelectorFromSet(svc.Spec.Selector)
+	selected := 0
+	for _, tmpl := range templates {
+		if !sel.Matches(labels.Set(tmpl.Labels)) {
+			continue
+		}
+		selected++
+		for _, sp := range svc.Spec.Ports {
+			found := false
+			for _, c := range tmpl.Spec.Containers {
+				for _, cp := range c.Ports {
+					found = found || (sp.TargetPort.StrVal != "" && cp.Name == sp.TargetPort.StrVal) ||
+						(sp.TargetPort.StrVal == "" && cp.ContainerPort == sp.TargetPort.IntVal)
+				}
+			}
+			if !found {
+				t.Errorf("%s: port %s targets %s, which the pods with labels %v do not expose", id, sp.Name, sp.TargetPort.String(), tmpl.Labels)
+			}
+		}
+	}
+	if selected == 0 {
+		t.Errorf("%s: selector %s selects no pod template of the export", id, sel)
 	}
 }

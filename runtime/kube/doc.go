@@ -16,8 +16,9 @@
 //     Deployment of two replicas of the gateway image reading it, a
 //     ClusterIP Service <project>-<cell>-gateway (the cell's entrance and
 //     its replicas' way out), a headless Service <project>-<cell>-gateway-pods
-//     over the gateway pods for the cells that use this one, a
-//     PodDisruptionBudget, and two NetworkPolicies.
+//     over the gateway pods for the cells that use this one, a ClusterIP
+//     Service named after the cell (see below), a PodDisruptionBudget, and
+//     two NetworkPolicies.
 //   - per project, the Namespace (unless Options.Namespace names an
 //     existing one) and, when Options.Token is set, the Secret holding the
 //     admin token.
@@ -26,25 +27,38 @@
 //
 // On the local and swarm targets a cell has its own network, on which a
 // service is reached by its name ("db:5432") and the cell's gateway
-// answers to the names of the cells it uses ("users:8082"), so a replica's
-// calls to another cell go out through its own gateway. A Kubernetes
-// namespace has one set of names for every pod in it, so neither can be
-// given per cell: a Service named "users" would be the same for every
-// cell, and a replica calling it would bypass its own gateway (and be
-// refused by the NetworkPolicies, which admit other cells' traffic only
-// from their gateways). No object is therefore named after a cell or a
-// bare service. On Kubernetes a replica reaches
+// answers to the cell's name and to the names of the cells it uses
+// ("users:8082"), so a replica's calls to another cell go out through its
+// own gateway. A Kubernetes namespace has one set of names for every pod
+// in it, so the export gives each name the one meaning that works from
+// every cell where the name means something:
 //
-//   - another service of its cell at <project>-<cell>-<service>:<port>
-//     (the headless Service, whose name resolves to the pods, any port);
-//   - its own cell, and every cell in its uses:, through its own gateway
-//     at <project>-<cell>-gateway:<port of that cell>: the gateway Service
-//     carries the egress ports of the used cells, as the gateway container
-//     listens on them.
+//   - a cell's name is a ClusterIP Service on the cell's port over every
+//     gateway pod that forwards to the cell on that port: the cell's own
+//     gateways, and the gateways of each cell that uses it, whose egress
+//     listener for it has that port. The gateway pods carry the label
+//     io.orchestro.reaches-<cell>: "true" for their own cell and for each
+//     cell of their uses:, and the Service selects it. A replica calling
+//     http://users:8082 thus always goes through a gateway that forwards
+//     to users, though not always its own cell's: the Service may pick
+//     the gateway of another cell that uses users, or users' own gateway,
+//     and the call then shows in that gateway's metrics and access log
+//     rather than in those of the caller's cell.
+//   - a service whose name is unique in the project, and is no cell's,
+//     has a second headless Service named after it, beside
+//     <project>-<cell>-<service>. A name two cells' services share, or a
+//     service named like a cell, has none: such a service is reached at
+//     <project>-<cell>-<service>:<port>, and Manifests warns about each
+//     environment variable whose value uses the name, with the name to
+//     use (it does not rewrite values), and about each service named like
+//     a cell.
 //
-// Manifests warns about each environment variable whose value reaches a
-// service or a cell by the name the cell's network gives it, with the name
-// to use instead; it does not rewrite values.
+// A name that cannot name a Service (a cell name starting with a digit), or
+// that one of the prefixed Services has already, gets no Service either,
+// and is warned about likewise; two objects of a kind that would share a
+// name are an error. The unprefixed Services make two projects in one
+// namespace (Options.Namespace) collide where their names do, which a
+// warning says.
 //
 // # Traffic
 //
@@ -55,8 +69,14 @@
 // gateway accepts, on the cell's port, traffic from the gateways of the
 // cells that list its cell under uses:; on the ports its replicas use
 // (the cell's port, its listeners and its egress ports), traffic from its
-// own replicas; and on the cell's port, its listeners and the admin port,
-// traffic from outside the namespace (an ingress controller, a monitoring
-// system scraping /metrics; the admin API's writes need the token). Nothing
-// else in the namespace reaches a cell.
+// own replicas; on the port it forwards to a cell on (the cell's port for
+// its own cell, the egress port for a used one), traffic from the
+// replicas of every cell that may call that cell by its name, the cell
+// itself and the cells that use it, since the Service of the name may
+// send their calls to it; and on the cell's port, its listeners and the
+// admin port, traffic from outside the namespace (an ingress controller,
+// a monitoring system scraping /metrics; the admin API's writes need the
+// token). Nothing else in the namespace reaches a cell: a replica reaches
+// a gateway of another cell only on a port where that gateway forwards to
+// a cell the replica's own cell may call.
 package kube

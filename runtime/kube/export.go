@@ -86,10 +86,11 @@ type Export struct {
 }
 
 // CellObjects are the objects of one cell, in the order they are applied:
-// the gateway's ConfigMap, Deployment, Services, PodDisruptionBudget and
-// NetworkPolicies, then for each service (in name order) the claims of the
-// volumes it is the first to mount, its Deployment, its headless Service
-// and its HorizontalPodAutoscaler.
+// the gateway's ConfigMap, Deployment, Services (the Service named after
+// the cell last), PodDisruptionBudget and NetworkPolicies, then for each
+// service (in name order) the claims of the volumes it is the first to
+// mount, its Deployment, its headless Services (the prefixed one, then the
+// one of its bare name) and its HorizontalPodAutoscaler.
 type CellObjects struct {
 	Cell    string
 	Objects []Object
@@ -116,6 +117,8 @@ type exporter struct {
 	// volume name, and claimNames the volume each claim name stands for.
 	claimed    map[string]bool
 	claimNames map[string]string
+	// names are the names of the cells' networks the namespace gives.
+	names localNames
 }
 
 func (x *exporter) warnf(format string, args ...any) {
@@ -170,12 +173,16 @@ func Manifests(p *cellspec.Project, opts Options) (*Export, error) {
 		x.warnf("volumes %s: each is a ReadWriteOnce claim, which only pods on one node can mount at a time, the new pod of a rolling update included; pods spread over nodes need a storage class that offers ReadWriteMany",
 			strings.Join(vols, ", "))
 	}
+	x.planLocalNames()
 	for _, cell := range p.Cells {
 		objs, err := x.cell(cell)
 		if err != nil {
 			return nil, fmt.Errorf("export kubernetes: %w", err)
 		}
 		e.Cells = append(e.Cells, CellObjects{Cell: cell.Name, Objects: objs})
+	}
+	if err := checkUnique(e); err != nil {
+		return nil, err
 	}
 	e.Warnings = x.warnings
 	return e, nil

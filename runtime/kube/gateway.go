@@ -68,6 +68,9 @@ func (x *exporter) cell(cell *cellspec.Cell) ([]Object, error) {
 	if len(x.usersOf(cell.Name)) > 0 {
 		objs = append(objs, x.gatewayPodsService(cell))
 	}
+	if x.names.cells[cell.Name] {
+		objs = append(objs, x.cellNameService(cell))
+	}
 	objs = append(objs, x.gatewayBudget(cell), x.gatewayPolicy(cell), x.replicasPolicy(cell))
 	if len(cell.Flows) > 0 {
 		x.warnf("cell %s: the journal of flow executions is an emptyDir of each gateway pod: it survives a restart of the gateway's container, not the pod's replacement, whose unfinished executions are not resumed", cell.Name)
@@ -125,7 +128,9 @@ type gatewayPort struct {
 
 // gatewayPorts returns a cell's gateway ports: the cell's own, its
 // listeners, its egress ports (one per used cell: that cell's port) and
-// the admin port.
+// the admin port. The container exposes them all: the cell's own port and
+// its egress ports are also what the Services named after cells target
+// (see cellNameService).
 func (x *exporter) gatewayPorts(cell *cellspec.Cell) (own, listeners, egress []gatewayPort, admin gatewayPort) {
 	own = []gatewayPort{{"http", int32(cell.Gateway.Port)}}
 	for _, l := range cell.Gateway.Listeners {
@@ -192,6 +197,7 @@ func (x *exporter) gatewayDeployment(cell *cellspec.Cell, specHash string) Objec
 		SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr(false)},
 	}
 	tmplLabels := gatewayLabels(p.Name, cell.Name)
+	x.reachesLabels(cell, tmplLabels)
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: x.meta(name, labels),
@@ -292,8 +298,9 @@ func policyPorts(gps ...gatewayPort) []networkingv1.NetworkPolicyPort {
 
 // gatewayPolicy says who reaches a cell's gateway pods (see the package
 // documentation): its replicas on the ports they use, the gateways of the
-// cells that use it on its port, and whatever is outside the namespace on
-// its port, its listeners and the admin port.
+// cells that use it on its port, the replicas of the cells that may call a
+// cell by its name on the port it forwards to that cell on, and whatever
+// is outside the namespace on its port, its listeners and the admin port.
 func (x *exporter) gatewayPolicy(cell *cellspec.Cell) Object {
 	p := x.p
 	own, listeners, egress, admin := x.gatewayPorts(cell)
@@ -310,6 +317,28 @@ func (x *exporter) gatewayPolicy(cell *cellspec.Cell) Object {
 			}}},
 			Ports: policyPorts(own...),
 		})
+	}
+	// The Service named after a cell sends a call to any gateway that
+	// forwards to the cell (see cellNameService), so each of them admits,
+	// on the port it forwards to the cell on, the replicas of every cell
+	// that may call it by that name: the cell itself and its users. Its
+	// own replicas are admitted above.
+	replicasOf := func(cells []string, port gatewayPort) networkingv1.NetworkPolicyIngressRule {
+		return networkingv1.NetworkPolicyIngressRule{
+			From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{
+				MatchLabels:      map[string]string{LabelProject: p.Name, LabelRole: RoleReplica},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: LabelCell, Operator: metav1.LabelSelectorOpIn, Values: cells}},
+			}}},
+			Ports: policyPorts(port),
+		}
+	}
+	if users := x.usersOf(cell.Name); x.names.cells[cell.Name] && len(users) > 0 {
+		rules = append(rules, replicasOf(users, own[0]))
+	}
+	for i, u := range cell.Uses {
+		if x.names.cells[u] {
+			rules = append(rules, replicasOf(without(x.callersOf(u), cell.Name), egress[i]))
+		}
 	}
 	rules = append(rules, networkingv1.NetworkPolicyIngressRule{
 		From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{

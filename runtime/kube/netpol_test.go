@@ -21,6 +21,8 @@ type pod struct {
 	labels    map[string]string
 	// ports are its container ports, by name, for named policy ports.
 	ports map[string]int32
+	// open are the numbers of all its container ports, named or not.
+	open []int32
 }
 
 // cluster is the namespaces and policies an evaluation runs against.
@@ -164,14 +166,16 @@ func podsOf(t *testing.T, objs []Object) map[string]pod {
 			continue
 		}
 		ports := map[string]int32{}
+		var open []int32
 		for _, c := range d.Spec.Template.Spec.Containers {
 			for _, p := range c.Ports {
 				if p.Name != "" {
 					ports[p.Name] = p.ContainerPort
 				}
+				open = append(open, p.ContainerPort)
 			}
 		}
-		pods[d.Name] = pod{name: d.Name, namespace: d.Namespace, labels: d.Spec.Template.Labels, ports: ports}
+		pods[d.Name] = pod{name: d.Name, namespace: d.Namespace, labels: d.Spec.Template.Labels, ports: ports, open: open}
 	}
 	return pods
 }
@@ -180,10 +184,16 @@ func podsOf(t *testing.T, objs []Object) map[string]pod {
 // golden export against the project's uses: graph. For every pair of cells
 // A and B (A = B included):
 //
-//   - A's gateway reaches B's gateway on B's port iff B is in A's uses;
-//   - A's replicas reach B's gateway (on any of its ports but the admin
-//     port) iff A = B, and A's replicas reach A's gateway on the cell's
-//     port, its listeners and the egress port of each cell it uses;
+//   - A's gateway reaches B's gateway on B's port iff B is in A's uses, and
+//     never on B's egress ports;
+//   - A's replicas reach B's gateway on B's port iff A = B or B is in A's
+//     uses (the Service named B may send them there), on B's listeners
+//     iff A = B, and on B's egress port for a cell C iff A = B, A = C or C
+//     is in A's uses (the Service named C may send them there);
+//   - the Service named after B selects exactly the gateways that forward
+//     to B on its port (B's own and those of the cells that use B), and
+//     A's replicas reach every one of them on that port iff A = B or B is
+//     in A's uses, and none of them otherwise;
 //   - A's gateway and A's replicas reach B's replicas iff A = B;
 //   - nothing reaches a gateway's admin port from inside the namespace.
 //
@@ -201,9 +211,13 @@ func TestNetworkPoliciesFollowUses(t *testing.T) {
 			objs := decodeGolden(t, path)
 			c := &cluster{}
 			ns := ""
+			services := map[string]*corev1.Service{}
 			for _, o := range objs {
 				if np, ok := o.(*networkingv1.NetworkPolicy); ok {
 					c.policies = append(c.policies, np)
+				}
+				if svc, ok := o.(*corev1.Service); ok {
+					services[svc.Name] = svc
 				}
 				if ns == "" && kindOf(o) != "Namespace" {
 					ns = o.GetNamespace()
@@ -252,14 +266,18 @@ func TestNetworkPoliciesFollowUses(t *testing.T) {
 					bPort := int32(b.Gateway.Port)
 					check(fmt.Sprintf("gateway %s → gateway %s (uses: %v)", a.Name, b.Name, uses), gw(a.Name), gw(b.Name), bPort, uses)
 					check("gateway → gateway's admin port", gw(a.Name), gw(b.Name), admin, false)
+					for _, u := range b.Uses {
+						check(fmt.Sprintf("gateway %s → egress port of %s for %s", a.Name, b.Name, u), gw(a.Name), gw(b.Name), int32(p.Cell(u).Gateway.Port), false)
+					}
 					for _, r := range replicas(a) {
-						check(fmt.Sprintf("replica of %s → gateway %s", a.Name, b.Name), r, gw(b.Name), bPort, same)
+						check(fmt.Sprintf("replica of %s → gateway %s (uses: %v)", a.Name, b.Name, uses), r, gw(b.Name), bPort, same || uses)
 						check("replica → admin port", r, gw(b.Name), admin, false)
 						for _, l := range b.Gateway.Listeners {
 							check(fmt.Sprintf("replica of %s → listener of %s", a.Name, b.Name), r, gw(b.Name), int32(l.Port), same)
 						}
 						for _, u := range b.Uses {
-							check(fmt.Sprintf("replica of %s → egress port of %s for %s", a.Name, b.Name, u), r, gw(b.Name), int32(p.Cell(u).Gateway.Port), same)
+							want := same || a.Name == u || slices.Contains(a.Uses, u)
+							check(fmt.Sprintf("replica of %s → egress port of %s for %s", a.Name, b.Name, u), r, gw(b.Name), int32(p.Cell(u).Gateway.Port), want)
 						}
 						for _, r2 := range replicas(b) {
 							check(fmt.Sprintf("replica of %s → replica of %s", a.Name, b.Name), r, r2, replicaPort(b, r2), same)
@@ -268,6 +286,54 @@ func TestNetworkPoliciesFollowUses(t *testing.T) {
 					for _, r2 := range replicas(b) {
 						check(fmt.Sprintf("gateway %s → replica of %s", a.Name, b.Name), gw(a.Name), r2, replicaPort(b, r2), same)
 					}
+				}
+			}
+			// The Services named after cells: who is behind each, and who
+			// gets through to them.
+			for _, b := range p.Cells {
+				svc, ok := services[b.Name]
+				if !ok {
+					t.Errorf("no Service is named after cell %s", b.Name)
+					continue
+				}
+				bPort := int32(b.Gateway.Port)
+				if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != bPort || svc.Spec.Ports[0].TargetPort.IntVal != bPort {
+					t.Errorf("Service %s: ports %+v, want %d → %d", b.Name, svc.Spec.Ports, bPort, bPort)
+				}
+				var endpoints []pod
+				var got []string
+				for _, name := range sortedKeys(pods) {
+					if q := pods[name]; len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(q.labels)) {
+						endpoints = append(endpoints, q)
+						got = append(got, q.name)
+					}
+				}
+				want := []string{GatewayName(p.Name, b.Name)}
+				for _, a := range p.Cells {
+					if slices.Contains(a.Uses, b.Name) {
+						want = append(want, GatewayName(p.Name, a.Name))
+					}
+				}
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("Service %s selects %v, want the gateways forwarding to it, %v", b.Name, got, want)
+				}
+				for _, g := range endpoints {
+					if !slices.Contains(g.open, bPort) {
+						t.Errorf("Service %s: %s has no container port %d", b.Name, g.name, bPort)
+					}
+				}
+				for _, a := range p.Cells {
+					want := a.Name == b.Name || slices.Contains(a.Uses, b.Name)
+					for _, r := range replicas(a) {
+						for _, g := range endpoints {
+							check(fmt.Sprintf("replica of %s → http://%s:%d through %s (uses: %v)", a.Name, b.Name, bPort, g.name, a.Uses), r, g, bPort, want)
+						}
+					}
+				}
+				for _, g := range endpoints {
+					check("stranger → Service "+b.Name, stranger, g, bPort, false)
+					check("outside → egress port of Service "+b.Name, outside, g, bPort, g.name == GatewayName(p.Name, b.Name))
 				}
 			}
 			other := func(q pod) pod {
@@ -284,11 +350,18 @@ func TestNetworkPoliciesFollowUses(t *testing.T) {
 				}
 				for _, u := range b.Uses {
 					check("outside → egress port", outside, g, int32(p.Cell(u).Gateway.Port), false)
+					check("stranger → egress port", stranger, g, int32(p.Cell(u).Gateway.Port), false)
 				}
 				check("stranger → gateway", stranger, g, int32(b.Gateway.Port), false)
 				check("stranger → admin port", stranger, g, admin, false)
 				for _, a := range p.Cells {
 					check("another project's gateway → gateway", other(gw(a.Name)), g, int32(b.Gateway.Port), false)
+					for _, r := range replicas(a) {
+						check("another project's replica → gateway", other(r), g, int32(b.Gateway.Port), false)
+						for _, u := range b.Uses {
+							check("another project's replica → egress port", other(r), g, int32(p.Cell(u).Gateway.Port), false)
+						}
+					}
 				}
 				for _, r := range replicas(b) {
 					port := replicaPort(b, r)

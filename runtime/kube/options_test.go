@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/orchestro/orchestro/cellspec"
 )
@@ -209,6 +210,10 @@ services:
 	}
 }
 
+// TestEnvNameWarnings checks which environment values are warned about: a
+// name that works in the namespace as it does on the cell's network (a
+// cell's, a service's unique in the project) is not; one that does not
+// (a service name two cells share, or a cell's) is, with the name to use.
 func TestEnvNameWarnings(t *testing.T) {
 	p := loadCells(t, "names", map[string]string{
 		"front": `cell: front
@@ -231,27 +236,133 @@ services:
 		"back": `cell: back
 gateway: {port: 8081}
 services:
-  api: {image: x, port: 8080}
+  api:
+    image: x
+    port: 8080
+    env:
+      FRONT: http://front:9000
+      DB: db:5432
+  db: {image: postgres}
+  front: {image: x, port: 9000}
 `})
 	e, err := Manifests(p, Options{GatewayImage: "gw:1", Token: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{
-		"BACK":  `"back", a name only the cell's own network gives; in a Kubernetes namespace it is "names-front-gateway"`,
-		"DB":    `"db", a name only the cell's own network gives; in a Kubernetes namespace it is "names-front-db"`,
-		"CACHE": `"names-front-cache"`,
-		"SELF":  `"names-front-gateway" (this cell's gateway)`,
+	want := map[string][]string{
+		"front/web DB":   {`reaches "db"`, "cells back, front each have a service of that name", `use "names-front-db"`},
+		"back/api DB":    {`reaches "db"`, `use "names-back-db"`},
+		"back/api FRONT": {`reaches "front"`, "it is the name of cell front", `use "names-back-front"`},
 	}
-	for k, text := range want {
-		if !hasWarning(e, "env "+k+" ", text) {
-			t.Errorf("no warning about %s with %s in:\n%s", k, text, strings.Join(e.Warnings, "\n"))
+	for k, parts := range want {
+		cell, rest, _ := strings.Cut(k, "/")
+		svc, env, _ := strings.Cut(rest, " ")
+		if !hasWarning(e, append([]string{"cell " + cell + ", service " + svc + ": env " + env + " "}, parts...)...) {
+			t.Errorf("no warning about %s with %q in:\n%s", k, parts, strings.Join(e.Warnings, "\n"))
 		}
 	}
-	for _, k := range []string{"NAME", "OTHER"} {
-		if hasWarning(e, "env "+k+" ") {
-			t.Errorf("a warning about %s", k)
+	for _, k := range []string{"BACK", "CACHE", "SELF", "NAME", "OTHER"} {
+		if hasWarning(e, "service web: env "+k+" ") {
+			t.Errorf("a warning about %s:\n%s", k, strings.Join(e.Warnings, "\n"))
 		}
+	}
+	if !hasWarning(e, "cell back, service front: ", "also cell front's", "names-back-front") {
+		t.Errorf("no warning about the service named like a cell in:\n%s", strings.Join(e.Warnings, "\n"))
+	}
+
+	// The names that work have their Services; the others have none.
+	for _, name := range []string{"web", "cache", "api"} {
+		if svc := find[*corev1.Service](t, e, name); svc.Spec.ClusterIP != corev1.ClusterIPNone || svc.Spec.Selector[LabelService] != name {
+			t.Errorf("Service %s: %+v", name, svc.Spec)
+		}
+	}
+	for _, o := range e.Objects() {
+		if o.GetName() == "db" {
+			t.Errorf("a %s named db, which two cells' services share", kindOf(o))
+		}
+	}
+	front := find[*corev1.Service](t, e, "front")
+	if front.Spec.Type != corev1.ServiceTypeClusterIP || front.Spec.Selector[ReachesLabel("front")] != "true" || front.Spec.Selector[LabelRole] != RoleGateway {
+		t.Errorf("Service front is not the cell's: %+v", front.Spec)
+	}
+	gw := find[*appsv1.Deployment](t, e, "names-front-gateway").Spec.Template.Labels
+	if gw[ReachesLabel("front")] != "true" || gw[ReachesLabel("back")] != "true" {
+		t.Errorf("front's gateway pods are labelled %v", gw)
+	}
+	if gw := find[*appsv1.Deployment](t, e, "names-back-gateway").Spec.Template.Labels; gw[ReachesLabel("front")] != "" {
+		t.Errorf("back's gateway pods, which do not forward to front, are labelled %v", gw)
+	}
+}
+
+// TestCellNamedLikeAnObject checks a cell whose name is already a
+// Service's: it gets no Service of its name, and a warning says so.
+func TestCellNamedLikeAnObject(t *testing.T) {
+	p := loadCells(t, "p", map[string]string{
+		"a":           "cell: a\ngateway: {port: 8080}\nservices:\n  web: {image: x, port: 8080}\n",
+		"p-a-gateway": "cell: p-a-gateway\ngateway: {port: 8081}\nuses: [a]\nservices:\n  api: {image: x, port: 8080}\n",
+	})
+	e, err := Manifests(p, Options{GatewayImage: "gw:1", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasWarning(e, "cell p-a-gateway: no Service is named after the cell", "the gateway Service of cell a") {
+		t.Errorf("no warning about cell p-a-gateway in:\n%s", strings.Join(e.Warnings, "\n"))
+	}
+	if svc := find[*corev1.Service](t, e, "p-a-gateway"); svc.Spec.Selector[LabelCell] != "a" {
+		t.Errorf("Service p-a-gateway selects %v, want cell a's gateway", svc.Spec.Selector)
+	}
+	if svc := find[*corev1.Service](t, e, "a"); svc.Spec.Selector[ReachesLabel("a")] != "true" {
+		t.Errorf("Service a selects %v", svc.Spec.Selector)
+	}
+
+	// A cell name that cannot name a Service, or whose label would be too
+	// long a key, gets no Service, no label, and no wider policy.
+	long := strings.Repeat("c", 45)
+	p = loadCells(t, "p", map[string]string{
+		"1a": "cell: 1a\ngateway: {port: 8080}\nservices:\n  web: {image: x, port: 8080}\n",
+		long: "cell: " + long + "\ngateway: {port: 8081}\nuses: [1a]\nservices:\n  api: {image: x, port: 8080}\n",
+	})
+	e, err = Manifests(p, Options{GatewayImage: "gw:1", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, parts := range [][]string{{"cell 1a: no Service", "not a valid Service name"}, {"cell " + long + ": no Service", "longer than a label key"}} {
+		if !hasWarning(e, parts...) {
+			t.Errorf("no warning with %q in:\n%s", parts, strings.Join(e.Warnings, "\n"))
+		}
+	}
+	for _, o := range e.Objects() {
+		if o.GetName() == "1a" || o.GetName() == long {
+			t.Errorf("a %s named %s", kindOf(o), o.GetName())
+		}
+		if d, ok := o.(*appsv1.Deployment); ok {
+			for k := range d.Spec.Template.Labels {
+				if strings.HasPrefix(k, LabelReachesPrefix) {
+					t.Errorf("%s: label %s", d.Name, k)
+				}
+			}
+		}
+		if np, ok := o.(*networkingv1.NetworkPolicy); ok && len(np.Spec.Ingress) > 3 {
+			t.Errorf("NetworkPolicy %s has %d rules, want no more than before", np.Name, len(np.Spec.Ingress))
+		}
+	}
+}
+
+// TestObjectNamesClash checks that two objects of a kind that would share
+// a name are refused, naming it.
+func TestObjectNamesClash(t *testing.T) {
+	p := loadCells(t, "p", map[string]string{
+		"a":   "cell: a\ngateway: {port: 8080}\nservices:\n  b-c: {image: x}\n",
+		"a-b": "cell: a-b\ngateway: {port: 8081}\nservices:\n  c: {image: x}\n",
+	})
+	_, err := Manifests(p, Options{GatewayImage: "gw:1", Token: "t"})
+	if err == nil || !strings.Contains(err.Error(), `two Deployment objects would be named "p-a-b-c" (of cell a and of cell a-b)`) {
+		t.Errorf("err = %v", err)
+	}
+	p = loadCells(t, "p", map[string]string{"a": "cell: a\ngateway: {port: 8080}\nservices:\n  gateway: {image: x}\n"})
+	_, err = Manifests(p, Options{GatewayImage: "gw:1", Token: "t"})
+	if err == nil || !strings.Contains(err.Error(), `two Deployment objects would be named "p-a-gateway" (both of cell a)`) {
+		t.Errorf("err = %v", err)
 	}
 }
 

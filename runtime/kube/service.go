@@ -46,8 +46,8 @@ const (
 )
 
 // service returns a service's objects: the claims of the volumes it is the
-// first to mount, its Deployment, its headless Service and, when it is
-// autoscaled, its HPA.
+// first to mount, its Deployment, its headless Service (two when its name
+// is unique in the project) and, when it is autoscaled, its HPA.
 func (x *exporter) service(cell *cellspec.Cell, s *cellspec.Service) ([]Object, error) {
 	p := x.p
 	name := ServiceName(p.Name, cell.Name, s.Name)
@@ -138,7 +138,10 @@ func (x *exporter) service(cell *cellspec.Cell, s *cellspec.Service) ([]Object, 
 	if s.Autoscale == nil {
 		dep.Spec.Replicas = ptr(int32(s.Replicas))
 	}
-	objs = append(objs, dep, x.headless(cell, s))
+	objs = append(objs, dep, x.headless(cell, s, ServiceName(p.Name, cell.Name, s.Name)))
+	if x.names.bare[s.Name] == cell.Name {
+		objs = append(objs, x.headless(cell, s, s.Name))
+	}
 	if s.Autoscale != nil {
 		objs = append(objs, x.autoscaler(cell, s))
 	}
@@ -246,13 +249,17 @@ func probes(s *cellspec.Service) (readiness, liveness *corev1.Probe) {
 	return readiness, liveness
 }
 
-// headless is the Service through which the cell's gateway, and the cell's
-// other replicas, find a service's ready pods by DNS.
-func (x *exporter) headless(cell *cellspec.Cell, s *cellspec.Service) Object {
+// headless is a Service through which the cell's gateway, and the cell's
+// other replicas, find a service's ready pods by DNS. Every service has
+// one named <project>-<cell>-<service>, which the gateway resolves; a
+// service whose name is unique in the project has a second one named
+// after it (see planLocalNames), so that the cell's replicas reach it by
+// the name they use locally ("db:5432").
+func (x *exporter) headless(cell *cellspec.Cell, s *cellspec.Service, name string) Object {
 	p := x.p
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: x.meta(ServiceName(p.Name, cell.Name, s.Name), serviceLabels(p.Name, cell.Name, s.Name)),
+		ObjectMeta: x.meta(name, serviceLabels(p.Name, cell.Name, s.Name)),
 		Spec: corev1.ServiceSpec{
 			ClusterIP: corev1.ClusterIPNone,
 			Selector:  serviceSelector(p.Name, cell.Name, s.Name),

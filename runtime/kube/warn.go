@@ -7,44 +7,62 @@ import (
 	"github.com/orchestro/orchestro/cellspec"
 )
 
-// cellName is a name a cell's network gives, and what stands for it in a
-// namespace.
-type cellName struct {
-	name, kube, what string
+// localName is a name a cell's network gives that the namespace does not:
+// what the network gives it to, why the namespace cannot, and what to use
+// instead.
+type localName struct {
+	name, what, why, kube, kubeWhat string
 }
 
 // warnNames warns about each environment variable of a service whose value
-// reaches a host by a name only the cell's own network gives (see the
-// package documentation): one of the cell's services, the cell itself or a
-// cell it uses, written as a URL's host ("http://users/…",
-// "postgres://u:p@db/…") or as host:port ("cache:6379"). A bare word
-// ("SERVICE_NAME: catalog") is not taken for a host.
+// reaches a host by a name the cell's own network gives and the namespace
+// does not (see the package documentation): one of the cell's services,
+// the cell itself or a cell it uses, written as a URL's host
+// ("http://users/…", "postgres://u:p@db/…") or as host:port
+// ("cache:6379"). A name with a Service of its own (planLocalNames) works
+// as it does locally and is not warned about. A bare word ("SERVICE_NAME:
+// catalog") is not taken for a host.
 func (x *exporter) warnNames(cell *cellspec.Cell, s *cellspec.Service) {
 	if len(s.Env) == 0 {
 		return
 	}
 	p := x.p
 	gw := GatewayName(p.Name, cell.Name)
-	var names []cellName
+	var names []localName
 	seen := map[string]bool{}
-	add := func(n cellName) {
-		if !seen[n.name] {
-			seen[n.name] = true
+	// add records the first meaning of a name on the cell's network
+	// (its services come first), and whether the namespace gives it.
+	add := func(name string, given bool, n localName) {
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		if !given {
+			n.name = name
 			names = append(names, n)
 		}
 	}
 	for _, svc := range cell.ServiceNames() {
-		add(cellName{svc, ServiceName(p.Name, cell.Name, svc), "the headless Service of service " + svc})
+		add(svc, x.names.bare[svc] == cell.Name, localName{
+			what: "this cell's service " + svc, why: x.names.noBare[cell.Name+"/"+svc],
+			kube: ServiceName(p.Name, cell.Name, svc), kubeWhat: "its headless Service",
+		})
 	}
-	add(cellName{cell.Name, gw, "this cell's gateway"})
+	add(cell.Name, x.names.cells[cell.Name], localName{
+		what: "cell " + cell.Name, why: x.names.noCell[cell.Name],
+		kube: gw, kubeWhat: "this cell's gateway Service",
+	})
 	for _, u := range cell.Uses {
-		add(cellName{u, gw, "this cell's gateway, which forwards to cell " + u})
+		add(u, x.names.cells[u], localName{
+			what: "cell " + u, why: x.names.noCell[u],
+			kube: gw, kubeWhat: "this cell's gateway Service, which forwards to cell " + u,
+		})
 	}
 	for _, k := range sortedKeys(s.Env) {
 		for _, n := range names {
 			if hostPattern(n.name).MatchString(s.Env[k]) {
-				x.warnf("cell %s, service %s: env %s reaches %q, a name only the cell's own network gives; in a Kubernetes namespace it is %q (%s)",
-					cell.Name, s.Name, k, n.name, n.kube, n.what)
+				x.warnf("cell %s, service %s: env %s reaches %q, a name the namespace cannot give %s as the cell's own network does (%s); use %q, %s",
+					cell.Name, s.Name, k, n.name, n.what, n.why, n.kube, n.kubeWhat)
 			}
 		}
 	}
