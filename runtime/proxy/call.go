@@ -133,7 +133,7 @@ func (p *Proxy) call(ctx context.Context, req *CallRequest, rec *RequestRecord) 
 	cands := make([]*Upstream, 0, 8)
 	up, tried := p.pick(sp, ups, triedBuf[:0], cands, out)
 	if up == nil && p.opts.Wake != nil && p.opts.Wake(service) {
-		up, ups, tried = p.hold(out, sp, tried, cands)
+		up, ups, tried = p.hold(out.Context(), out, sp, tried[:0], cands)
 	}
 	for {
 		if up == nil {

@@ -324,6 +324,11 @@ func (cc *clientConn) serveRequest(headLen int) serveResult {
 		tries++
 		var next *Upstream
 		next, tried = p.nextTry(sp, ups, tried, cc.cands[:0], route, tries, fail, cc.resp.status, idempotent, true, nil)
+		if next == nil && fail.unsent() && tries <= route.Retries && p.opts.Wake != nil && p.opts.Wake(route.Service) {
+			// As on the other path: a refused connection with no
+			// other replica waits for the replacement.
+			next, ups, tried = p.hold(context.Background(), nil, sp, tried, cc.cands[:0])
+		}
 		if next == nil {
 			break
 		}

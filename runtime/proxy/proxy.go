@@ -639,7 +639,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cands := make([]*Upstream, 0, 8)
 	up, tried := p.pick(sp, ups, triedBuf[:0], cands, r)
 	if up == nil && p.opts.Wake != nil && p.opts.Wake(route.Service) {
-		up, ups, tried = p.hold(r, sp, tried[:0], cands)
+		up, ups, tried = p.hold(r.Context(), r, sp, tried[:0], cands)
 	}
 	if up == nil {
 		w.Header().Set("Retry-After", "1")
@@ -661,7 +661,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// and no other is available: as a request that found none,
 			// wait for the one the controller is starting, rather than
 			// fail a request that never reached any replica.
-			next, ups, tried = p.hold(r, sp, tried, cands)
+			next, ups, tried = p.hold(r.Context(), r, sp, tried, cands)
 		}
 		if next == nil {
 			break
@@ -677,7 +677,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // are all starting), up to HoldTimeout; the replicas in tried are not
 // picked. At most MaxHeld requests wait at once; the others are answered
 // at once.
-func (p *Proxy) hold(r *http.Request, sp *servicePool, tried, cands []*Upstream) (*Upstream, []*Upstream, []*Upstream) {
+func (p *Proxy) hold(ctx context.Context, r *http.Request, sp *servicePool, tried, cands []*Upstream) (*Upstream, []*Upstream, []*Upstream) {
 	if p.held.Add(1) > int64(p.opts.MaxHeld) {
 		p.held.Add(-1)
 		return nil, nil, tried
@@ -689,7 +689,7 @@ func (p *Proxy) hold(r *http.Request, sp *servicePool, tried, cands []*Upstream)
 	defer tick.Stop()
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return nil, nil, tried
 		case <-timeout.C:
 			return nil, nil, tried

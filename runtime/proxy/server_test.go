@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -1559,4 +1560,54 @@ func TestServerClientLeavesStream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// On the fast path too, a GET whose only replica refuses the connection
+// waits for the replacement instead of failing.
+func TestServerHoldsAfterARefusedConnection(t *testing.T) {
+	b := startBackend(t, "orders-2", ok("replacement"))
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadUp := &Upstream{ID: "dead", Service: "orders", Replica: 1, Addr: strings.TrimPrefix(dead.URL, "http://")}
+	dead.Close()
+	p, err := New(shopCell(), Options{Wake: func(svc string) bool { return svc == "orders" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.CloseIdleConnections)
+	p.SetUpstreams("orders", []*Upstream{deadUp})
+	f := svStart(t, p, ServerOptions{})
+	type answer struct {
+		resp *http.Response
+		body string
+		err  error
+	}
+	got := make(chan answer, 1)
+	c := svDial(t, f.addr)
+	c.send(svReq("GET /orders/x HTTP/1.1", "Host: shop.local"))
+	go func() {
+		resp, body, err := c.read("GET")
+		got <- answer{resp, body, err}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Held() == 0 {
+		select {
+		case a := <-got:
+			t.Fatalf("the request ended without waiting: %v %q %v", a.resp, a.body, a.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the request was not held")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.SetUpstreams("orders", []*Upstream{deadUp, b.up})
+	select {
+	case a := <-got:
+		if a.err != nil || a.resp.StatusCode != 200 || a.body != "replacement" {
+			t.Fatalf("held request: %v %q %v", a.resp, a.body, a.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held request was not answered")
+	}
+	f.wantCounts(t, 0, 0, 1, 0)
 }
