@@ -165,14 +165,10 @@ func (c *Client) upSwarm(ctx context.Context, p *cellspec.Project, opts api.UpOp
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	// A redeploy keeps the project's token.
 	token := ""
 	if snap, err := swarm.Observe(ctx, a, p.Name); err == nil {
-		for _, g := range snap.Gateways() {
-			token = g.Token
-		}
-		if token == "" {
-			token = swarmToken(snap)
-		}
+		token = snap.Token()
 	}
 	if token == "" {
 		token = newToken()
@@ -190,22 +186,6 @@ func (c *Client) upSwarm(ctx context.Context, p *cellspec.Project, opts api.UpOp
 		return nil
 	}
 	return c.wait(ctx, p, opts.WaitTimeout, progress)
-}
-
-// swarmToken is the admin token the project's gateway services carry, so
-// a redeploy keeps it.
-func swarmToken(snap *swarm.Snapshot) string {
-	for _, s := range snap.Services {
-		if s.Spec.Labels[engine.LabelRole] != engine.RoleGateway || s.Spec.TaskTemplate.ContainerSpec == nil {
-			continue
-		}
-		for _, e := range s.Spec.TaskTemplate.ContainerSpec.Env {
-			if v, ok := strings.CutPrefix(e, api.EnvToken+"="); ok {
-				return v
-			}
-		}
-	}
-	return ""
 }
 
 // swarmGateways lists the running gateway tasks of a project on a swarm

@@ -98,14 +98,7 @@ func (s *Snapshot) Gateways() []Gateway {
 			continue
 		}
 		adminPort, _ := strconv.Atoi(svc.Spec.Labels[engine.LabelAdminPort])
-		token := ""
-		if svc.Spec.TaskTemplate.ContainerSpec != nil {
-			for _, e := range svc.Spec.TaskTemplate.ContainerSpec.Env {
-				if v, ok := strings.CutPrefix(e, api.EnvToken+"="); ok {
-					token = v
-				}
-			}
-		}
+		token := serviceToken(svc)
 		for _, t := range s.Tasks[svc.ID] {
 			if t.Status.State != swarm.TaskStateRunning {
 				continue
@@ -128,6 +121,32 @@ func (s *Snapshot) Gateways() []Gateway {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Cell < out[j].Cell })
 	return out
+}
+
+// Token is the admin token the project's gateway services carry, so a
+// redeploy keeps it; "" when none does.
+func (s *Snapshot) Token() string {
+	for _, svc := range s.Services {
+		if svc.Spec.Labels[engine.LabelRole] == engine.RoleGateway {
+			if t := serviceToken(svc); t != "" {
+				return t
+			}
+		}
+	}
+	return ""
+}
+
+// serviceToken is the admin token in a service's environment.
+func serviceToken(svc swarm.Service) string {
+	if svc.Spec.TaskTemplate.ContainerSpec == nil {
+		return ""
+	}
+	for _, e := range svc.Spec.TaskTemplate.ContainerSpec.Env {
+		if v, ok := strings.CutPrefix(e, api.EnvToken+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // NodeName is a node's host name, or its ID when it is unknown.
