@@ -3,7 +3,9 @@ package kube
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -47,7 +49,7 @@ func treeDiff(prefix string, a, b any) []string {
 		for k := range bm {
 			keys[k] = true
 		}
-		for _, k := range sortedKeys(keys) {
+		for _, k := range slices.Sorted(maps.Keys(keys)) {
 			out = append(out, treeDiff(prefix+"/"+k, am[k], bm[k])...)
 		}
 		return out
@@ -92,7 +94,7 @@ func TestSpecChangeDiff(t *testing.T) {
 	}
 	t1, t2 := objectTrees(t, e1), objectTrees(t, e2)
 	var got []string
-	for _, id := range sortedKeys(t2) {
+	for _, id := range slices.Sorted(maps.Keys(t2)) {
 		if _, ok := t1[id]; !ok {
 			got = append(got, id+" added")
 			continue

@@ -2,6 +2,8 @@ package kube
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -113,7 +115,7 @@ func (x *exporter) planLocalNames() {
 			named = append(named, "cells ("+strings.Join(cells, ", ")+")")
 		}
 		if len(n.bare) > 0 {
-			named = append(named, "services ("+strings.Join(sortedKeys(n.bare), ", ")+")")
+			named = append(named, "services ("+strings.Join(slices.Sorted(maps.Keys(n.bare)), ", ")+")")
 		}
 		x.warnf("namespace %s: the Services named after the %s carry no project prefix, so that the replicas reach them by their local names; another project exported into this namespace with one of those names would replace them",
 			x.ns, strings.Join(named, " and "))

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -302,7 +303,7 @@ func TestNetworkPoliciesFollowUses(t *testing.T) {
 				}
 				var endpoints []pod
 				var got []string
-				for _, name := range sortedKeys(pods) {
+				for _, name := range slices.Sorted(maps.Keys(pods)) {
 					if q := pods[name]; len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(q.labels)) {
 						endpoints = append(endpoints, q)
 						got = append(got, q.name)
@@ -337,7 +338,7 @@ func TestNetworkPoliciesFollowUses(t *testing.T) {
 				}
 			}
 			other := func(q pod) pod {
-				l := maps(q.labels)
+				l := maps.Clone(q.labels)
 				l[LabelProject] = "other"
 				return pod{name: "other-project-" + q.name, namespace: q.namespace, labels: l}
 			}
@@ -373,15 +374,6 @@ func TestNetworkPoliciesFollowUses(t *testing.T) {
 			}
 		})
 	}
-}
-
-// maps copies a label set.
-func maps(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // TestGoldenCasesCoverUses makes sure the policy test meets cells that use

@@ -2,7 +2,9 @@ package kube
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,7 +88,7 @@ func (x *exporter) service(cell *cellspec.Cell, s *cellspec.Service) ([]Object, 
 		}
 	}
 	env := make([]corev1.EnvVar, 0, len(vars))
-	for _, k := range sortedKeys(vars) {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, corev1.EnvVar{Name: k, Value: literal(vars[k])})
 	}
 	x.warnNames(cell, s)

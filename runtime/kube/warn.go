@@ -2,7 +2,9 @@ package kube
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 
 	"github.com/orchestro/orchestro/cellspec"
 )
@@ -58,7 +60,7 @@ func (x *exporter) warnNames(cell *cellspec.Cell, s *cellspec.Service) {
 			kube: gw, kubeWhat: "this cell's gateway Service, which forwards to cell " + u,
 		})
 	}
-	for _, k := range sortedKeys(s.Env) {
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		for _, n := range names {
 			if hostPattern(n.name).MatchString(s.Env[k]) {
 				x.warnf("cell %s, service %s: env %s reaches %q, a name the namespace cannot give %s as the cell's own network does (%s); use %q, %s",

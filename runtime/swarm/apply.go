@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,7 +129,7 @@ func Apply(ctx context.Context, a API, d *Deployment, removeOrphans bool, step S
 				spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: cur.Spec.Mode.Replicated.Replicas}}
 			}
 			if v, ok := cur.Spec.Labels[engine.ScaledLabel]; ok {
-				spec.Labels = copyLabels(spec.Labels)
+				spec.Labels = maps.Clone(spec.Labels)
 				spec.Labels[engine.ScaledLabel] = v
 			}
 			step.Start(id, "update service "+s.Name)
@@ -159,14 +160,6 @@ func Apply(ctx context.Context, a API, d *Deployment, removeOrphans bool, step S
 		}
 	}
 	return nil
-}
-
-func copyLabels(l map[string]string) map[string]string {
-	out := make(map[string]string, len(l)+1)
-	for k, v := range l {
-		out[k] = v
-	}
-	return out
 }
 
 // ensureNetworks creates the overlay networks of d that are missing. They

@@ -3,7 +3,8 @@ package swarm
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -159,7 +160,7 @@ func Plan(in Input) (*Deployment, error) {
 func replicaService(project string, cell *cellspec.Cell, s *cellspec.Service, img Image, labels func(map[string]string) map[string]string) (Service, error) {
 	name := ServiceName(project, cell.Name, s.Name)
 	env := []string{}
-	for _, k := range sortedKeys(s.Env) {
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		env = append(env, k+"="+s.Env[k])
 	}
 	env = append(env, "ORCHESTRO_PROJECT="+project, "ORCHESTRO_CELL="+cell.Name, "ORCHESTRO_SERVICE="+s.Name)
@@ -333,15 +334,6 @@ func hashOf(s swarm.ServiceSpec) string {
 	s.Mode = swarm.ServiceMode{}
 	s.Labels = nil
 	return engine.ConfigHash(s)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func ptr[T any](v T) *T { return &v }
