@@ -1319,34 +1319,9 @@ func TestServerHoldsForScaleFromZero(t *testing.T) {
 	}
 	t.Cleanup(p.CloseIdleConnections)
 	f := svStart(t, p, ServerOptions{})
-	type answer struct {
-		resp *http.Response
-		body string
-		err  error
-	}
-	got := make(chan answer, 1)
-	c := svDial(t, f.addr)
-	c.send(svReq("GET /orders/x HTTP/1.1", "Host: shop.local"))
-	go func() {
-		resp, body, err := c.read("GET")
-		got <- answer{resp, body, err}
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for p.Held() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the request was not held")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	answer := svHeldGET(t, p, f.addr)
 	p.SetUpstreams("orders", []*Upstream{b.up})
-	select {
-	case a := <-got:
-		if a.err != nil || a.resp.StatusCode != 200 || a.body != "woke" {
-			t.Fatalf("held request: %v %q %v", a.resp, a.body, a.err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the held request was not answered")
-	}
+	answer("woke")
 	if woken.Load() != 1 {
 		t.Errorf("Wake called %d times, want 1", woken.Load())
 	}
@@ -1576,13 +1551,24 @@ func TestServerHoldsAfterARefusedConnection(t *testing.T) {
 	t.Cleanup(p.CloseIdleConnections)
 	p.SetUpstreams("orders", []*Upstream{deadUp})
 	f := svStart(t, p, ServerOptions{})
+	answer := svHeldGET(t, p, f.addr)
+	p.SetUpstreams("orders", []*Upstream{deadUp, b.up})
+	answer("replacement")
+	f.wantCounts(t, 0, 0, 1, 0)
+}
+
+// svHeldGET sends GET /orders/x to the server at addr and waits until the
+// proxy holds it, failing if it is answered first. The function it returns
+// checks that the held request is then answered 200 with body want.
+func svHeldGET(t *testing.T, p *Proxy, addr string) func(want string) {
+	t.Helper()
 	type answer struct {
 		resp *http.Response
 		body string
 		err  error
 	}
 	got := make(chan answer, 1)
-	c := svDial(t, f.addr)
+	c := svDial(t, addr)
 	c.send(svReq("GET /orders/x HTTP/1.1", "Host: shop.local"))
 	go func() {
 		resp, body, err := c.read("GET")
@@ -1600,14 +1586,15 @@ func TestServerHoldsAfterARefusedConnection(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	p.SetUpstreams("orders", []*Upstream{deadUp, b.up})
-	select {
-	case a := <-got:
-		if a.err != nil || a.resp.StatusCode != 200 || a.body != "replacement" {
-			t.Fatalf("held request: %v %q %v", a.resp, a.body, a.err)
+	return func(want string) {
+		t.Helper()
+		select {
+		case a := <-got:
+			if a.err != nil || a.resp.StatusCode != 200 || a.body != want {
+				t.Fatalf("held request: %v %q %v", a.resp, a.body, a.err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the held request was not answered")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the held request was not answered")
 	}
-	f.wantCounts(t, 0, 0, 1, 0)
 }
