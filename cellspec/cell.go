@@ -13,7 +13,8 @@ import (
 // of "did you mean" hints.
 var (
 	cellKeys      = []string{"cell", "gateway", "uses", "services", "flows"}
-	gatewayKeys   = []string{"port", "balance", "routes", "listeners", "outlier", "fast_path"}
+	gatewayKeys   = []string{"port", "balance", "routes", "listeners", "outlier", "fast_path", "access_log"}
+	accessLogKeys = []string{"to", "sample", "max_size", "max_files"}
 	listenerKeys  = []string{"port", "service"}
 	routeKeys     = []string{"path", "service", "strip_prefix", "timeout", "retries"}
 	serviceKeys   = []string{"build", "image", "port", "command", "entrypoint", "env", "replicas", "restart", "health", "autoscale", "outlier", "resources", "volumes", "depends_on"}
@@ -121,11 +122,52 @@ func (d *decoder) decodeGateway(n *yaml.Node, rc *rawCell) {
 			if on, ok := d.boolean(v, p); ok {
 				g.FastPath = &on
 			}
+		case "access_log":
+			g.AccessLog = d.decodeAccessLog(v, p)
 		}
 	})
 	if n.Kind == yaml.MappingNode && !hasPort {
 		d.errorf(n, "gateway.port", "the host port of the cell's entrance, for example 8080", "missing required key \"port\"")
 	}
+}
+
+// decodeAccessLog decodes access_log: a mapping, or where it goes alone
+// (access_log: stdout). false (or no) is read as off.
+func (d *decoder) decodeAccessLog(n *yaml.Node, path string) *AccessLog {
+	a := &AccessLog{}
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		d.pos[path] = d.at(n)
+		d.pos[path+".to"] = d.at(n)
+		a.To = accessLogTo(n.Value)
+		return a
+	}
+	d.fields(n, path, accessLogKeys, func(key string, _, v *yaml.Node) {
+		p := join(path, key)
+		d.pos[p] = d.at(v)
+		switch key {
+		case "to":
+			if s, ok := d.scalar(v, p, "file, stdout or off"); ok {
+				a.To = accessLogTo(s)
+			}
+		case "sample":
+			a.Sample, _ = d.number(v, p)
+		case "max_size":
+			a.MaxSize, _ = d.size(v, p, "size", "for example 10M or 100M")
+		case "max_files":
+			a.MaxFiles, _ = d.integer(v, p)
+		}
+	})
+	return a
+}
+
+// accessLogTo reads where an access log goes; YAML 1.1's words for false
+// mean off. Any other word is kept for validation to name.
+func accessLogTo(s string) string {
+	switch strings.ToLower(s) {
+	case "false", "no", "off":
+		return AccessLogOff
+	}
+	return s
 }
 
 func (d *decoder) decodeListener(n *yaml.Node, path string) Listener {

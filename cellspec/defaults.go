@@ -24,6 +24,10 @@ const (
 	DefaultConsecutive5xx     = 0
 	DefaultBaseEjection       = Duration(30 * time.Second)
 	DefaultMaxEjectionPercent = 50
+
+	// The access log's bound: five files of 10 MiB.
+	DefaultAccessLogMaxSize  = 10 << 20
+	DefaultAccessLogMaxFiles = 5
 )
 
 // defaultOutlier is the passive health tuning of a cell that writes none.

@@ -67,6 +67,9 @@ func renderCell(c *Cell, dir, from string) ([]byte, error) {
 	if !c.Gateway.FastPathEnabled() {
 		gw.Content = append(gw.Content, yStr("fast_path"), yBool(false))
 	}
+	if a := c.Gateway.AccessLog; a != nil {
+		gw.Content = append(gw.Content, yStr("access_log"), renderAccessLog(a))
+	}
 	root.Content = append(root.Content, yStr("gateway"), gw)
 	if len(c.Uses) > 0 {
 		root.Content = append(root.Content, yStr("uses"), yFlow(c.Uses))
@@ -91,6 +94,29 @@ func renderCell(c *Cell, dir, from string) ([]byte, error) {
 		return nil, err
 	}
 	return []byte(b.String()), nil
+}
+
+// renderAccessLog writes access_log as written: where it goes alone when
+// that is all it says.
+func renderAccessLog(a *AccessLog) *yaml.Node {
+	if a.Sample == 0 && a.MaxSize == 0 && a.MaxFiles == 0 && a.To != "" {
+		return yStr(a.To)
+	}
+	n := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
+	add := func(key string, v *yaml.Node) { n.Content = append(n.Content, yStr(key), v) }
+	if a.To != "" {
+		add("to", yStr(a.To))
+	}
+	if a.Sample != 0 {
+		add("sample", yFloat(a.Sample))
+	}
+	if a.MaxSize != 0 {
+		add("max_size", yStr(formatBytes(a.MaxSize)))
+	}
+	if a.MaxFiles != 0 {
+		add("max_files", yInt(a.MaxFiles))
+	}
+	return n
 }
 
 // renderService writes one service; gwOutlier is the gateway's outlier

@@ -219,6 +219,7 @@ func baseSchema() rootSchema {
 					"Passive health tuning for every service of the cell; a service's own outlier overrides it field by field."),
 				"fast_path": withDefault(describe(ref("boolean"), "Fast path",
 					"false serves every request through Go's net/http server instead of the gateway's own HTTP/1 fast path: slower (about 0.6× the requests/s), for ruling the fast path out when you suspect it. Default true."), true),
+				"access_log": accessLogSchema(),
 			}, "port"), "Gateway", "The cell's entrance."),
 			"route": describe(object(node{
 				"path": describe(orVar(node{"type": "string", "pattern": routePathPattern}), "Path prefix",
@@ -372,6 +373,25 @@ func autoscaleSchema() node {
 		node{"required": []string{"cpu"}},
 	}
 	return s
+}
+
+func accessLogSchema() node {
+	to := orVar(node{"enum": []any{AccessLogFile, AccessLogStdout, AccessLogOff}})
+	return describe(node{"oneOf": []any{
+		to,
+		object(node{
+			"to": withDefault(describe(to, "Destination",
+				"file (the default): rotated files on a volume of the gateway, read with `orchestro logs CELL/gateway`; stdout: the gateway container's output, through the engine's log driver, which costs the engine about a third of the gateway's CPU again under load; off: no access log."), AccessLogFile),
+			"sample": withDefault(describe(orVar(node{"type": "number", "exclusiveMinimum": 0, "maximum": 1}), "Sample",
+				"The fraction of requests logged, for very busy cells: 0.1 logs one in ten. Failed requests (5xx answers, or none) are always logged. Default 1."), 1),
+			"max_size": withDefault(describe(node{"anyOf": []any{
+				node{"type": "integer", "minimum": minAccessLogMaxSize},
+				node{"type": "string", "pattern": "^[0-9.]+ ?[kKmMgG]?i?[bB]?$"},
+			}}, "Max size", "Size at which the file is rotated, for example 10M. Default 10MiB."), "10MiB"),
+			"max_files": withDefault(describe(orVar(node{"type": "integer", "minimum": 1, "maximum": maxAccessLogFiles}), "Max files",
+				"How many files are kept, the one being written included. Default 5."), DefaultAccessLogMaxFiles),
+		}),
+	}}, "Access log", "Where the gateway writes its access log, one JSON line per request: file (default), stdout or off, or a mapping that also sets sampling and rotation.")
 }
 
 func outlierSchema() node {

@@ -191,6 +191,7 @@ func TestSchemaKeysMatchLoader(t *testing.T) {
 		{"services.*.health", healthKeys},
 		{"services.*.autoscale", autoscaleKeys},
 		{"gateway.outlier", outlierKeys},
+		{"gateway.access_log", accessLogKeys},
 		{"services.*.outlier", outlierKeys},
 		{"services.*.resources", resourceKeys},
 		{"flows.[]", flowKeys},

@@ -112,7 +112,61 @@ type Gateway struct {
 	// omitempty, a cell that does not write it encodes (and so hashes) as
 	// it did before the setting existed, as Outlier does.
 	FastPath *bool `json:"fast_path,omitempty"`
+	// AccessLog is access_log as written, nil when the file leaves it
+	// out; read it with AccessLogSettings. Like FastPath it is never
+	// defaulted, so a cell that does not write it encodes (and hashes) as
+	// it did before the setting existed.
+	AccessLog *AccessLog `json:"access_log,omitempty"`
 }
+
+// AccessLogSettings returns the access log the gateway writes: the cell's
+// access_log with every field it leaves out at its default.
+func (g Gateway) AccessLogSettings() AccessLog {
+	a := AccessLog{To: AccessLogFile, Sample: 1, MaxSize: DefaultAccessLogMaxSize, MaxFiles: DefaultAccessLogMaxFiles}
+	if w := g.AccessLog; w != nil {
+		if w.To != "" {
+			a.To = w.To
+		}
+		if w.Sample != 0 {
+			a.Sample = w.Sample
+		}
+		if w.MaxSize != 0 {
+			a.MaxSize = w.MaxSize
+		}
+		if w.MaxFiles != 0 {
+			a.MaxFiles = w.MaxFiles
+		}
+	}
+	return a
+}
+
+// AccessLog says where a gateway writes its access log, one JSON line per
+// request, and how much of it. Fields left at zero take their defaults
+// (see Gateway.AccessLogSettings).
+type AccessLog struct {
+	// To is AccessLogFile, AccessLogStdout or AccessLogOff.
+	To string `json:"to,omitempty"`
+	// Sample is the fraction of requests logged, in (0, 1]. A request
+	// that failed (a 5xx answer or no answer) is always logged.
+	Sample float64 `json:"sample,omitempty"`
+	// MaxSize is the size in bytes at which the file is rotated, and
+	// MaxFiles how many files are kept, the one being written included:
+	// the log never takes more than MaxSize × MaxFiles.
+	MaxSize  int64 `json:"max_size,omitempty"`
+	MaxFiles int   `json:"max_files,omitempty"`
+}
+
+// Where a gateway writes its access log.
+const (
+	// AccessLogFile writes rotated files on a volume of the cell's
+	// gateway, read back through its admin API (the default).
+	AccessLogFile = "file"
+	// AccessLogStdout writes to the gateway container's standard output,
+	// through the engine's log driver.
+	AccessLogStdout = "stdout"
+	// AccessLogOff writes no access log.
+	AccessLogOff = "off"
+)
 
 // FastPathEnabled reports whether the gateway serves HTTP/1 requests with
 // its own fast server, as it does unless the cell file says fast_path:

@@ -121,7 +121,49 @@ func (v *validator) validateGateway(c *Cell) {
 		}
 	}
 	v.validateOutlier(c, "gateway.outlier", g.Outlier)
+	v.validateAccessLog(c, g.AccessLog)
 }
+
+// validateAccessLog checks the fields access_log writes.
+func (v *validator) validateAccessLog(c *Cell, a *AccessLog) {
+	if a == nil {
+		return
+	}
+	const p = "gateway.access_log"
+	switch a.To {
+	case "", AccessLogFile, AccessLogStdout, AccessLogOff:
+	default:
+		v.add(c, p+".to", hintOr(suggest(a.To, []string{AccessLogFile, AccessLogStdout, AccessLogOff}), "file (the default), stdout or off"),
+			"unknown access log destination %q", a.To)
+	}
+	written := func(key string) bool {
+		_, ok := c.pos[p+"."+key]
+		return ok
+	}
+	if written("sample") && (a.Sample <= 0 || a.Sample > 1) {
+		v.add(c, p+".sample", "1 logs every request, 0.1 one in ten; failed requests are always logged", "sample must be more than 0 and at most 1, not %g", a.Sample)
+	}
+	if written("max_size") && a.MaxSize > 0 && a.MaxSize < minAccessLogMaxSize {
+		v.add(c, p+".max_size", "", "max_size must be at least 64KiB, not %d bytes", a.MaxSize)
+	}
+	if written("max_files") && (a.MaxFiles < 1 || a.MaxFiles > maxAccessLogFiles) {
+		v.add(c, p+".max_files", "", "max_files must be between 1 and %d, not %d", maxAccessLogFiles, a.MaxFiles)
+	}
+	if a.To != "" && a.To != AccessLogFile && (written("max_size") || written("max_files")) {
+		key := "max_size"
+		if !written(key) {
+			key = "max_files"
+		}
+		v.add(c, p+"."+key, "remove it, or write to: file", "%s bounds the access log's files, but the log goes to %s", key, a.To)
+	}
+}
+
+// The bounds of an access log's rotation: a file smaller than 64 KiB
+// would rotate at every flush of a busy gateway.
+const (
+	minAccessLogMaxSize = 64 << 10
+	maxAccessLogFiles   = 100
+)
 
 // validateOutlier checks the fields of an outlier mapping written at path.
 // A service's mapping holds the gateway's values where it writes none, and
