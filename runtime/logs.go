@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/orchestro/orchestro/runtime/admin"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/engine"
 )
@@ -65,20 +67,37 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 	if !opts.Since.IsZero() {
 		lo.Since = strconv.FormatInt(opts.Since.Unix(), 10)
 	}
+	// A gateway's access log is in files it serves through its admin API
+	// (unless the cell sends it to stdout, where the engine has it).
+	accessLogs := c.accessLogGateways(ctx, project, opts, list)
+	aq := api.AccessLogQuery{Tail: opts.Tail, Since: opts.Since}
 	if !opts.Follow {
 		lines := exited
 		for _, s := range list {
 			meta := logMeta(s)
+			var own []api.LogLine
 			err := c.containerLogs(ctx, s.ID, lo, func(t time.Time, stderr bool, text string) {
 				l := meta
 				l.Time, l.Stderr, l.Text = t, stderr, text
-				lines = append(lines, l)
+				own = append(own, l)
 			})
 			if err != nil {
 				return err
 			}
+			if g, ok := accessLogs[s.ID]; ok {
+				if err := c.accessLog(ctx, g, aq, func(l api.LogLine) { own = append(own, l) }); err != nil {
+					return err
+				}
+				// The gateway's diagnostics and its access log are one
+				// source: --tail counts their lines together.
+				sortLines(own)
+				if opts.Tail >= 0 && len(own) > opts.Tail {
+					own = own[len(own)-opts.Tail:]
+				}
+			}
+			lines = append(lines, own...)
 		}
-		sort.SliceStable(lines, func(i, j int) bool { return lines[i].Time.Before(lines[j].Time) })
+		sortLines(lines)
 		for _, l := range lines {
 			sink(l)
 		}
@@ -112,8 +131,19 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 			})
 		}()
 	}
+	followAccess := func(g gateway, q api.AccessLogQuery) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q.Follow = true
+			_ = c.accessLog(ctx, g, q, emit)
+		}()
+	}
 	for _, s := range list {
 		follow(s, lo)
+		if g, ok := accessLogs[s.ID]; ok {
+			followAccess(g, aq)
+		}
 	}
 	// Replicas come and go (scaling, healing): look for new ones. A
 	// project whose gateways all went (a down from elsewhere) has nothing
@@ -144,14 +174,77 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 		if err != nil {
 			continue
 		}
+		var fresh []container.Summary
 		for _, s := range list {
 			if !following[s.ID] {
 				o := lo
 				o.Tail = "all"
 				follow(s, o)
+				fresh = append(fresh, s)
+			}
+		}
+		// A gateway that came since (a recreated one) goes on with the
+		// files of the one before it: only its own requests are new.
+		for id, g := range c.accessLogGateways(ctx, project, opts, fresh) {
+			for _, s := range fresh {
+				if s.ID == id {
+					followAccess(g, api.AccessLogQuery{Tail: -1, Since: time.Unix(s.Created, 0)})
+				}
 			}
 		}
 	}
+}
+
+// accessLogGateways returns, by container ID, the running gateways among
+// list whose access log opts selects.
+func (c *Client) accessLogGateways(ctx context.Context, project string, opts api.LogOptions, list []container.Summary) map[string]gateway {
+	if opts.Service != "" && opts.Service != engine.RoleGateway {
+		return nil
+	}
+	want := false
+	for _, s := range list {
+		want = want || s.Labels[engine.LabelRole] == engine.RoleGateway && s.State == "running"
+	}
+	if !want {
+		return nil
+	}
+	gws, err := c.gateways(ctx, project)
+	if err != nil {
+		return nil
+	}
+	out := map[string]gateway{}
+	for _, g := range gws {
+		if g.state != "running" || g.adminURL == "" || g.token == "" {
+			continue
+		}
+		for _, s := range list {
+			if s.ID == g.id {
+				out[g.id] = g
+			}
+		}
+	}
+	return out
+}
+
+// accessLog hands sink the access log lines of gateway g that q selects.
+// A gateway that keeps no file (its log goes to stdout, or nowhere) has
+// none to give, and one that stopped answering has no more.
+func (c *Client) accessLog(ctx context.Context, g gateway, q api.AccessLogQuery, sink func(api.LogLine)) error {
+	meta := api.LogLine{Cell: g.cell, Service: engine.RoleGateway}
+	err := c.admin(g).AccessLog(ctx, q, func(line []byte) {
+		l := meta
+		l.Time, _ = api.AccessLineTime(line)
+		l.Text = string(line)
+		sink(l)
+	})
+	if err == nil || admin.IsNoAccessLogFile(err) || errors.Is(err, admin.ErrUnreachable) || ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("access log of cell %s: %w", g.cell, err)
+}
+
+func sortLines(lines []api.LogLine) {
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].Time.Before(lines[j].Time) })
 }
 
 // hasGateways reports whether the project has a gateway container: 1,

@@ -56,6 +56,9 @@ type ServerConfig struct {
 	// executions at api.PathExecutions. It is nil when the cell has no
 	// flows: those paths then answer 404, saying so.
 	Executions Executions
+	// AccessLog, when set, serves the access log the gateway keeps in
+	// files at api.PathAccessLog; nil answers 404 (ErrNoAccessLogFile).
+	AccessLog AccessLog
 	// Metrics, when set, is served at api.PathMetrics.
 	Metrics http.Handler
 	// Logger receives the errors answered with a 5xx status; nil
@@ -74,6 +77,8 @@ type Server struct {
 	cell   Cell
 	events *EventBus
 	execs  Executions // nil: the cell has no flows
+	// accessLog is nil when the log goes to stdout, or nowhere.
+	accessLog AccessLog
 	// tokenSum is the SHA-256 of the token: comparing fixed-size sums
 	// keeps the comparison constant-time in the token's length too.
 	tokenSum [sha256.Size]byte
@@ -92,12 +97,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, errors.New("new admin server: no project token")
 	}
 	s := &Server{
-		cell:     cfg.Cell,
-		events:   cfg.Events,
-		execs:    cfg.Executions,
-		tokenSum: sha256.Sum256([]byte(cfg.Token)),
-		log:      cfg.Logger,
-		mux:      http.NewServeMux(),
+		cell:      cfg.Cell,
+		events:    cfg.Events,
+		execs:     cfg.Executions,
+		accessLog: cfg.AccessLog,
+		tokenSum:  sha256.Sum256([]byte(cfg.Token)),
+		log:       cfg.Logger,
+		mux:       http.NewServeMux(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -109,6 +115,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.mux.Handle("POST "+api.PathRestart, s.authorized(s.handleRestart))
 	s.mux.Handle("PUT "+api.PathSpec, s.authorized(s.handleSpec))
 	s.mux.Handle("POST "+api.PathStop, s.authorized(s.handleStop))
+	// The access log names what clients asked for: like the engine's
+	// logs it is for whoever holds the project's token.
+	s.mux.Handle("GET "+api.PathAccessLog, s.authorized(s.handleAccessLog))
 	// Registered whether or not the cell has flows, so that a cell
 	// without them answers why rather than "no such admin endpoint".
 	s.mux.HandleFunc("GET "+api.PathExecutions, s.handleListExecutions)

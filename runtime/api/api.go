@@ -13,8 +13,12 @@ const (
 	PathRestart = "/v1/restart" // POST RestartRequest; needs the token
 	PathSpec    = "/v1/spec"    // PUT a new cell spec; needs the token
 	PathStop    = "/v1/stop"    // POST: drain and remove every replica; needs the token
-	PathMetrics = "/metrics"
-	PathHealth  = "/healthz"
+	// PathAccessLog serves the access log a gateway keeps in files, as
+	// NDJSON: GET with ?tail=N, ?since=<RFC 3339> and ?follow=1; needs
+	// the token.
+	PathAccessLog = "/v1/access-log"
+	PathMetrics   = "/metrics"
+	PathHealth    = "/healthz"
 
 	// TokenHeader carries the project token: "Authorization: Bearer <token>".
 	TokenHeader = "Authorization"

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/orchestro/orchestro/cellspec"
 )
@@ -20,6 +22,20 @@ const (
 // JournalDir is where a gateway of a cell with flows finds the volume
 // holding its journal of executions.
 const JournalDir = "/var/lib/orchestro/journal"
+
+// AccessLogDir is where a gateway writes its access log files (with
+// access_log: file), on a volume of its cell.
+const AccessLogDir = "/var/log/orchestro"
+
+// AccessLogQuery selects lines of a gateway's access log.
+type AccessLogQuery struct {
+	// Tail is how many of the last lines to send; negative sends all.
+	Tail int
+	// Since, when set, leaves out lines of requests that started before.
+	Since time.Time
+	// Follow goes on sending lines as they are written.
+	Follow bool
+}
 
 // GatewaySpec is everything a gateway needs to run its cell: the normalized
 // cell, the images its services run, and how to reach the cells it uses.
@@ -91,4 +107,20 @@ func hashJSON(v any) string {
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])[:16]
+}
+
+// AccessLineTime reads the time of an access log line, the first member
+// of every line the gateway writes.
+func AccessLineTime(line []byte) (time.Time, bool) {
+	const prefix = `{"time":"`
+	if !bytes.HasPrefix(line, []byte(prefix)) {
+		return time.Time{}, false
+	}
+	rest := line[len(prefix):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:end]))
+	return t, err == nil
 }

@@ -78,6 +78,11 @@ func VolumeName(project, volume string) string { return project + "_" + volume }
 // project_name).
 func JournalVolumeName(project, cell string) string { return project + "-" + cell + "-journal" }
 
+// AccessLogVolumeName is the volume holding the access log files of a
+// cell's gateway. Unlike the journal it goes with `down`, as a
+// container's logs do.
+func AccessLogVolumeName(project, cell string) string { return project + "-" + cell + "-access-log" }
+
 // ProjectLabels returns the labels shared by every object of a project.
 func ProjectLabels(project string) map[string]string {
 	return map[string]string{LabelProject: project}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -16,29 +15,53 @@ import (
 
 // accessLogger writes one JSON line per request. It is called from the
 // proxy's record goroutine, never on a request's path, and encodes by hand
-// into a reused buffer so logging costs no allocation per line.
+// into a buffer that is written out in batches: when it holds
+// flushSize bytes, or flushDelay after its first line. A busy gateway
+// thus makes one write per 32 KiB of lines rather than one per request,
+// and a quiet one's lines appear within flushDelay.
 type accessLogger struct {
-	mu  sync.Mutex
-	w   *bufio.Writer
-	buf []byte
-	// flushPending is set while a flush of flow lines is scheduled.
+	mu sync.Mutex
+	// out receives the lines; nil writes no access log at all.
+	out     io.Writer
+	pending []byte
+	// sample is the fraction of successful requests logged, 1 for all;
+	// owed accumulates it, and a request is logged each time it reaches 1.
+	sample, owed float64
+	// flushPending is set while a flush is scheduled.
 	flushPending bool
 }
 
-func newAccessLogger(w io.Writer) *accessLogger {
-	if w == nil {
-		w = io.Discard
+// Batching of access-log writes.
+const (
+	flushSize  = 32 << 10
+	flushDelay = 100 * time.Millisecond
+)
+
+// newAccessLogger returns a logger writing to w (nil: none), logging the
+// given fraction of successful requests (see cellspec.AccessLog.Sample).
+func newAccessLogger(w io.Writer, sample float64) *accessLogger {
+	if sample <= 0 || sample > 1 {
+		sample = 1
 	}
-	return &accessLogger{w: bufio.NewWriterSize(w, 64<<10), buf: make([]byte, 0, 512)}
+	return &accessLogger{out: w, pending: make([]byte, 0, flushSize+4<<10), sample: sample}
 }
 
-// log encodes one record into the buffer; flush writes the buffer out.
-// The proxy calls flush whenever its record queue runs empty, so a quiet
-// gateway's lines appear at once and a busy one writes in batches.
+// log encodes one record, unless sampling leaves it out. Failed requests
+// (a 5xx answer, or none) are always logged: they are the lines a busy
+// cell's log is read for.
 func (l *accessLogger) log(r *proxy.RequestRecord) {
+	if l.out == nil {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.buf[:0]
+	if l.sample < 1 && r.Status < 500 && r.Error == "" {
+		if l.owed += l.sample; l.owed < 1 {
+			return
+		}
+		l.owed--
+	}
+	b := l.pending
 	b = append(b, `{"time":"`...)
 	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","request_id":`...)
@@ -73,9 +96,21 @@ func (l *accessLogger) log(r *proxy.RequestRecord) {
 		b = append(b, `,"error":`...)
 		b = appendJSONString(b, r.Error)
 	}
-	b = append(b, "}\n"...)
-	l.buf = b
-	_, _ = l.w.Write(b)
+	l.pending = append(b, "}\n"...)
+	l.wroteLocked()
+}
+
+// wroteLocked writes the buffer out once it is full, and otherwise makes
+// sure a flush follows.
+func (l *accessLogger) wroteLocked() {
+	if len(l.pending) >= flushSize {
+		l.flushLocked()
+		return
+	}
+	if !l.flushPending {
+		l.flushPending = true
+		time.AfterFunc(flushDelay, l.flush)
+	}
 }
 
 // flowLine is the access-log line of a flow execution, beside the lines
@@ -111,6 +146,9 @@ type flowLineStep struct {
 // execution recovered after a restart. Executions are far rarer than
 // requests, so it encodes with encoding/json.
 func (l *accessLogger) logFlow(name, id, reqID string, r *http.Request, res *flow.Result) {
+	if l.out == nil {
+		return
+	}
 	line := flowLine{
 		Time:       res.Started.UTC().Format(time.RFC3339Nano),
 		RequestID:  reqID,
@@ -137,19 +175,9 @@ func (l *accessLogger) logFlow(name, id, reqID string, r *http.Request, res *flo
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, _ = l.w.Write(append(b, '\n'))
-	// The proxy flushes when its record queue runs empty, which may
-	// happen before this line is written: a flush follows shortly, one
-	// per flowFlushDelay at most, rather than a write per execution.
-	if !l.flushPending {
-		l.flushPending = true
-		time.AfterFunc(flowFlushDelay, l.flush)
-	}
+	l.pending = append(append(l.pending, b...), '\n')
+	l.wroteLocked()
 }
-
-// flowFlushDelay bounds how long a flow execution's line may wait in the
-// buffer.
-const flowFlushDelay = 100 * time.Millisecond
 
 // ms is d in milliseconds, to the microsecond.
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -158,8 +186,23 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func (l *accessLogger) flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.flushLocked()
+}
+
+func (l *accessLogger) flushLocked() {
 	l.flushPending = false
-	_ = l.w.Flush()
+	if len(l.pending) == 0 {
+		return
+	}
+	// A write that fails (a full disk) loses these lines, not the next
+	// ones: the buffer is bounded either way.
+	_, _ = l.out.Write(l.pending)
+	if cap(l.pending) > 4*flushSize {
+		// A burst of long lines grew it: let it go.
+		l.pending = make([]byte, 0, flushSize+4<<10)
+		return
+	}
+	l.pending = l.pending[:0]
 }
 
 // appendJSONString appends s as a JSON string. Paths and request IDs come

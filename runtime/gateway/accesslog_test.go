@@ -12,7 +12,7 @@ import (
 
 func TestAccessLogIsJSON(t *testing.T) {
 	var out bytes.Buffer
-	l := newAccessLogger(&out)
+	l := newAccessLogger(&out, 1)
 	paths := []string{"/plain", "/bell\a", "/bad\xff", `/quote"back\slash`, "/ünïcode", "/del\x7f", "/nl\n"}
 	for _, p := range paths {
 		l.log(&proxy.RequestRecord{Time: time.Unix(1, 0), RequestID: "caf\xe9", Method: "GET", Path: p, Status: 200, Tries: 1})

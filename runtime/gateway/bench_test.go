@@ -19,7 +19,7 @@ func benchRecord() *proxy.RequestRecord {
 // BenchmarkAccessLog encodes one access-log line (the record goroutine's
 // work per request, off the request path).
 func BenchmarkAccessLog(b *testing.B) {
-	l := newAccessLogger(io.Discard)
+	l := newAccessLogger(io.Discard, 1)
 	r := benchRecord()
 	b.ReportAllocs()
 	for b.Loop() {

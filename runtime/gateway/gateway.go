@@ -72,15 +72,22 @@ func Main(ctx context.Context, args []string) error {
 		}
 		defer eng.Close()
 	}
+	// On a swarm (or Kubernetes) the access log goes to stdout, where the
+	// orchestrator collects the logs of every node's tasks.
+	accessLogDir := api.AccessLogDir
+	if spec.FindsByDNS() {
+		accessLogDir = ""
+	}
 	return Run(ctx, Config{
-		Engine:     eng,
-		Spec:       &spec,
-		Token:      os.Getenv(api.EnvToken),
-		StatePath:  StatePath,
-		EventsPath: EventsPath,
-		JournalDir: api.JournalDir,
-		AccessLog:  os.Stdout,
-		Log:        slog.New(slog.NewJSONHandler(os.Stderr, nil)),
+		Engine:       eng,
+		Spec:         &spec,
+		Token:        os.Getenv(api.EnvToken),
+		StatePath:    StatePath,
+		EventsPath:   EventsPath,
+		JournalDir:   api.JournalDir,
+		AccessLogDir: accessLogDir,
+		AccessLog:    os.Stdout,
+		Log:          slog.New(slog.NewJSONHandler(os.Stderr, nil)),
 	})
 }
 
@@ -104,9 +111,13 @@ type Config struct {
 	// EventsPath, when set, is where the cell's events are kept across
 	// restarts of the gateway (see EventsPath).
 	EventsPath string
-	// AccessLog receives one JSON line per request.
+	// AccessLog receives one JSON line per request when the cell writes
+	// its access log to stdout, or to files but AccessLogDir is "".
 	AccessLog io.Writer
-	Log       *slog.Logger
+	// AccessLogDir is where the access log files go (a volume the
+	// runtime mounts; created when missing).
+	AccessLogDir string
+	Log          *slog.Logger
 	// ListenHost is the address listeners bind ("" for all interfaces).
 	ListenHost string
 	// JournalDir is the directory of the journal of flow executions (a
@@ -149,7 +160,11 @@ func Run(ctx context.Context, cfg Config) error {
 		bus.Restore(keptEvents)
 	}
 	var src source
-	dp, err := NewDataPlane(spec.Cell, cfg.AccessLog, proxy.Options{
+	accessLog, logFiles := openAccessLog(cfg)
+	if logFiles != nil {
+		defer logFiles.Close()
+	}
+	dp, err := NewDataPlane(spec.Cell, accessLog, proxy.Options{
 		OnEject: func(up *proxy.Upstream, reason string, until time.Time) {
 			bus.Publish(api.Event{Time: time.Now(), Cell: spec.Cell.Name, Service: up.Service,
 				Replica: strconv.Itoa(up.Replica), Type: api.EventEjected,
@@ -195,6 +210,9 @@ func Run(ctx context.Context, cfg Config) error {
 	adminCfg := admin.ServerConfig{Cell: src, Events: bus, Token: cfg.Token, Metrics: m.handler(src, px), Logger: cfg.Log}
 	if len(spec.Cell.Flows) > 0 {
 		adminCfg.Executions = dp.flows
+	}
+	if logFiles != nil {
+		adminCfg.AccessLog = logFiles
 	}
 	srvAdmin, err := admin.NewServer(adminCfg)
 	if err != nil {
@@ -242,7 +260,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		host, portStr, _ := net.SplitHostPort(addr)
 		port, _ := strconv.Atoi(portStr)
-		opts := proxy.Options{OnRequest: record, OnIdle: dp.log.flush}
+		opts := proxy.Options{OnRequest: record}
 		ups := []*proxy.Upstream{{ID: peer, Service: peer, Addr: addr}}
 		if found != nil {
 			opts.Wake, ups = found.wake, nil
@@ -270,7 +288,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	g.Go(func() error { return px.Run(ctx) })
+	g.Go(func() error { return dp.Run(ctx) })
 	g.Go(func() error { return src.Run(ctx) })
 	if found != nil {
 		g.Go(func() error { return found.Run(ctx) })
@@ -289,6 +307,25 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	cfg.Log.Info("gateway started", "project", spec.Project, "cell", spec.Cell.Name, "port", spec.Cell.Gateway.Port, "admin_port", spec.AdminPort)
 	return g.Wait()
+}
+
+// openAccessLog returns where the cell's access log goes (nil: nowhere)
+// and, when that is files, the files, which the admin API reads. Files
+// that cannot be opened are a warning, and the log goes to cfg.AccessLog.
+func openAccessLog(cfg Config) (io.Writer, *logFile) {
+	set := cfg.Spec.Cell.Gateway.AccessLogSettings()
+	switch {
+	case set.To == cellspec.AccessLogOff:
+		return nil, nil
+	case set.To == cellspec.AccessLogStdout || cfg.AccessLogDir == "":
+		return cfg.AccessLog, nil
+	}
+	f, err := openLogFile(cfg.AccessLogDir, set.MaxSize, set.MaxFiles)
+	if err != nil {
+		cfg.Log.Warn("the access log goes to standard output", "err", err)
+		return cfg.AccessLog, nil
+	}
+	return f, f
 }
 
 // openJournal opens the journal of flow executions, for a cell with flows
@@ -391,12 +428,11 @@ func (d *DataPlane) UseJournal(j *journal.Store, cell *cellspec.Cell) {
 func (d *DataPlane) SetPeers(peers map[string]*proxy.Proxy) { d.flows.setPeers(peers) }
 
 // NewDataPlane builds the data plane of a cell. opts.OnRequest is set here:
-// every record feeds the metrics and one JSON access-log line to
-// accessLog (nil discards the log).
+// every record feeds the metrics and, as the cell's access_log samples
+// them, JSON access-log lines to accessLog (nil writes none).
 func NewDataPlane(cell *cellspec.Cell, accessLog io.Writer, opts proxy.Options) (*DataPlane, error) {
-	dp := &DataPlane{metrics: newMetrics(cell.Name), log: newAccessLogger(accessLog), traffic: newTrafficStats()}
+	dp := &DataPlane{metrics: newMetrics(cell.Name), log: newAccessLogger(accessLog, cell.Gateway.AccessLogSettings().Sample), traffic: newTrafficStats()}
 	opts.OnRequest = dp.record
-	opts.OnIdle = dp.log.flush
 	px, err := proxy.New(cell, opts)
 	if err != nil {
 		return nil, err
@@ -407,8 +443,12 @@ func NewDataPlane(cell *cellspec.Cell, accessLog io.Writer, opts proxy.Options) 
 	return dp, nil
 }
 
-// Run consumes request records until ctx ends.
-func (d *DataPlane) Run(ctx context.Context) error { return d.Proxy.Run(ctx) }
+// Run consumes request records until ctx ends, and writes out the access
+// log's last lines.
+func (d *DataPlane) Run(ctx context.Context) error {
+	defer d.log.flush()
+	return d.Proxy.Run(ctx)
+}
 
 // Metrics serves the data plane's metrics without controller state.
 func (d *DataPlane) Metrics() http.Handler {

@@ -34,9 +34,6 @@ type Options struct {
 	// full, so a slow sink never delays a request. The record is only valid
 	// during the call. Nil disables records.
 	OnRequest func(*RequestRecord)
-	// OnIdle, when set, is called from Run's goroutine whenever the record
-	// queue has been emptied, so a sink can batch its writes.
-	OnIdle func()
 	// RecordBuffer is the record queue's length; 0 means
 	// DefaultRecordBuffer.
 	RecordBuffer int

@@ -83,18 +83,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 		select {
 		case rec = <-p.records:
 			p.opts.OnRequest(&rec)
-			if len(p.records) == 0 && p.opts.OnIdle != nil {
-				p.opts.OnIdle()
-			}
 		case <-ctx.Done():
 			for {
 				select {
 				case rec = <-p.records:
 					p.opts.OnRequest(&rec)
 				default:
-					if p.opts.OnIdle != nil {
-						p.opts.OnIdle()
-					}
 					return nil
 				}
 			}
