@@ -58,6 +58,8 @@ func main() {
 			os.Exit(childMain(cmdBackends, os.Args[2:], backendsMain))
 		case cmdGateway:
 			os.Exit(childMain(cmdGateway, os.Args[2:], gatewayMain))
+		case cmdProduct:
+			os.Exit(productMain(os.Args[2:]))
 		}
 	}
 	opts, err := parseFlags(os.Args[1:], os.Stderr)
@@ -135,6 +137,10 @@ Measures requests/s and latency through the orchestro gateway, nginx and
 HAProxy in front of the same three local replicas, and straight to one
 replica, with wrk on 127.0.0.1, in interleaved rounds. Needs wrk, nginx and
 HAProxy: %s
+
+orchestro-bench product [flags] measures the product instead: orchestro's
+CLI against docker compose, and its gateway container against nginx, on the
+Docker engine (see orchestro-bench product -h).
 
 Flags:
 `, installHint)

@@ -1,0 +1,89 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ownCPU returns the user plus system CPU time used so far by pid alone:
+// every thread of its thread group, none of its children (a
+// containerd-shim's child is the container it runs; dockerd's are
+// containerd and the docker-proxies).
+func ownCPU(pid int) (time.Duration, error) {
+	ticks, err := statTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// parentPID reads the parent of pid from /proc/<pid>/stat.
+func parentPID(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// After the command name in parentheses: state, then ppid.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("read parent of pid %d: malformed stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("read parent of pid %d: malformed stat", pid)
+	}
+	return strconv.Atoi(f[1])
+}
+
+// processComm returns the command name of pid, or "".
+func processComm(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
+}
+
+// allPIDs lists the processes in /proc.
+func allPIDs() []int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var out []int
+	for _, d := range dirs {
+		if pid, err := strconv.Atoi(filepath.Base(d)); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// pidsByComm lists the processes whose command name is name.
+func pidsByComm(name string) []int {
+	var out []int
+	for _, pid := range allPIDs() {
+		if processComm(pid) == name {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// dockerProxyPIDs lists the docker-proxy processes that forward
+// hostIP:hostPort.
+func dockerProxyPIDs(hostIP string, hostPort int) []int {
+	var out []int
+	for _, pid := range allPIDs() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if ip, port, ok := dockerProxyTarget(args); ok && ip == hostIP && port == hostPort {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
