@@ -47,8 +47,11 @@ type replica struct {
 	started   time.Time
 	health    health.State
 	removing  bool
-	probed    bool
-	up        *proxy.Upstream
+	// drained is set once a replica being removed is out of rotation
+	// and has no request in flight: it serves nothing any more.
+	drained bool
+	probed  bool
+	up      *proxy.Upstream
 	// rate estimation for status: served count at the last sample.
 	lastServed uint64
 	lastSample time.Time
@@ -101,8 +104,15 @@ type Controller struct {
 	// a rolling restart still has to replace (see DesiredService).
 	restarting map[string][]string
 	stopping   bool
-	replicas   map[string]*replica
-	crash      map[string]CrashState
+	// stopPlanned is set once a round planned with stopping set has run:
+	// no creation is under way any more, and every replica it observed
+	// is being drained (see Stop).
+	stopPlanned bool
+	// changed is closed, and forgotten, when a replica is drained or a
+	// round has run, to wake Stop; see changedLocked.
+	changed  chan struct{}
+	replicas map[string]*replica
+	crash    map[string]CrashState
 	// exited keeps, per service, its latest replicas that exited and
 	// were removed, with the end of their output (see keepExited).
 	exited   map[string][]api.ExitedReplica
@@ -292,13 +302,24 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.observed = true
 	c.pruneRestartingLocked()
 	obs := c.observedLocked()
+	stopping := c.stopping
 	p := plan(c.cell, c.desired(), obs, c.crash, c.now())
 	c.updateUpstreamsLocked(spec)
+	c.notifyLocked()
 	c.mu.Unlock()
 	// Other gateways are revived after this one knows its own replicas,
 	// so a restarted gateway serves as soon as it can.
 	c.reviveGateways(ctx)
 	c.execute(ctx, spec, p)
+	if stopping {
+		// This round created nothing and started the drain of every
+		// replica there was; the rounds before it are over, with their
+		// creations.
+		c.mu.Lock()
+		c.stopPlanned = true
+		c.notifyLocked()
+		c.mu.Unlock()
+	}
 	return nil
 }
 

@@ -210,6 +210,10 @@ func (c *Controller) drain(ctx context.Context, op Op) {
 			}
 			cancel()
 		}
+		c.mu.Lock()
+		r.drained = true
+		c.notifyLocked()
+		c.mu.Unlock()
 		c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventDrained,
 			Message: fmt.Sprintf("in %s (%s)", c.now().Sub(start).Round(time.Millisecond), op.Reason)})
 		// The removal must finish even when the gateway is shutting down.

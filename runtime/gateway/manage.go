@@ -270,27 +270,68 @@ func (c *Controller) UpdateSpec(ctx context.Context, raw []byte) error {
 	return nil
 }
 
-// Stop drains and removes every replica and returns when they are gone or
-// ctx ends. The controller creates nothing afterwards.
+// Stop stops the cell for good: the controller creates no replica any
+// more and drains every one, then stops and removes it in the background.
+// It returns once every replica is drained, out of rotation with no
+// request in flight, so that whoever stops the cell (down) may remove the
+// replicas and the gateway itself at once without cutting a request; or
+// with an error when ctx ends first.
 func (c *Controller) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	c.stopping = true
 	c.mu.Unlock()
 	c.Kick()
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
 	for {
 		c.mu.Lock()
-		n := len(c.replicas)
+		left := c.undrainedLocked()
+		changed := c.changedLocked()
 		c.mu.Unlock()
-		if n == 0 {
+		if left == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("stop cell %s: %d replicas left: %w", c.cell, n, ctx.Err())
-		case <-t.C:
+			if left < 0 {
+				return fmt.Errorf("stop cell %s: no round ran since the stop was asked: %w", c.cell, ctx.Err())
+			}
+			return fmt.Errorf("stop cell %s: %d replicas not drained: %w", c.cell, left, ctx.Err())
+		case <-changed:
 		}
+	}
+}
+
+// undrainedLocked counts the replicas of a stopping cell that may still
+// serve a request: running (or paused) and not drained yet. It is -1
+// until a round planned with the stop has run, since until then a
+// creation may be under way and the replicas it makes are not known yet.
+// c.mu must be held.
+func (c *Controller) undrainedLocked() int {
+	if !c.stopPlanned {
+		return -1
+	}
+	n := 0
+	for _, r := range c.replicas {
+		if !r.drained && (r.state == ContainerRunning || r.state == ContainerPaused || r.state == ContainerRestarting) {
+			n++
+		}
+	}
+	return n
+}
+
+// changedLocked returns a channel that is closed when a replica is
+// drained or a round has run (see notifyLocked). c.mu must be held.
+func (c *Controller) changedLocked() <-chan struct{} {
+	if c.changed == nil {
+		c.changed = make(chan struct{})
+	}
+	return c.changed
+}
+
+// notifyLocked wakes whoever waits on changedLocked. c.mu must be held.
+func (c *Controller) notifyLocked() {
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
 	}
 }
 
