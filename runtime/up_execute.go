@@ -3,10 +3,14 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -14,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/go-connections/nat"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/engine"
@@ -25,39 +30,128 @@ const orphanStopTimeout = 10 * time.Second
 // adminWaitTimeout bounds the wait for a started gateway's admin API.
 const adminWaitTimeout = 30 * time.Second
 
-// executeUp carries out an Up plan in order and stops at the first
-// failure, returning its error. It decides nothing: planUp chose every
-// operation and its object.
+// errUpStopped ends the progress step of a gateway that was left
+// unfinished because another operation failed.
+var errUpStopped = errors.New("stopped, as another operation failed")
+
+// executeUp carries out an Up plan, phase after phase and within a phase
+// every chain at once, and stops at the first failure, returning its
+// error: the chains under way are cancelled and no further phase starts.
+// It decides nothing: planUp chose every operation, its object, its phase
+// and its chain.
 //
 // Progress is reported per object rather than per call, as Up always has:
 // the operations on one cell's gateway form one step, "gateway <name>",
 // whose text follows what is being done; an orphan removal is a step of
 // its own; a kept orphan is a warning note; networks, volumes and the
-// keeper are not reported.
+// keeper are not reported. A gateway's step left unfinished by a failure
+// elsewhere ends with errUpStopped.
 func (c *Client) executeUp(ctx context.Context, plan upPlan, progress api.Progress) error {
-	var step upOp // the first operation of the gateway step under way
-	end := func(err error) {
-		if step.Kind != 0 {
-			progress.Done("gateway "+step.Cell, "gateway "+step.Name, err)
-			step = upOp{}
+	steps := newUpSteps(plan, progress)
+	for _, phase := range plan.phases() {
+		g, gctx := errgroup.WithContext(ctx)
+		for _, chain := range phase {
+			g.Go(func() error {
+				for _, op := range chain {
+					if err := gctx.Err(); err != nil {
+						return err
+					}
+					steps.begin(op)
+					say := func(text string) { progress.Start("gateway "+op.Cell, text) }
+					if err := c.runUpOp(gctx, plan, op, progress, say); err != nil {
+						if ctx.Err() == nil && gctx.Err() != nil {
+							// Another chain failed and cancelled this one.
+							return err
+						}
+						steps.end(op.Cell, err)
+						return err
+					}
+					steps.finished(op)
+				}
+				return nil
+			})
 		}
-	}
-	for _, op := range plan.Ops {
-		if step.Kind != 0 && (!op.Kind.gatewayStep() || op.Cell != step.Cell) {
-			end(nil)
-		}
-		if op.Kind.gatewayStep() && step.Kind == 0 {
-			step = op
-			progress.Start("gateway "+op.Cell, "gateway "+op.Name)
-		}
-		say := func(text string) { progress.Start("gateway "+op.Cell, text) }
-		if err := c.runUpOp(ctx, plan, op, progress, say); err != nil {
-			end(err)
+		if err := g.Wait(); err != nil {
+			steps.stopAll()
 			return err
 		}
 	}
-	end(nil)
 	return nil
+}
+
+// upSteps keeps the progress steps of the gateways while a plan runs: a
+// cell's step starts with its first gateway operation and ends after its
+// last one, or at a failure.
+type upSteps struct {
+	progress api.Progress
+	// last is how many gateway operations each cell has.
+	last map[string]int
+
+	mu   sync.Mutex
+	open map[string]string // cell → the step's text
+	seen map[string]int    // cell → gateway operations done
+}
+
+func newUpSteps(plan upPlan, progress api.Progress) *upSteps {
+	s := &upSteps{progress: progress, last: map[string]int{}, open: map[string]string{}, seen: map[string]int{}}
+	for _, op := range plan.Ops {
+		if op.Kind.gatewayStep() {
+			s.last[op.Cell]++
+		}
+	}
+	return s
+}
+
+// begin starts the step of a gateway operation's cell, when it is its
+// first.
+func (s *upSteps) begin(op upOp) {
+	if !op.Kind.gatewayStep() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen[op.Cell] > 0 {
+		return
+	}
+	s.open[op.Cell] = "gateway " + op.Name
+	s.progress.Start("gateway "+op.Cell, "gateway "+op.Name)
+}
+
+// finished counts a gateway operation done and ends its cell's step
+// after the last one.
+func (s *upSteps) finished(op upOp) {
+	if !op.Kind.gatewayStep() {
+		return
+	}
+	s.mu.Lock()
+	s.seen[op.Cell]++
+	done := s.seen[op.Cell] == s.last[op.Cell]
+	s.mu.Unlock()
+	if done {
+		s.end(op.Cell, nil)
+	}
+}
+
+// end ends the open step of a cell, if there is one.
+func (s *upSteps) end(cell string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	text, ok := s.open[cell]
+	if !ok {
+		return
+	}
+	delete(s.open, cell)
+	s.progress.Done("gateway "+cell, text, err)
+}
+
+// stopAll ends every step still open, in the order of the cells' names.
+func (s *upSteps) stopAll() {
+	s.mu.Lock()
+	cells := slices.Sorted(maps.Keys(s.open))
+	s.mu.Unlock()
+	for _, cell := range cells {
+		s.end(cell, errUpStopped)
+	}
 }
 
 // runUpOp carries out one operation; say updates the text of the gateway
@@ -70,7 +164,7 @@ func (c *Client) runUpOp(ctx context.Context, plan upPlan, op upOp, progress api
 	case upRemoveOrphan:
 		id, text := "orphan "+op.Cell, "remove orphan cell "+op.Cell
 		progress.Start(id, text)
-		err := c.removeCell(ctx, plan.Project, op.Orphan, orphanStopTimeout)
+		err := c.removeOrphan(ctx, plan.Project, op.Orphan)
 		progress.Done(id, text, err)
 		return err
 	case upCreateNetwork:
@@ -212,6 +306,11 @@ func gatewayContainer(spec *api.GatewaySpec, img, token, hash, socket string) (*
 		// recreated gateway recovers what the old one left unfinished.
 		host.Binds = append(host.Binds, v+":"+api.JournalDir)
 	}
+	if v := accessLogVolume(spec); v != "" {
+		// On a volume, the access log is kept off the container's
+		// layer, and a recreated gateway goes on with the same files.
+		host.Binds = append(host.Binds, v+":"+api.AccessLogDir)
+	}
 	// API 1.41 attaches one network at creation; the mesh is connected
 	// next, by its own operation.
 	nets := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
@@ -249,13 +348,23 @@ func (c *Client) socketPath() string {
 	return u.Path
 }
 
+// adminPollInterval is how often waitAdmin asks a starting gateway
+// whether it answers.
+const adminPollInterval = 50 * time.Millisecond
+
+// adminLookupInterval is how often, at most, waitAdmin looks a gateway up
+// in the engine: its admin address changes only when its container
+// starts again.
+const adminLookupInterval = time.Second
+
 // waitAdmin waits until a gateway's admin API answers.
 func (c *Client) waitAdmin(ctx context.Context, project, cell string) error {
+	status := c.adminStatus(project, cell)
 	deadline := c.now().Add(adminWaitTimeout)
 	var last error
 	for c.now().Before(deadline) {
 		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := c.gwAdmin.status(sctx, project, cell)
+		err := status(sctx)
 		cancel()
 		if err == nil {
 			return nil
@@ -264,11 +373,37 @@ func (c *Client) waitAdmin(ctx context.Context, project, cell string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(adminPollInterval):
 		}
 	}
 	logs := c.tailLogs(ctx, engine.GatewayName(project, cell), 10)
 	return fmt.Errorf("gateway of cell %s did not answer within %s: %v%s", cell, adminWaitTimeout, last, logs)
+}
+
+// adminStatus returns how waitAdmin asks a gateway for its status. The
+// engine's admin looks the gateway up on every call, which would load the
+// engine while it starts the project's containers; here the gateway found
+// is asked directly, and looked up again at most once a second.
+func (c *Client) adminStatus(project, cell string) func(context.Context) error {
+	if _, ok := c.gwAdmin.(engineAdmin); !ok {
+		return func(ctx context.Context) error {
+			_, err := c.gwAdmin.status(ctx, project, cell)
+			return err
+		}
+	}
+	var g gateway
+	var found time.Time
+	return func(ctx context.Context) error {
+		if g.adminURL == "" || c.now().Sub(found) >= adminLookupInterval {
+			ng, err := c.findGateway(ctx, project, cell)
+			if err != nil {
+				return err
+			}
+			g, found = ng, c.now()
+		}
+		_, err := c.admin(g).Status(ctx)
+		return err
+	}
 }
 
 // tailLogs returns the last lines of a container's output, for errors.

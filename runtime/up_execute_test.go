@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -35,10 +36,14 @@ type fakeAdmin struct {
 	given  map[string][]byte // by container ID
 	silent map[string]bool   // cells whose gateway does not answer
 	pushes []string
+	// stopped holds the cells whose gateway was stopped (Down); onStop,
+	// when set, runs first and its error is the stop's.
+	stopped map[string]bool
+	onStop  func(ctx context.Context, cell string) error
 }
 
 func newFakeAdmin(eng *enginetest.Fake) *fakeAdmin {
-	return &fakeAdmin{eng: eng, given: map[string][]byte{}, silent: map[string]bool{}}
+	return &fakeAdmin{eng: eng, given: map[string][]byte{}, silent: map[string]bool{}, stopped: map[string]bool{}}
 }
 
 func (a *fakeAdmin) status(ctx context.Context, project, cell string) (api.CellStatus, error) {
@@ -64,6 +69,33 @@ func (a *fakeAdmin) status(ctx context.Context, project, cell string) (api.CellS
 		return api.CellStatus{}, fmt.Errorf("decode spec of cell %s: %w", cell, err)
 	}
 	return api.CellStatus{Cell: cell, Gateway: "running", SpecHash: spec.Hash()}, nil
+}
+
+// stop stops a cell as its gateway does (see gatewayStopper): from then
+// on, it counts as drained.
+func (a *fakeAdmin) stop(ctx context.Context, g gateway) error {
+	a.mu.Lock()
+	silent, onStop := a.silent[g.cell], a.onStop
+	a.mu.Unlock()
+	if onStop != nil {
+		if err := onStop(ctx, g.cell); err != nil {
+			return err
+		}
+	}
+	if silent {
+		return fmt.Errorf("stop cell %s: %w", g.cell, admin.ErrUnreachable)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopped[g.cell] = true
+	return nil
+}
+
+// isStopped reports whether the gateway of cell was stopped.
+func (a *fakeAdmin) isStopped(cell string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stopped[cell]
 }
 
 func (a *fakeAdmin) updateSpec(ctx context.Context, project, cell string, spec []byte) error {
@@ -139,34 +171,27 @@ func TestExecuteUp(t *testing.T) {
 	if err := c.executeUp(ctx, planFor(t, c, nil), &progress); err != nil {
 		t.Fatalf("execute fresh plan: %v", err)
 	}
-	wantCalls := []string{
-		"NetworkCreate demo_mesh",
-		"VolumeCreate demo_data",
-		"ContainerCreate demo-keeper",
-		"ContainerStart demo-keeper",
-		"NetworkCreate demo_shop",
-		"ContainerCreate demo-shop-gateway",
-		"NetworkConnect demo_mesh demo-shop-gateway",
-		"ContainerStart demo-shop-gateway",
-		"NetworkCreate demo_users",
-		"ContainerCreate demo-users-gateway",
-		"NetworkConnect demo_mesh demo-users-gateway",
-		"ContainerStart demo-users-gateway",
-	}
-	if diff := cmp.Diff(wantCalls, changes(eng.Calls())); diff != "" {
-		t.Errorf("engine calls (-want +got):\n%s", diff)
-	}
-	wantProgress := []string{
-		"start gateway demo-shop-gateway",
-		"start start gateway demo-shop-gateway on 127.0.0.1:8081",
-		"done gateway demo-shop-gateway <nil>",
-		"start gateway demo-users-gateway",
-		"start start gateway demo-users-gateway on 127.0.0.1:8082",
-		"done gateway demo-users-gateway <nil>",
-	}
-	if diff := cmp.Diff(wantProgress, progress.lines); diff != "" {
-		t.Errorf("progress (-want +got):\n%s", diff)
-	}
+	// The mesh and the volumes first, then each cell, its network and its
+	// gateway, in a chain of its own, then the keeper.
+	checkPhases(t, changes(eng.Calls()),
+		[][]string{{"NetworkCreate demo_mesh"}, {"VolumeCreate demo-shop-access-log"}, {"VolumeCreate demo_data"}, {"VolumeCreate demo-users-access-log"}},
+		[][]string{
+			{"NetworkCreate demo_shop", "ContainerCreate demo-shop-gateway", "NetworkConnect demo_mesh demo-shop-gateway", "ContainerStart demo-shop-gateway"},
+			{"NetworkCreate demo_users", "ContainerCreate demo-users-gateway", "NetworkConnect demo_mesh demo-users-gateway", "ContainerStart demo-users-gateway"},
+		},
+		[][]string{{"ContainerCreate demo-keeper", "ContainerStart demo-keeper"}})
+	checkSteps(t, progress.lines, map[string][]string{
+		"shop": {
+			"start gateway demo-shop-gateway",
+			"start start gateway demo-shop-gateway on 127.0.0.1:8081",
+			"done gateway demo-shop-gateway <nil>",
+		},
+		"users": {
+			"start gateway demo-users-gateway",
+			"start start gateway demo-users-gateway on 127.0.0.1:8082",
+			"done gateway demo-users-gateway <nil>",
+		},
+	})
 	ins, err := eng.ContainerInspect(ctx, "demo-shop-gateway")
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +204,7 @@ func TestExecuteUp(t *testing.T) {
 	}
 
 	// What was created is what is wanted.
-	if got := planFor(t, c, nil).String(); got != "keep gateway demo-shop-gateway: up to date\nkeep gateway demo-users-gateway: up to date\n" {
+	if got := planFor(t, c, nil).String(); got != "shop: keep gateway demo-shop-gateway: up to date\nusers: keep gateway demo-users-gateway: up to date\n" {
 		t.Errorf("plan after the fresh plan ran:\n%s", got)
 	}
 
@@ -220,54 +245,226 @@ func TestExecuteUp(t *testing.T) {
 	if diff := cmp.Diff([]string{"shop"}, fa.pushes); diff != "" {
 		t.Errorf("specs pushed after the restart (-want +got):\n%s", diff)
 	}
-	wantProgress = []string{
-		"start gateway demo-shop-gateway", "done gateway demo-shop-gateway <nil>",
-		"start gateway demo-users-gateway", "done gateway demo-users-gateway <nil>",
+	checkSteps(t, progress.lines, map[string][]string{
+		"shop":  {"start gateway demo-shop-gateway", "done gateway demo-shop-gateway <nil>"},
+		"users": {"start gateway demo-users-gateway", "done gateway demo-users-gateway <nil>"},
+	})
+}
+
+// TestExecuteUpRunsCellsAtOnce: the cells of a fresh project, which use
+// one another but need nothing of each other to start, are created at
+// once, their networks and their gateways.
+func TestExecuteUpRunsCellsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, eng, _ := newFakeClient(t)
+		var mu sync.Mutex
+		var alone []string
+		// barrier returns a hook action that waits until n calls of a
+		// group have begun.
+		barrier := func(n int) func(call string) {
+			all := make(chan struct{})
+			return func(call string) {
+				mu.Lock()
+				if n--; n == 0 {
+					close(all)
+				}
+				mu.Unlock()
+				select {
+				case <-all:
+				case <-time.After(time.Minute):
+					mu.Lock()
+					alone = append(alone, call)
+					mu.Unlock()
+				}
+			}
+		}
+		creates, networks := barrier(2), barrier(2)
+		eng.SetCallHook(func(method, target string) error {
+			switch {
+			case method == "ContainerCreate" && target != "demo-keeper":
+				creates(method + " " + target)
+			case method == "NetworkCreate" && target != "demo_mesh":
+				networks(method + " " + target)
+			}
+			return nil
+		})
+		if err := c.executeUp(t.Context(), planFor(t, c, nil), api.Discard{}); err != nil {
+			t.Fatal(err)
+		}
+		if len(alone) > 0 {
+			t.Errorf("made one after the other: %q", alone)
+		}
+	})
+}
+
+// checkPhases checks engine calls against phases of chains: every call
+// of a phase comes before any call of the next, the calls of a chain
+// come in its order, and there is no other call.
+func checkPhases(t *testing.T, got []string, phases ...[][]string) {
+	t.Helper()
+	var want []string
+	pos := map[string]int{}
+	for i, call := range got {
+		pos[call] = i
 	}
-	if diff := cmp.Diff(wantProgress, progress.lines); diff != "" {
-		t.Errorf("progress (-want +got):\n%s", diff)
+	lastOfPhase := -1
+	for _, phase := range phases {
+		first, last := len(got), -1
+		for _, chain := range phase {
+			prev := -1
+			for _, call := range chain {
+				want = append(want, call)
+				i, ok := pos[call]
+				if !ok {
+					continue
+				}
+				if i < prev {
+					t.Errorf("%s came before the call it follows in its chain %q", call, chain)
+				}
+				prev = i
+				first, last = min(first, i), max(last, i)
+			}
+		}
+		if first < lastOfPhase {
+			t.Errorf("phase %q began before the phase before it ended: %q", phase, got)
+		}
+		lastOfPhase = max(lastOfPhase, last)
+	}
+	if diff := cmp.Diff(slices.Sorted(slices.Values(want)), slices.Sorted(slices.Values(got))); diff != "" {
+		t.Errorf("engine calls (-want +got):\n%s", diff)
 	}
 }
 
-// TestExecuteUpStopsAtTheFailure: a failing call ends the plan there, with
-// an error naming the operation and its object, reported on the gateway's
-// step; nothing after it runs; and what was created is all labelled, so
-// Down removes every bit of it.
+// checkSteps checks progress lines by cell: the lines naming each cell's
+// gateway are the wanted ones, in order, and no other line is there.
+func checkSteps(t *testing.T, lines []string, want map[string][]string) {
+	t.Helper()
+	n := 0
+	for cell, wantLines := range want {
+		var got []string
+		for _, l := range lines {
+			if strings.Contains(l, "demo-"+cell+"-gateway") {
+				got = append(got, l)
+			}
+		}
+		n += len(got)
+		if diff := cmp.Diff(wantLines, got); diff != "" {
+			t.Errorf("progress of cell %s (-want +got):\n%s", cell, diff)
+		}
+	}
+	if n != len(lines) {
+		t.Errorf("progress has lines about no gateway expected: %q", lines)
+	}
+}
+
+// TestExecuteUpStopsAtTheFailure: a failing call ends the plan there,
+// with an error naming the operation and its object, reported on the
+// gateway's step; the other chains of its phase stop, no later phase
+// starts, every step begun is ended; and what was created is all
+// labelled, so Down removes every bit of it.
 func TestExecuteUpStopsAtTheFailure(t *testing.T) {
-	ctx := t.Context()
-	c, eng, _ := newFakeClient(t)
 	boom := errors.New("boom")
-	eng.SetError("NetworkConnect", boom)
+	tests := []struct {
+		name string
+		// fail is the call that fails, as the fake records it.
+		fail    string
+		wantErr string
+		// wantSteps are the progress lines of the cells whose steps are
+		// known; those of a cell not listed may have any ending.
+		wantSteps map[string][]string
+		// noCalls are calls that must not have been made.
+		noCalls []string
+	}{
+		{
+			name:    "a gateway's call",
+			fail:    "NetworkConnect demo_mesh demo-shop-gateway",
+			wantErr: "connect gateway demo-shop-gateway to the mesh: boom",
+			wantSteps: map[string][]string{"shop": {
+				"start gateway demo-shop-gateway",
+				"done gateway demo-shop-gateway connect gateway demo-shop-gateway to the mesh: boom",
+			}},
+			noCalls: []string{"ContainerStart demo-shop-gateway", "ContainerCreate demo-keeper"},
+		},
+		{
+			name:      "the mesh, before any gateway",
+			fail:      "NetworkCreate demo_mesh",
+			wantErr:   "create network demo_mesh: boom",
+			wantSteps: map[string][]string{"shop": nil, "users": nil},
+			noCalls:   []string{"NetworkCreate demo_shop", "ContainerCreate demo-shop-gateway", "ContainerCreate demo-users-gateway", "ContainerCreate demo-keeper"},
+		},
+		{
+			name:      "a cell's network, before its gateway",
+			fail:      "NetworkCreate demo_users",
+			wantErr:   "create network demo_users: boom",
+			wantSteps: map[string][]string{"users": nil},
+			noCalls:   []string{"ContainerCreate demo-users-gateway", "ContainerCreate demo-keeper"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			c, eng, _ := newFakeClient(t)
+			eng.SetCallHook(func(method, target string) error {
+				if method+" "+target == tt.fail {
+					return boom
+				}
+				return nil
+			})
 
-	var progress progressLog
-	err := c.executeUp(ctx, planFor(t, c, nil), &progress)
-	if !errors.Is(err, boom) || err.Error() != "connect gateway demo-shop-gateway to the mesh: boom" {
-		t.Fatalf("execute = %v, want the failed connection of the shop gateway", err)
-	}
-	wantCalls := []string{
-		"NetworkCreate demo_mesh",
-		"VolumeCreate demo_data",
-		"ContainerCreate demo-keeper",
-		"ContainerStart demo-keeper",
-		"NetworkCreate demo_shop",
-		"ContainerCreate demo-shop-gateway",
-		"NetworkConnect demo_mesh demo-shop-gateway",
-	}
-	if diff := cmp.Diff(wantCalls, changes(eng.Calls())); diff != "" {
-		t.Errorf("engine calls (-want +got):\n%s", diff)
-	}
-	wantProgress := []string{
-		"start gateway demo-shop-gateway",
-		"done gateway demo-shop-gateway connect gateway demo-shop-gateway to the mesh: boom",
-	}
-	if diff := cmp.Diff(wantProgress, progress.lines); diff != "" {
-		t.Errorf("progress (-want +got):\n%s", diff)
-	}
+			var progress progressLog
+			err := c.executeUp(ctx, planFor(t, c, nil), &progress)
+			if !errors.Is(err, boom) || err.Error() != tt.wantErr {
+				t.Fatalf("execute = %v, want %q", err, tt.wantErr)
+			}
+			calls := changes(eng.Calls())
+			for _, call := range tt.noCalls {
+				if slices.Contains(calls, call) {
+					t.Errorf("%s was called after the failure: %q", call, calls)
+				}
+			}
+			for cell, want := range tt.wantSteps {
+				var got []string
+				for _, l := range progress.lines {
+					if strings.Contains(l, "demo-"+cell+"-gateway") {
+						got = append(got, l)
+					}
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("progress of cell %s (-want +got):\n%s", cell, diff)
+				}
+			}
+			// Every step begun was ended.
+			open := map[string]bool{}
+			for _, l := range progress.lines {
+				if rest, ok := strings.CutPrefix(l, "start gateway "); ok {
+					open[rest] = true
+				}
+				for gw := range open {
+					if strings.HasPrefix(l, "done gateway "+gw+" ") {
+						delete(open, gw)
+					}
+				}
+			}
+			if len(open) != 0 {
+				t.Errorf("steps left open: %v in %q", open, progress.lines)
+			}
 
-	eng.SetError("NetworkConnect", nil)
-	if err := c.Down(ctx, "demo", api.DownOptions{Volumes: true}); err != nil {
-		t.Fatalf("down: %v", err)
+			eng.SetCallHook(nil)
+			if err := c.Down(ctx, "demo", api.DownOptions{Volumes: true}); err != nil {
+				t.Fatalf("down: %v", err)
+			}
+			if left := leftovers(t, eng); len(left) != 0 {
+				t.Errorf("down after a failed up left %s", strings.Join(left, ", "))
+			}
+		})
 	}
+}
+
+// leftovers lists the containers, networks (but the predefined ones) and
+// volumes the fake engine holds.
+func leftovers(t *testing.T, eng *enginetest.Fake) []string {
+	t.Helper()
+	ctx := t.Context()
 	containers, err := eng.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
 		t.Fatal(err)
@@ -292,9 +489,7 @@ func TestExecuteUpStopsAtTheFailure(t *testing.T) {
 	for _, v := range vols.Volumes {
 		left = append(left, "volume "+v.Name)
 	}
-	if len(left) != 0 {
-		t.Errorf("down after a failed up left %s", strings.Join(left, ", "))
-	}
+	return left
 }
 
 // TestExecuteUpRemovesOrphans: a kept orphan is a warning; a removed one
@@ -389,7 +584,7 @@ func TestObserveUp(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"demo_mesh": "demo", "demo_shop": "demo", "demo_users": "demo"}, o.Networks); diff != "" {
 		t.Errorf("networks (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(map[string]bool{"demo_data": true}, o.Volumes); diff != "" {
+	if diff := cmp.Diff(map[string]bool{"demo_data": true, "demo-shop-access-log": true, "demo-users-access-log": true}, o.Volumes); diff != "" {
 		t.Errorf("volumes (-want +got):\n%s", diff)
 	}
 	var keepers []string
@@ -425,17 +620,29 @@ func TestUpOnFakeEngine(t *testing.T) {
 		"done image orders:1 for shop/orders <nil>",
 		"start image accounts:1 for users/accounts",
 		"done image accounts:1 for users/accounts <nil>",
-		"start gateway demo-shop-gateway",
-		"start start gateway demo-shop-gateway on 127.0.0.1:8081",
-		"done gateway demo-shop-gateway <nil>",
-		"start gateway demo-users-gateway",
-		"start start gateway demo-users-gateway on 127.0.0.1:8082",
-		"done gateway demo-users-gateway <nil>",
 		"project demo started in 0s",
 	}
-	if diff := cmp.Diff(want, progress.lines); diff != "" {
+	// The gateways' steps, which run at once, come between the images
+	// and the summary.
+	lines := progress.lines
+	if len(lines) != len(want)+6 {
+		t.Fatalf("progress of the first up: %q", lines)
+	}
+	if diff := cmp.Diff(want, append(slices.Clone(lines[:6]), lines[len(lines)-1])); diff != "" {
 		t.Errorf("progress of the first up (-want +got):\n%s", diff)
 	}
+	checkSteps(t, lines[6:len(lines)-1], map[string][]string{
+		"shop": {
+			"start gateway demo-shop-gateway",
+			"start start gateway demo-shop-gateway on 127.0.0.1:8081",
+			"done gateway demo-shop-gateway <nil>",
+		},
+		"users": {
+			"start gateway demo-users-gateway",
+			"start start gateway demo-users-gateway on 127.0.0.1:8082",
+			"done gateway demo-users-gateway <nil>",
+		},
+	})
 	ins, err := eng.ContainerInspect(ctx, "demo-users-gateway")
 	if err != nil {
 		t.Fatal(err)

@@ -3,12 +3,14 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/engine"
@@ -68,65 +70,87 @@ const statusProbeTimeout = time.Second
 
 // observeUp takes a snapshot of what Up manages in project p: its gateway
 // containers and the spec each running one reports, the networks of the
-// names it needs, its volumes and its keeper. It changes nothing.
+// names it needs, its volumes and its keeper. It changes nothing. The
+// four are looked up at once, and the running gateways asked at once.
 func (c *Client) observeUp(ctx context.Context, p *cellspec.Project) (upObserved, error) {
 	o := upObserved{Networks: map[string]string{}, Volumes: map[string]bool{}}
-	gws, err := c.gateways(ctx, p.Name)
-	if err != nil {
+	var g errgroup.Group
+	g.Go(func() error {
+		gws, err := c.gateways(ctx, p.Name)
+		if err != nil {
+			return err
+		}
+		o.Gateways = make([]observedGateway, len(gws))
+		var probes sync.WaitGroup
+		for i, gw := range gws {
+			o.Gateways[i] = observedGateway{gateway: gw}
+			if gw.state != "running" {
+				continue
+			}
+			probes.Go(func() {
+				sctx, cancel := context.WithTimeout(ctx, statusProbeTimeout)
+				defer cancel()
+				if st, err := c.gwAdmin.status(sctx, p.Name, gw.cell); err == nil {
+					o.Gateways[i].SpecHash = st.SpecHash
+				}
+			})
+		}
+		probes.Wait()
+		return nil
+	})
+
+	g.Go(func() error {
+		// By name, not by label: a network of a wanted name that another
+		// project (or someone) owns must be found, to refuse it.
+		names := []string{engine.MeshNetworkName(p.Name)}
+		for _, cell := range p.Cells {
+			names = append(names, engine.NetworkName(p.Name, cell.Name))
+		}
+		f := filters.NewArgs()
+		for _, n := range names {
+			f.Add("name", n)
+		}
+		nets, err := c.eng.NetworkList(ctx, network.ListOptions{Filters: f})
+		if err != nil {
+			return fmt.Errorf("list networks: %w", err)
+		}
+		for _, n := range nets {
+			// The engine matches names by substring; keep exact ones.
+			for _, want := range names {
+				if n.Name == want {
+					o.Networks[n.Name] = n.Labels[engine.LabelProject]
+				}
+			}
+		}
+		return nil
+	})
+
+	g.Go(func() error {
+		vols, err := c.eng.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+p.Name))})
+		if err != nil {
+			return fmt.Errorf("list volumes of project %s: %w", p.Name, err)
+		}
+		for _, v := range vols.Volumes {
+			o.Volumes[v.Name] = true
+		}
+		return nil
+	})
+
+	g.Go(func() error {
+		keepers, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+			filters.Arg("label", engine.LabelProject+"="+p.Name),
+			filters.Arg("label", engine.LabelRole+"="+engine.RoleKeeper),
+		)})
+		if err != nil {
+			return fmt.Errorf("list keeper of project %s: %w", p.Name, err)
+		}
+		for _, k := range keepers {
+			o.Keepers = append(o.Keepers, observedKeeper{ID: k.ID, State: k.State, Hash: k.Labels[engine.LabelConfigHash]})
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
 		return upObserved{}, err
-	}
-	for _, g := range gws {
-		og := observedGateway{gateway: g}
-		if g.state == "running" {
-			sctx, cancel := context.WithTimeout(ctx, statusProbeTimeout)
-			if st, err := c.gwAdmin.status(sctx, p.Name, g.cell); err == nil {
-				og.SpecHash = st.SpecHash
-			}
-			cancel()
-		}
-		o.Gateways = append(o.Gateways, og)
-	}
-
-	// By name, not by label: a network of a wanted name that another
-	// project (or someone) owns must be found, to refuse it.
-	names := []string{engine.MeshNetworkName(p.Name)}
-	for _, cell := range p.Cells {
-		names = append(names, engine.NetworkName(p.Name, cell.Name))
-	}
-	f := filters.NewArgs()
-	for _, n := range names {
-		f.Add("name", n)
-	}
-	nets, err := c.eng.NetworkList(ctx, network.ListOptions{Filters: f})
-	if err != nil {
-		return upObserved{}, fmt.Errorf("list networks: %w", err)
-	}
-	for _, n := range nets {
-		// The engine matches names by substring; keep exact ones.
-		for _, want := range names {
-			if n.Name == want {
-				o.Networks[n.Name] = n.Labels[engine.LabelProject]
-			}
-		}
-	}
-
-	vols, err := c.eng.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+p.Name))})
-	if err != nil {
-		return upObserved{}, fmt.Errorf("list volumes of project %s: %w", p.Name, err)
-	}
-	for _, v := range vols.Volumes {
-		o.Volumes[v.Name] = true
-	}
-
-	keepers, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", engine.LabelProject+"="+p.Name),
-		filters.Arg("label", engine.LabelRole+"="+engine.RoleKeeper),
-	)})
-	if err != nil {
-		return upObserved{}, fmt.Errorf("list keeper of project %s: %w", p.Name, err)
-	}
-	for _, k := range keepers {
-		o.Keepers = append(o.Keepers, observedKeeper{ID: k.ID, State: k.State, Hash: k.Labels[engine.LabelConfigHash]})
 	}
 	return o, nil
 }

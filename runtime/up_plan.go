@@ -45,8 +45,10 @@ func desiredUp(p *cellspec.Project, gwImage string, images map[string]map[string
 			spec.Peers[u] = fmt.Sprintf("%s:%d", engine.GatewayName(p.Name, u), p.Cell(u).Gateway.Port)
 		}
 		d.Gateways = append(d.Gateways, spec)
-		if v := journalVolume(spec); v != "" {
-			d.Volumes = append(d.Volumes, v)
+		for _, v := range []string{journalVolume(spec), accessLogVolume(spec)} {
+			if v != "" {
+				d.Volumes = append(d.Volumes, v)
+			}
 		}
 		for _, name := range cell.ServiceNames() {
 			for _, v := range cell.Services[name].Volumes {
@@ -96,7 +98,22 @@ func gatewayHash(spec *api.GatewaySpec, img string) string {
 		// Listeners are published ports: a change recreates the
 		// gateway. Left out when empty, as Journal.
 		Listeners []cellspec.Listener `json:",omitempty"`
-	}{img, spec.Cell.Gateway.Port, spec.AdminPort, spec.Cell.Uses, spec.Peers, journalVolume(spec), spec.Cell.Gateway.Listeners})
+		// AccessLog is where the access log goes and how, which the
+		// gateway sets up when it starts, and AccessLogVolume the volume
+		// it mounts for it.
+		AccessLog       cellspec.AccessLog
+		AccessLogVolume string `json:",omitempty"`
+	}{img, spec.Cell.Gateway.Port, spec.AdminPort, spec.Cell.Uses, spec.Peers, journalVolume(spec), spec.Cell.Gateway.Listeners,
+		spec.Cell.Gateway.AccessLogSettings(), accessLogVolume(spec)})
+}
+
+// accessLogVolume is the volume of a cell's access log files, or "" for a
+// cell whose access log goes to stdout or nowhere.
+func accessLogVolume(spec *api.GatewaySpec) string {
+	if spec.Cell.Gateway.AccessLogSettings().To != cellspec.AccessLogFile {
+		return ""
+	}
+	return engine.AccessLogVolumeName(spec.Project, spec.Cell.Name)
 }
 
 // journalVolume is the journal volume a cell's gateway mounts, or "" for a
@@ -160,9 +177,38 @@ func (k upOpKind) gatewayStep() bool {
 	return k >= upRemoveGateway && k <= upKeepGateway
 }
 
+// upPhase orders the operations of an Up plan: every operation of a
+// phase is done before any operation of the next one starts.
+type upPhase int
+
+// Phases of an Up plan.
+const (
+	// upPhaseClear removes what stands in the way: orphan cells and the
+	// gateways to be created anew, which may hold a port a new gateway
+	// publishes.
+	upPhaseClear upPhase = iota
+	// upPhaseShared creates what the gateways share: the mesh and the
+	// volumes.
+	upPhaseShared
+	// upPhaseGateways converges every cell: its network, then its
+	// gateway.
+	upPhaseGateways
+	// upPhaseKeeper converges the keeper, once the gateways run: the
+	// engine starts it while the gateways start their replicas, rather
+	// than along with the gateways, which the replicas wait for.
+	upPhaseKeeper
+)
+
 // upOp is one operation of an Up plan.
 type upOp struct {
 	Kind upOpKind
+	// Phase is the phase the operation belongs to.
+	Phase upPhase
+	// Chain names the sequence the operation is part of within its phase:
+	// the operations of a chain are done in order, one after the other,
+	// and the chains of a phase (each operation without one being a chain
+	// of its own) at once.
+	Chain string
 	// Cell is the cell of a gateway, orphan or cell network operation.
 	Cell string
 	// Name is the object acted on: a network, volume or container name.
@@ -248,35 +294,71 @@ func (op upOp) String() string {
 	return s
 }
 
-// upPlan is the ordered list of operations that takes the engine from what
-// was observed to what Up wants. Carrying it out is mechanical.
+// upPlan is the list of operations that takes the engine from what was
+// observed to what Up wants, by phase (see upOp.Phase and upOp.Chain).
+// Carrying it out is mechanical.
 type upPlan struct {
 	Project string
 	// Image is the gateway image, which new gateways and keepers run.
 	Image string
 	// Token is the admin token new gateways are given.
 	Token string
-	Ops   []upOp
+	// Ops are in the order of their phases, and within a chain in the
+	// order they are done.
+	Ops []upOp
 }
 
-// String renders one line per operation, so planner tests compare text.
+// String renders one line per operation, so planner tests compare text:
+// the operations of a chain after its name, and a line "then" between
+// two phases.
 func (p upPlan) String() string {
 	var b strings.Builder
-	for _, op := range p.Ops {
+	for i, op := range p.Ops {
+		if i > 0 && op.Phase != p.Ops[i-1].Phase {
+			b.WriteString("then\n")
+		}
+		if op.Chain != "" {
+			b.WriteString(op.Chain + ": ")
+		}
 		b.WriteString(op.String())
 		b.WriteByte('\n')
 	}
 	return b.String()
 }
 
+// phases splits the operations into their phases, in order, and each
+// phase into its chains, in the order they first appear.
+func (p upPlan) phases() [][][]upOp {
+	var out [][][]upOp
+	chain := map[string]int{}
+	for i, op := range p.Ops {
+		if i == 0 || op.Phase != p.Ops[i-1].Phase {
+			out = append(out, nil)
+			clear(chain)
+		}
+		cur := &out[len(out)-1]
+		if j, ok := chain[op.Chain]; ok && op.Chain != "" {
+			(*cur)[j] = append((*cur)[j], op)
+			continue
+		}
+		chain[op.Chain] = len(*cur)
+		*cur = append(*cur, []upOp{op})
+	}
+	return out
+}
+
 // planUp computes the operations that take the observed project to the
 // desired one. It is a pure function of its inputs.
 //
-// The order is Up's: orphans first, then the mesh, the volumes and the
-// keeper, then cell after cell its network and its gateway, so that both
-// networks of a gateway exist before it is created. A network of a wanted
-// name that belongs to something else stops the plan before anything is
-// changed.
+// The phases are Up's order. Orphans, and the gateways to be created
+// anew, go first, at once: one may hold a port another cell's new gateway
+// publishes. Then the mesh and the volumes, which gateways share, are
+// created, at once. Then every cell converges, each a chain of its own,
+// all at once: a cell's chain creates its network, then converges its
+// gateway, which needs no other cell's (it reaches the cells it uses by
+// name, when a request comes). The keeper comes last, when the gateways
+// it watches run. A network of a wanted name that belongs to something
+// else stops the plan before anything is changed.
 func planUp(d upDesired, o upObserved) (upPlan, error) {
 	p := upPlan{Project: d.Project, Image: d.Image, Token: d.Token}
 	mesh := engine.MeshNetworkName(d.Project)
@@ -294,25 +376,29 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 	for _, spec := range d.Gateways {
 		wanted[spec.Cell.Name] = true
 	}
+	var clearOps, shared, gateways, keeper []upOp
 	for _, g := range o.Gateways {
 		switch {
 		case wanted[g.cell]:
 		case d.RemoveOrphans:
-			p.Ops = append(p.Ops, upOp{Kind: upRemoveOrphan, Cell: g.cell, Name: engine.GatewayName(d.Project, g.cell), ID: g.id, Orphan: g.gateway, Reason: "not in the spec"})
+			clearOps = append(clearOps, upOp{Kind: upRemoveOrphan, Cell: g.cell, Name: engine.GatewayName(d.Project, g.cell), ID: g.id, Orphan: g.gateway, Reason: "not in the spec"})
 		default:
-			p.Ops = append(p.Ops, upOp{Kind: upWarnOrphan, Cell: g.cell, Name: engine.GatewayName(d.Project, g.cell), ID: g.id, Reason: "not in the spec, and --remove-orphans not given"})
+			clearOps = append(clearOps, upOp{Kind: upWarnOrphan, Cell: g.cell, Name: engine.GatewayName(d.Project, g.cell), ID: g.id, Reason: "not in the spec, and --remove-orphans not given"})
 		}
 	}
 
 	if !o.hasNetwork(mesh) {
-		p.Ops = append(p.Ops, upOp{Kind: upCreateNetwork, Name: mesh, Labels: map[string]string{engine.LabelProject: d.Project}})
+		shared = append(shared, upOp{Kind: upCreateNetwork, Name: mesh, Labels: map[string]string{engine.LabelProject: d.Project}})
 	}
 	for _, v := range d.Volumes {
 		if !o.Volumes[v] {
-			p.Ops = append(p.Ops, upOp{Kind: upCreateVolume, Name: v, Labels: map[string]string{engine.LabelProject: d.Project}})
+			shared = append(shared, upOp{Kind: upCreateVolume, Name: v, Labels: map[string]string{engine.LabelProject: d.Project}})
 		}
 	}
-	p.Ops = append(p.Ops, planKeeper(d, o.Keepers)...)
+	for _, op := range planKeeper(d, o.Keepers) {
+		op.Chain = "keeper"
+		keeper = append(keeper, op)
+	}
 
 	current := map[string]observedGateway{}
 	for _, g := range o.Gateways {
@@ -321,10 +407,26 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 	for _, spec := range d.Gateways {
 		cell := spec.Cell.Name
 		if n := engine.NetworkName(d.Project, cell); !o.hasNetwork(n) {
-			p.Ops = append(p.Ops, upOp{Kind: upCreateNetwork, Cell: cell, Name: n, Labels: map[string]string{engine.LabelProject: d.Project, engine.LabelCell: cell}})
+			gateways = append(gateways, upOp{Kind: upCreateNetwork, Chain: cell, Cell: cell, Name: n, Labels: map[string]string{engine.LabelProject: d.Project, engine.LabelCell: cell}})
 		}
 		cur, ok := current[cell]
-		p.Ops = append(p.Ops, planGateway(d, spec, cur, ok)...)
+		for _, op := range planGateway(d, spec, cur, ok) {
+			if op.Kind == upRemoveGateway {
+				clearOps = append(clearOps, op)
+				continue
+			}
+			op.Chain = cell
+			gateways = append(gateways, op)
+		}
+	}
+	for _, ph := range []struct {
+		phase upPhase
+		ops   []upOp
+	}{{upPhaseClear, clearOps}, {upPhaseShared, shared}, {upPhaseGateways, gateways}, {upPhaseKeeper, keeper}} {
+		for _, op := range ph.ops {
+			op.Phase = ph.phase
+			p.Ops = append(p.Ops, op)
+		}
 	}
 	return p, nil
 }

@@ -69,128 +69,145 @@ func TestPlanUp(t *testing.T) {
 			name:     "fresh project",
 			observed: func(o *upObserved) { *o = upObserved{} },
 			want: "create network demo_mesh\n" +
+				"create volume demo-shop-access-log\n" +
 				"create volume demo_data\n" +
-				"create keeper demo-keeper\n" +
-				"start keeper demo-keeper\n" +
-				"create network demo_shop\n" +
-				"create gateway demo-shop-gateway\n" +
-				"connect gateway demo-shop-gateway to network demo_mesh\n" +
-				"start gateway demo-shop-gateway\n" +
-				"wait for gateway demo-shop-gateway to start on 127.0.0.1:8081\n" +
-				"create network demo_users\n" +
-				"create gateway demo-users-gateway\n" +
-				"connect gateway demo-users-gateway to network demo_mesh\n" +
-				"start gateway demo-users-gateway\n" +
-				"wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n",
+				"create volume demo-users-access-log\n" +
+				"then\n" +
+				"shop: create network demo_shop\n" +
+				"shop: create gateway demo-shop-gateway\n" +
+				"shop: connect gateway demo-shop-gateway to network demo_mesh\n" +
+				"shop: start gateway demo-shop-gateway\n" +
+				"shop: wait for gateway demo-shop-gateway to start on 127.0.0.1:8081\n" +
+				"users: create network demo_users\n" +
+				"users: create gateway demo-users-gateway\n" +
+				"users: connect gateway demo-users-gateway to network demo_mesh\n" +
+				"users: start gateway demo-users-gateway\n" +
+				"users: wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n" +
+				"then\n" +
+				"keeper: create keeper demo-keeper\n" +
+				"keeper: start keeper demo-keeper\n",
 		},
 		{
 			name: "nothing changed",
-			want: "keep gateway demo-shop-gateway: up to date\n" +
-				"keep gateway demo-users-gateway: up to date\n",
+			want: "shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: keep gateway demo-users-gateway: up to date\n",
 		},
 		{
 			name:     "a gateway runs another spec",
 			observed: func(o *upObserved) { o.Gateways[shop].SpecHash = "0ld" },
-			want: "update gateway demo-shop-gateway: spec changed\n" +
-				"keep gateway demo-users-gateway: up to date\n",
+			want: "shop: update gateway demo-shop-gateway: spec changed\n" +
+				"users: keep gateway demo-users-gateway: up to date\n",
 		},
 		{
 			name:     "a gateway container whose ports or peers changed",
 			observed: func(o *upObserved) { o.Gateways[users].hash = "0ld" },
-			want: "keep gateway demo-shop-gateway: up to date\n" +
-				"remove gateway demo-users-gateway: gateway image or ports changed\n" +
-				"create gateway demo-users-gateway\n" +
-				"connect gateway demo-users-gateway to network demo_mesh\n" +
-				"start gateway demo-users-gateway\n" +
-				"wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n",
+			want: "remove gateway demo-users-gateway: gateway image or ports changed\n" +
+				"then\n" +
+				"shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: create gateway demo-users-gateway\n" +
+				"users: connect gateway demo-users-gateway to network demo_mesh\n" +
+				"users: start gateway demo-users-gateway\n" +
+				"users: wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n",
 		},
 		{
+			// Every old gateway goes before any new one is created: two
+			// cells may have swapped ports.
 			name:    "a new gateway image replaces the keeper and every gateway",
 			desired: func(d *upDesired) { d.Image = "orchestro-gateway:2" },
-			want: "remove keeper demo-keeper: gateway image changed\n" +
-				"create keeper demo-keeper\n" +
-				"start keeper demo-keeper\n" +
-				"remove gateway demo-shop-gateway: gateway image or ports changed\n" +
-				"create gateway demo-shop-gateway\n" +
-				"connect gateway demo-shop-gateway to network demo_mesh\n" +
-				"start gateway demo-shop-gateway\n" +
-				"wait for gateway demo-shop-gateway to start on 127.0.0.1:8081\n" +
+			want: "remove gateway demo-shop-gateway: gateway image or ports changed\n" +
 				"remove gateway demo-users-gateway: gateway image or ports changed\n" +
-				"create gateway demo-users-gateway\n" +
-				"connect gateway demo-users-gateway to network demo_mesh\n" +
-				"start gateway demo-users-gateway\n" +
-				"wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n",
+				"then\n" +
+				"shop: create gateway demo-shop-gateway\n" +
+				"shop: connect gateway demo-shop-gateway to network demo_mesh\n" +
+				"shop: start gateway demo-shop-gateway\n" +
+				"shop: wait for gateway demo-shop-gateway to start on 127.0.0.1:8081\n" +
+				"users: create gateway demo-users-gateway\n" +
+				"users: connect gateway demo-users-gateway to network demo_mesh\n" +
+				"users: start gateway demo-users-gateway\n" +
+				"users: wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n" +
+				"then\n" +
+				"keeper: remove keeper demo-keeper: gateway image changed\n" +
+				"keeper: create keeper demo-keeper\n" +
+				"keeper: start keeper demo-keeper\n",
 		},
 		{
 			name: "a stopped gateway is started, then asked for its spec",
 			observed: func(o *upObserved) {
 				o.Gateways[shop].state, o.Gateways[shop].SpecHash = "exited", ""
 			},
-			want: "start gateway demo-shop-gateway: exited\n" +
-				"wait for gateway demo-shop-gateway\n" +
-				"update gateway demo-shop-gateway if its spec changed: its spec is unknown while it is exited\n" +
-				"keep gateway demo-users-gateway: up to date\n",
+			want: "shop: start gateway demo-shop-gateway: exited\n" +
+				"shop: wait for gateway demo-shop-gateway\n" +
+				"shop: update gateway demo-shop-gateway if its spec changed: its spec is unknown while it is exited\n" +
+				"users: keep gateway demo-users-gateway: up to date\n",
 		},
 		{
 			name:     "a running gateway that did not answer is waited for",
 			observed: func(o *upObserved) { o.Gateways[users].SpecHash = "" },
-			want: "keep gateway demo-shop-gateway: up to date\n" +
-				"wait for gateway demo-users-gateway\n" +
-				"update gateway demo-users-gateway if its spec changed: it did not answer\n",
+			want: "shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: wait for gateway demo-users-gateway\n" +
+				"users: update gateway demo-users-gateway if its spec changed: it did not answer\n",
 		},
 		{
 			name:     "a missing cell network",
 			observed: func(o *upObserved) { delete(o.Networks, "demo_users") },
-			want: "keep gateway demo-shop-gateway: up to date\n" +
-				"create network demo_users\n" +
-				"keep gateway demo-users-gateway: up to date\n",
+			want: "shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: create network demo_users\n" +
+				"users: keep gateway demo-users-gateway: up to date\n",
 		},
 		{
 			name:     "a missing mesh and volume",
 			observed: func(o *upObserved) { delete(o.Networks, "demo_mesh"); o.Volumes = nil },
 			want: "create network demo_mesh\n" +
+				"create volume demo-shop-access-log\n" +
 				"create volume demo_data\n" +
-				"keep gateway demo-shop-gateway: up to date\n" +
-				"keep gateway demo-users-gateway: up to date\n",
+				"create volume demo-users-access-log\n" +
+				"then\n" +
+				"shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: keep gateway demo-users-gateway: up to date\n",
 		},
 		{
 			name:     "the keeper is missing",
 			observed: func(o *upObserved) { o.Keepers = nil },
-			want: "create keeper demo-keeper\n" +
-				"start keeper demo-keeper\n" +
-				"keep gateway demo-shop-gateway: up to date\n" +
-				"keep gateway demo-users-gateway: up to date\n",
+			want: "shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: keep gateway demo-users-gateway: up to date\n" +
+				"then\n" +
+				"keeper: create keeper demo-keeper\n" +
+				"keeper: start keeper demo-keeper\n",
 		},
 		{
 			name:     "the keeper is stopped",
 			observed: func(o *upObserved) { o.Keepers[0].State = "exited" },
-			want: "start keeper demo-keeper: exited\n" +
-				"keep gateway demo-shop-gateway: up to date\n" +
-				"keep gateway demo-users-gateway: up to date\n",
+			want: "shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: keep gateway demo-users-gateway: up to date\n" +
+				"then\n" +
+				"keeper: start keeper demo-keeper: exited\n",
 		},
 		{
 			name: "an old keeper listed before the current one goes",
 			observed: func(o *upObserved) {
 				o.Keepers = append([]observedKeeper{{ID: "old-keeper-id", State: "running", Hash: "0ld"}}, o.Keepers...)
 			},
-			want: "remove keeper demo-keeper: gateway image changed\n" +
-				"keep gateway demo-shop-gateway: up to date\n" +
-				"keep gateway demo-users-gateway: up to date\n",
+			want: "shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: keep gateway demo-users-gateway: up to date\n" +
+				"then\n" +
+				"keeper: remove keeper demo-keeper: gateway image changed\n",
 		},
 		{
 			name:     "an orphan cell is kept without --remove-orphans",
 			observed: func(o *upObserved) { o.Gateways = append([]observedGateway{orphan}, o.Gateways...) },
 			want: "keep orphan cell legacy: not in the spec, and --remove-orphans not given\n" +
-				"keep gateway demo-shop-gateway: up to date\n" +
-				"keep gateway demo-users-gateway: up to date\n",
+				"then\n" +
+				"shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: keep gateway demo-users-gateway: up to date\n",
 		},
 		{
 			name:     "an orphan cell is removed first with --remove-orphans",
 			desired:  func(d *upDesired) { d.RemoveOrphans = true },
 			observed: func(o *upObserved) { o.Gateways = append([]observedGateway{orphan}, o.Gateways...) },
 			want: "remove orphan cell legacy: not in the spec\n" +
-				"keep gateway demo-shop-gateway: up to date\n" +
-				"keep gateway demo-users-gateway: up to date\n",
+				"then\n" +
+				"shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: keep gateway demo-users-gateway: up to date\n",
 		},
 	}
 	for _, tt := range tests {
@@ -240,7 +257,7 @@ func TestDesiredUp(t *testing.T) {
 	p := testProject()
 	p.Cells[1].Gateway.Port = defaultAdminPort
 	d := desiredUp(p, "gw:1", testImages(), "tok", false)
-	if diff := cmp.Diff([]string{"demo_data"}, d.Volumes); diff != "" {
+	if diff := cmp.Diff([]string{"demo-shop-access-log", "demo_data", "demo-users-access-log"}, d.Volumes); diff != "" {
 		t.Errorf("volumes (-want +got):\n%s", diff)
 	}
 	shop := d.Gateways[0]
@@ -264,26 +281,15 @@ func TestDesiredUp(t *testing.T) {
 }
 
 // TestDesiredUpJournal: a cell with flows gets a journal volume, which its
-// gateway mounts; gaining flows recreates the gateway, and the hash of a
-// cell without flows is what it was before journals.
+// gateway mounts; gaining flows recreates the gateway.
 func TestDesiredUpJournal(t *testing.T) {
 	p := testProject()
 	d := desiredUp(p, "gw:1", testImages(), "tok", false)
-	shop := d.Gateways[0]
-	if got, want := gatewayHash(shop, d.Image), engine.ConfigHash(struct {
-		Image     string
-		Port      int
-		AdminPort int
-		Uses      []string
-		Peers     map[string]string
-	}{d.Image, 8081, shop.AdminPort, shop.Cell.Uses, shop.Peers}); got != want {
-		t.Errorf("the hash of a gateway without flows changed: %s, was %s", got, want)
-	}
-	before := gatewayHash(shop, d.Image)
+	before := gatewayHash(d.Gateways[0], d.Image)
 
 	p.Cells[0].Flows = []*cellspec.Flow{{Name: "checkout"}}
 	d = desiredUp(p, "gw:1", testImages(), "tok", false)
-	if diff := cmp.Diff([]string{"demo-shop-journal", "demo_data"}, d.Volumes); diff != "" {
+	if diff := cmp.Diff([]string{"demo-shop-journal", "demo-shop-access-log", "demo_data", "demo-users-access-log"}, d.Volumes); diff != "" {
 		t.Errorf("volumes (-want +got):\n%s", diff)
 	}
 	if gatewayHash(d.Gateways[0], d.Image) == before {
@@ -293,7 +299,48 @@ func TestDesiredUpJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"demo-shop-journal:" + api.JournalDir}, host.Binds); diff != "" {
+	if diff := cmp.Diff([]string{"demo-shop-journal:" + api.JournalDir, "demo-shop-access-log:" + api.AccessLogDir}, host.Binds); diff != "" {
 		t.Errorf("binds (-want +got):\n%s", diff)
+	}
+}
+
+// TestDesiredUpAccessLog: a cell whose access log goes to files gets a
+// volume for them, which its gateway mounts; one whose log goes to
+// stdout or nowhere gets none; changing where it goes recreates the
+// gateway, which sets its log up when it starts.
+func TestDesiredUpAccessLog(t *testing.T) {
+	p := testProject()
+	d := desiredUp(p, "gw:1", testImages(), "tok", false)
+	before := gatewayHash(d.Gateways[0], d.Image)
+	_, host, _, err := gatewayContainer(d.Gateways[0], d.Image, "tok", "h", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"demo-shop-access-log:" + api.AccessLogDir}, host.Binds); diff != "" {
+		t.Errorf("binds (-want +got):\n%s", diff)
+	}
+
+	p.Cells[0].Gateway.AccessLog = &cellspec.AccessLog{To: cellspec.AccessLogStdout}
+	d = desiredUp(p, "gw:1", testImages(), "tok", false)
+	if diff := cmp.Diff([]string{"demo_data", "demo-users-access-log"}, d.Volumes); diff != "" {
+		t.Errorf("volumes (-want +got):\n%s", diff)
+	}
+	if _, host, _, _ = gatewayContainer(d.Gateways[0], d.Image, "tok", "h", ""); len(host.Binds) != 0 {
+		t.Errorf("a gateway logging to stdout mounts %v", host.Binds)
+	}
+	stdout := gatewayHash(d.Gateways[0], d.Image)
+	if stdout == before {
+		t.Error("sending the access log to stdout leaves the gateway hash alone")
+	}
+	p.Cells[0].Gateway.AccessLog = &cellspec.AccessLog{To: cellspec.AccessLogStdout, Sample: 0.5}
+	d = desiredUp(p, "gw:1", testImages(), "tok", false)
+	if gatewayHash(d.Gateways[0], d.Image) == stdout {
+		t.Error("sampling the access log leaves the gateway hash alone")
+	}
+	// Written as the default, it is the default.
+	p.Cells[0].Gateway.AccessLog = &cellspec.AccessLog{To: cellspec.AccessLogFile}
+	d = desiredUp(p, "gw:1", testImages(), "tok", false)
+	if gatewayHash(d.Gateways[0], d.Image) != before {
+		t.Error("access_log: file changes the hash of a gateway that writes files by default")
 	}
 }
