@@ -31,7 +31,8 @@ func newDownCmd(f *Factory, g *globalOptions, runF func(context.Context, *DownOp
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Remove the project's containers and networks",
-		Long: `Remove the project's gateways, then its replicas, then its networks, and
+		Long: `Remove the project: each gateway drains its cell, then it and its replicas
+go, every cell at once, then the networks and the gateways' access logs, and
 with -v its named volumes too. Removing a project that is not running
 succeeds. The project is named by -p or by the spec, which need not be
 valid any more: down works after the spec has been broken.`,

@@ -21,7 +21,8 @@ import (
 // Client is the command line's side of the runtime: it builds images,
 // creates networks and gateway containers, and talks to the gateways'
 // admin APIs. It never changes a replica directly, except that Down
-// removes what the gateways left behind.
+// removes the replicas a stopped gateway drained, and what the gateways
+// left behind.
 type Client struct {
 	eng engine.Engine
 	hc  *http.Client

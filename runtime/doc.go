@@ -7,7 +7,8 @@
 // restart services and to retry executions (Status, Events, Executions,
 // Execution, Logs, Scale, Restart, RetryExecution).
 // Each gateway owns its cell's replicas: the Client never changes one,
-// except that Down removes what the gateways left behind.
+// except that Down removes the replicas of a gateway that drained them
+// and stopped, and what the gateways left behind.
 //
 // Up reconciles in three parts, so that its decisions are tested without
 // Docker: observeUp takes a label-filtered snapshot of the project

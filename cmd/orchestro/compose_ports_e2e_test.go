@@ -84,9 +84,14 @@ services:
 			t.Errorf("GET %s = %q, want %q", url, got, tc.want)
 		}
 	}
-	// The access log has the request as the service got it.
-	stdout, _, _ := p.run(t, "logs", "--tail", "50", "shop/gateway")
-	if !strings.Contains(stdout, `"path":"/api/anything","status":200`) || !strings.Contains(stdout, `"service":"web"`) {
+	// The access log has the request as the service got it, once the
+	// gateway has written its batch (within 100 ms).
+	var stdout string
+	_, ok, _ := eventually(5*time.Second, 100*time.Millisecond, func() (bool, string) {
+		stdout, _, _ = p.run(t, "logs", "--tail", "50", "shop/gateway")
+		return strings.Contains(stdout, `"path":"/api/anything","status":200`) && strings.Contains(stdout, `"service":"web"`), ""
+	})
+	if !ok {
 		t.Errorf("no access-log line of GET /api/anything to web:\n%s", stdout)
 	}
 }

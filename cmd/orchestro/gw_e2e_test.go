@@ -27,6 +27,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -86,6 +88,7 @@ func TestGatewayDemo(t *testing.T) {
 	}{
 		{"access-log", testGwAccessLog},
 		{"access-log-escaping", testGwAccessLogEscaping},
+		{"access-log-follow", testGwAccessLogFollow},
 		{"metrics", testGwMetrics},
 		{"admin-needs-token", testGwAdminToken},
 		{"cells-isolated", testGwIsolation},
@@ -233,6 +236,57 @@ func testGwAccessLogEscaping(t *testing.T, _ *client.Client, p *project) {
 		if id, _ := fields["request_id"].(string); !strings.Contains(id, tag) {
 			t.Errorf("access log request_id %q, want one of the IDs sent: %s", id, line)
 		}
+	}
+}
+
+// testGwAccessLogFollow: `logs shop/gateway -f` shows a request's line
+// while it runs, the line comes from the access log files on the cell's
+// volume, and none goes through the gateway container's own output (the
+// engine's log pipe).
+func testGwAccessLogFollow(t *testing.T, cli *client.Client, p *project) {
+	pr := startProc(t, p.env, p.args("logs", "-f", "--tail", "0", "shop/gateway")...)
+	id := "gw-follow-" + gwRandHex(6)
+	// The stream may open after the first request: send until its line
+	// shows, each with the same ID.
+	_, ok, _ := eventually(15*time.Second, 300*time.Millisecond, func() (bool, string) {
+		if status, _, _, err := gwSend(http.MethodGet, p.url("SHOP_PORT")+"/catalog/", http.Header{"X-Request-Id": {id}}, nil); err != nil || status != http.StatusOK {
+			return false, ""
+		}
+		return strings.Contains(pr.out.String(), id), ""
+	})
+	if !ok {
+		t.Fatalf("logs -f shop/gateway did not show request %s within 15s:\n%s\n%s", id, pr.out.String(), pr.errb.String())
+	}
+	pr.signal(syscall.SIGINT)
+	if code, ended := pr.wait(5 * time.Second); !ended || code != 0 {
+		t.Errorf("logs -f ended by SIGINT: ended %v, exit %d", ended, code)
+	}
+
+	ctx := context.Background()
+	name := p.name + "-shop-gateway"
+	ins, err := cli.ContainerInspect(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	volume := p.name + "-shop-access-log"
+	mounted := false
+	for _, m := range ins.Mounts {
+		mounted = mounted || m.Name == volume && m.Destination == "/var/log/orchestro"
+	}
+	if !mounted {
+		t.Errorf("gateway %s does not mount volume %s at /var/log/orchestro: %+v", name, volume, ins.Mounts)
+	}
+	rc, err := cli.ContainerLogs(ctx, name, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), `"request_id"`); n > 0 {
+		t.Errorf("the gateway's own output (the engine's log) holds %d access log lines, want none", n)
 	}
 }
 

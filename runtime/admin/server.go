@@ -38,7 +38,9 @@ type Cell interface {
 	// UpdateSpec replaces the cell spec with spec, raw JSON the
 	// controller decodes and validates.
 	UpdateSpec(ctx context.Context, spec []byte) error
-	// Stop drains and removes every replica.
+	// Stop stops the cell: it creates no replica any more and drains
+	// every one, returning once all are drained; the replicas are then
+	// removed in the background.
 	Stop(ctx context.Context) error
 }
 

@@ -12,7 +12,7 @@ const (
 	PathScale   = "/v1/scale"   // POST ScaleRequest; needs the token
 	PathRestart = "/v1/restart" // POST RestartRequest; needs the token
 	PathSpec    = "/v1/spec"    // PUT a new cell spec; needs the token
-	PathStop    = "/v1/stop"    // POST: drain and remove every replica; needs the token
+	PathStop    = "/v1/stop"    // POST: drain every replica, create none; needs the token
 	// PathAccessLog serves the access log a gateway keeps in files, as
 	// NDJSON: GET with ?tail=N, ?since=<RFC 3339> and ?follow=1; needs
 	// the token.
