@@ -381,7 +381,7 @@ func accessLogSchema() node {
 		to,
 		object(node{
 			"to": withDefault(describe(to, "Destination",
-				"file (the default): rotated files on a volume of the gateway, read with `orchestro logs CELL/gateway`; stdout: the gateway container's output, through the engine's log driver, which costs the engine about a third of the gateway's CPU again under load; off: no access log."), AccessLogFile),
+				"file (the default): rotated files on a volume of the gateway, read with `orchestro logs CELL/gateway`; stdout: the gateway container's output, through the engine's log driver, which costs the engine about a sixth of the gateway's CPU again under load; off: no access log."), AccessLogFile),
 			"sample": withDefault(describe(orVar(node{"type": "number", "exclusiveMinimum": 0, "maximum": 1}), "Sample",
 				"The fraction of requests logged, for very busy cells: 0.1 logs one in ten. Failed requests (5xx answers, or none) are always logged. Default 1."), 1),
 			"max_size": withDefault(describe(node{"anyOf": []any{
