@@ -50,20 +50,10 @@ func processCPU(pid int) (time.Duration, error) {
 
 // statTicks reads utime+stime from /proc/<pid>/stat.
 func statTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// utime and stime are fields 14 and 15 of stat.
+	f, err := statFields(pid, 15, "cpu time")
 	if err != nil {
-		return 0, fmt.Errorf("read cpu time of pid %d: %w", pid, err)
-	}
-	// The command name is in parentheses and may hold spaces: count
-	// fields after the last ')'. utime and stime are fields 14 and 15,
-	// which are the 12th and 13th after it.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("read cpu time of pid %d: malformed stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("read cpu time of pid %d: malformed stat", pid)
+		return 0, err
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
@@ -71,6 +61,27 @@ func statTicks(pid int) (int64, error) {
 		return 0, fmt.Errorf("read cpu time of pid %d: malformed stat", pid)
 	}
 	return utime + stime, nil
+}
+
+// statFields reads /proc/<pid>/stat and returns its fields from the third
+// (the state) on, so that field n of stat is the (n-3)th; it holds at
+// least up to field n. what names the reading in errors.
+func statFields(pid, n int, what string) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, fmt.Errorf("read %s of pid %d: %w", what, pid, err)
+	}
+	// The command name is in parentheses and may hold spaces: the
+	// fields start after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("read %s of pid %d: malformed stat", what, pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < n-2 {
+		return nil, fmt.Errorf("read %s of pid %d: malformed stat", what, pid)
+	}
+	return f, nil
 }
 
 // childPIDs lists the live children of pid.

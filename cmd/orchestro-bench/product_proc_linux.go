@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,18 +25,10 @@ func ownCPU(pid int) (time.Duration, error) {
 
 // parentPID reads the parent of pid from /proc/<pid>/stat.
 func parentPID(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// ppid is field 4 of stat.
+	f, err := statFields(pid, 4, "parent")
 	if err != nil {
 		return 0, err
-	}
-	// After the command name in parentheses: state, then ppid.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("read parent of pid %d: malformed stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0, fmt.Errorf("read parent of pid %d: malformed stat", pid)
 	}
 	return strconv.Atoi(f[1])
 }

@@ -83,29 +83,16 @@ func accessLogQuery(q api.AccessLogQuery) url.Values {
 }
 
 func parseAccessLogQuery(v url.Values) (api.AccessLogQuery, error) {
-	q := api.AccessLogQuery{Tail: -1}
-	if s := v.Get("tail"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return q, BadRequest(fmt.Errorf("tail must be a number of lines, 0 or more, got %q", s))
-		}
-		q.Tail = n
+	var q api.AccessLogQuery
+	var err error
+	if q.Tail, err = queryCount(v, "tail", -1); err != nil {
+		return q, err
 	}
-	if s := v.Get("since"); s != "" {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return q, BadRequest(fmt.Errorf("since must be an RFC 3339 time, got %q", s))
-		}
-		q.Since = t
+	if q.Since, err = queryTime(v, "since"); err != nil {
+		return q, err
 	}
-	if s := v.Get("follow"); s != "" {
-		f, err := strconv.ParseBool(s)
-		if err != nil {
-			return q, BadRequest(fmt.Errorf("follow must be a boolean, got %q", s))
-		}
-		q.Follow = f
-	}
-	return q, nil
+	q.Follow, err = queryBool(v, "follow")
+	return q, err
 }
 
 // AccessLog calls fn with each line of the gateway's access log that q

@@ -91,8 +91,8 @@ func TestServerAccessLogRefusals(t *testing.T) {
 		msg   string
 	}{
 		{"no token", withLog, "", "", http.StatusUnauthorized, "missing bearer token: this call needs the project token"},
-		{"bad tail", withLog, "?tail=-3", testToken, http.StatusBadRequest, `tail must be a number of lines, 0 or more, got "-3"`},
-		{"bad since", withLog, "?since=yesterday", testToken, http.StatusBadRequest, `since must be an RFC 3339 time, got "yesterday"`},
+		{"bad tail", withLog, "?tail=-3", testToken, http.StatusBadRequest, `tail must be a non-negative whole number, got "-3"`},
+		{"bad since", withLog, "?since=yesterday", testToken, http.StatusBadRequest, `since must be an RFC 3339 time such as 2026-11-22T10:00:00Z, got "yesterday"`},
 		{"bad follow", withLog, "?follow=maybe", testToken, http.StatusBadRequest, `follow must be a boolean, got "maybe"`},
 		{"no file", newAccessLogServer(nil), "", testToken, http.StatusNotFound, ErrNoAccessLogFile.Error()},
 	}

@@ -59,28 +59,57 @@ func executionFilterQuery(f api.ExecutionFilter) url.Values {
 // are ignored, as for every other admin call.
 func parseExecutionFilter(q url.Values) (api.ExecutionFilter, error) {
 	f := api.ExecutionFilter{Flow: q.Get("flow")}
-	if v := q.Get("failed"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return f, BadRequest(fmt.Errorf("failed must be a boolean, got %q", v))
-		}
-		f.Failed = b
+	var err error
+	if f.Failed, err = queryBool(q, "failed"); err != nil {
+		return f, err
 	}
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return f, BadRequest(fmt.Errorf("since must be an RFC 3339 time such as 2026-11-22T10:00:00Z, got %q", v))
-		}
-		f.Since = t
+	if f.Since, err = queryTime(q, "since"); err != nil {
+		return f, err
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return f, BadRequest(fmt.Errorf("limit must be a non-negative whole number, got %q", v))
-		}
-		f.Limit = n
+	f.Limit, err = queryCount(q, "limit", 0)
+	return f, err
+}
+
+// queryBool reads a boolean parameter of a query string; false when
+// absent.
+func queryBool(q url.Values, key string) (bool, error) {
+	v := q.Get(key)
+	if v == "" {
+		return false, nil
 	}
-	return f, nil
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, BadRequest(fmt.Errorf("%s must be a boolean, got %q", key, v))
+	}
+	return b, nil
+}
+
+// queryTime reads an RFC 3339 time parameter of a query string; the zero
+// time when absent.
+func queryTime(q url.Values, key string) (time.Time, error) {
+	v := q.Get(key)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, BadRequest(fmt.Errorf("%s must be an RFC 3339 time such as 2026-11-22T10:00:00Z, got %q", key, v))
+	}
+	return t, nil
+}
+
+// queryCount reads a parameter of a query string that counts something;
+// absent gives def.
+func queryCount(q url.Values, key string, def int) (int, error) {
+	v := q.Get(key)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return def, BadRequest(fmt.Errorf("%s must be a non-negative whole number, got %q", key, v))
+	}
+	return n, nil
 }
 
 func (s *Server) handleListExecutions(w http.ResponseWriter, r *http.Request) {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -217,13 +216,10 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 // later event as it is published, until the client goes away or the bus
 // is closed.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	follow := false
-	if v := r.URL.Query().Get("follow"); v != "" {
-		var err error
-		if follow, err = strconv.ParseBool(v); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("follow must be a boolean, got %q", v))
-			return
-		}
+	follow, err := queryBool(r.URL.Query(), "follow")
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
