@@ -180,18 +180,7 @@ func TestExecuteUp(t *testing.T) {
 			{"NetworkCreate demo_users", "ContainerCreate demo-users-gateway", "NetworkConnect demo_mesh demo-users-gateway", "ContainerStart demo-users-gateway"},
 		},
 		[][]string{{"ContainerCreate demo-keeper", "ContainerStart demo-keeper"}})
-	checkSteps(t, progress.lines, map[string][]string{
-		"shop": {
-			"start gateway demo-shop-gateway",
-			"start start gateway demo-shop-gateway on 127.0.0.1:8081",
-			"done gateway demo-shop-gateway <nil>",
-		},
-		"users": {
-			"start gateway demo-users-gateway",
-			"start start gateway demo-users-gateway on 127.0.0.1:8082",
-			"done gateway demo-users-gateway <nil>",
-		},
-	})
+	checkSteps(t, progress.lines, freshGatewaySteps)
 	ins, err := eng.ContainerInspect(ctx, "demo-shop-gateway")
 	if err != nil {
 		t.Fatal(err)
@@ -631,18 +620,7 @@ func TestUpOnFakeEngine(t *testing.T) {
 	if diff := cmp.Diff(want, append(slices.Clone(lines[:6]), lines[len(lines)-1])); diff != "" {
 		t.Errorf("progress of the first up (-want +got):\n%s", diff)
 	}
-	checkSteps(t, lines[6:len(lines)-1], map[string][]string{
-		"shop": {
-			"start gateway demo-shop-gateway",
-			"start start gateway demo-shop-gateway on 127.0.0.1:8081",
-			"done gateway demo-shop-gateway <nil>",
-		},
-		"users": {
-			"start gateway demo-users-gateway",
-			"start start gateway demo-users-gateway on 127.0.0.1:8082",
-			"done gateway demo-users-gateway <nil>",
-		},
-	})
+	checkSteps(t, lines[6:len(lines)-1], freshGatewaySteps)
 	ins, err := eng.ContainerInspect(ctx, "demo-users-gateway")
 	if err != nil {
 		t.Fatal(err)
@@ -679,4 +657,19 @@ func TestUpOnFakeEngine(t *testing.T) {
 	if len(left) != 3 {
 		t.Errorf("project has %d containers, want 2 gateways and the keeper", len(left))
 	}
+}
+
+// freshGatewaySteps are the progress steps of each cell of the test
+// project when its gateway is created and started.
+var freshGatewaySteps = map[string][]string{
+	"shop": {
+		"start gateway demo-shop-gateway",
+		"start start gateway demo-shop-gateway on 127.0.0.1:8081",
+		"done gateway demo-shop-gateway <nil>",
+	},
+	"users": {
+		"start gateway demo-users-gateway",
+		"start start gateway demo-users-gateway on 127.0.0.1:8082",
+		"done gateway demo-users-gateway <nil>",
+	},
 }
