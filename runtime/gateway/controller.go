@@ -119,6 +119,9 @@ type Controller struct {
 	waits    map[string]string
 	lastWake map[string]time.Time
 	scalers  map[string]*scaler
+	// died holds the containers whose die event came in since the round
+	// that last listed them (see exitCodes).
+	died map[string]bool
 	// observed is set once the replicas were listed: until then, a
 	// request finding no replica is held rather than refused.
 	observed bool
@@ -147,6 +150,7 @@ func NewController(eng engine.Engine, spec *api.GatewaySpec, px *proxy.Proxy, ev
 		waits:      map[string]string{},
 		lastWake:   map[string]time.Time{},
 		scalers:    map[string]*scaler{},
+		died:       map[string]bool{},
 		sampler:    autoscale.NewCPUSampler(eng),
 	}
 	c.started = c.now()
@@ -241,10 +245,7 @@ func (c *Controller) watchEngine(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case m := <-msgs:
-				switch m.Action {
-				case "die", "start", "destroy", "stop", "kill", "pause", "unpause", "oom":
-					c.Kick()
-				}
+				c.noteEvent(m)
 			case <-errs:
 				break stream
 			}
@@ -253,6 +254,24 @@ func (c *Controller) watchEngine(ctx context.Context) {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// noteEvent takes one engine event about the project's containers: a
+// change of state asks for a round, and a death is remembered for it,
+// since the engine's listing may not show it yet (see exitCodes).
+func (c *Controller) noteEvent(m events.Message) {
+	switch m.Action {
+	case events.ActionDie:
+		if m.Actor.Attributes[engine.LabelCell] == c.cell {
+			c.mu.Lock()
+			c.died[m.Actor.ID] = true
+			c.mu.Unlock()
+		}
+		c.Kick()
+	case events.ActionStart, events.ActionDestroy, events.ActionStop, events.ActionKill,
+		events.ActionPause, events.ActionUnPause, events.ActionOOM:
+		c.Kick()
 	}
 }
 

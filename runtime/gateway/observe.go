@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/orchestro/orchestro/runtime/api"
@@ -22,14 +24,25 @@ import (
 // inspected, once, outside the lock. A replica whose inspection fails is
 // left out and inspected again in the next round; one that is gone by now
 // needs no code.
+//
+// It also corrects the listing for the replicas whose die event came in:
+// the engine publishes the event before its listing shows the exit (Docker
+// 20.10 lists the container running for a while after), and a round kicked
+// by the event would see a dead replica running, keep it in rotation and
+// count it ready until the next resync. Each of them the listing shows
+// running is inspected, which waits for the engine's record of the exit,
+// and its entry in list is set to the state found.
 func (c *Controller) exitCodes(ctx context.Context, list []container.Summary) map[string]int {
 	var ids []string
 	c.mu.Lock()
+	died := c.died
+	c.died = map[string]bool{}
 	for _, s := range list {
-		if !ContainerState(s.State).Stopped() {
+		stopped := ContainerState(s.State).Stopped()
+		if !stopped && !died[s.ID] {
 			continue
 		}
-		if r := c.replicas[s.ID]; r == nil || !r.exitKnown {
+		if r := c.replicas[s.ID]; !stopped || r == nil || !r.exitKnown {
 			ids = append(ids, s.ID)
 		}
 	}
@@ -38,9 +51,18 @@ func (c *Controller) exitCodes(ctx context.Context, list []container.Summary) ma
 	for _, id := range ids {
 		ins, err := c.eng.ContainerInspect(ctx, id)
 		if err != nil || ins.ContainerJSONBase == nil || ins.State == nil {
+			if died[id] && !errdefs.IsNotFound(err) {
+				c.mu.Lock()
+				c.died[id] = true
+				c.mu.Unlock()
+			}
 			continue
 		}
-		codes[id] = ins.State.ExitCode
+		i := slices.IndexFunc(list, func(s container.Summary) bool { return s.ID == id })
+		list[i].State = ins.State.Status
+		if ContainerState(ins.State.Status).Stopped() {
+			codes[id] = ins.State.ExitCode
+		}
 	}
 	return codes
 }

@@ -67,6 +67,7 @@ type Fake struct {
 	buildHook  func(FakeBuild) (messages []string, ok bool)
 	callHook   func(method, target string) error
 	subs       map[*fakeSubscriber]struct{}
+	listLag    bool
 }
 
 // FakeBuild is one ImageBuild call the fake received: its options (without
@@ -98,6 +99,9 @@ type fakeContainer struct {
 	stderr     string
 	stats      []container.StatsResponse
 	waiters    []*fakeWaiter
+	// listedRunning is set while a container that exited is still
+	// listed running (see SetListLag).
+	listedRunning bool
 }
 
 type fakeWaiter struct {
@@ -157,6 +161,17 @@ func NewFake() *Fake {
 		f.networks[id] = &fakeNetwork{id: id, name: n.name, builtin: true, created: f.now(), opts: network.CreateOptions{Driver: n.driver}}
 	}
 	return f
+}
+
+// SetListLag makes ContainerList go on showing a container that exited as
+// running until the container is inspected, as the engine does: Docker
+// publishes the die event before its listing shows the exit (20.10 lists
+// the container running for a while after the event), while an inspection
+// waits for the engine's own record of the exit.
+func (f *Fake) SetListLag(lag bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listLag = lag
 }
 
 // SetClock replaces the clock that stamps creation, start and event times.
@@ -408,13 +423,17 @@ func (f *Fake) ContainerList(ctx context.Context, options container.ListOptions)
 	args := options.Filters
 	var out []*fakeContainer
 	for _, c := range f.containers {
-		if !options.All && c.state != container.StateRunning && !args.Contains("status") {
+		state := c.state
+		if c.listedRunning {
+			state = container.StateRunning
+		}
+		if !options.All && state != container.StateRunning && !args.Contains("status") {
 			continue
 		}
 		if !args.MatchKVList("label", c.config.Labels) ||
 			!(args.Match("name", c.name) || args.Match("name", "/"+c.name)) ||
 			!matchIDPrefix(args, "id", c.id) ||
-			!args.ExactMatch("status", c.state) ||
+			!args.ExactMatch("status", state) ||
 			!f.matchNetwork(args, c) {
 			continue
 		}
@@ -439,6 +458,7 @@ func (f *Fake) ContainerInspect(ctx context.Context, containerID string) (contai
 	if err != nil {
 		return container.InspectResponse{}, err
 	}
+	c.listedRunning = false
 	return f.inspect(c), nil
 }
 
@@ -1458,6 +1478,7 @@ func (f *Fake) exit(c *fakeContainer, code int) {
 	c.state = container.StateExited
 	c.exitCode = code
 	c.finished = f.now()
+	c.listedRunning = f.listLag
 	c.pid = 0
 	for _, e := range c.endpoints {
 		e.IPAddress, e.IPPrefixLen, e.Gateway, e.EndpointID, e.MacAddress, e.DNSNames = "", 0, "", "", "", nil
@@ -1527,6 +1548,9 @@ func (f *Fake) summary(c *fakeContainer) container.Summary {
 		NetworkSettings: &container.NetworkSettingsSummary{
 			Networks: f.endpointsByName(c),
 		},
+	}
+	if c.listedRunning {
+		s.State, s.Status = container.StateRunning, "Up"
 	}
 	s.HostConfig.NetworkMode = string(c.hostConfig.NetworkMode)
 	return s
