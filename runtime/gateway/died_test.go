@@ -9,8 +9,9 @@ import (
 // TestControllerTrustsDieEvents: the engine publishes a container's die
 // event before its listing shows the exit, so the round the event kicks
 // lists the dead replica as running. The controller must believe the
-// event: the round takes the replica out of rotation and counts its crash,
-// rather than keep it ready until the next resync. (up --wait once
+// event: the round takes the replica out of rotation, ends the dials to it
+// under way (see proxy.Upstream.Lose) and counts its crash, rather than
+// keep it ready until the next resync. (up --wait once
 // declared a crash-looping service healthy this way.)
 func TestControllerTrustsDieEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -30,6 +31,7 @@ func TestControllerTrustsDieEvents(t *testing.T) {
 		for h.kicked() {
 		}
 
+		up := h.c.proxy.Upstreams("orders")[0]
 		if err := h.eng.Exit(h.id("orders", 1), 1); err != nil {
 			t.Fatal(err)
 		}
@@ -39,6 +41,9 @@ func TestControllerTrustsDieEvents(t *testing.T) {
 		}
 		h.step()
 		h.check("rotation after the die event", []string(nil), h.rotation("orders"))
+		if !up.Lost() {
+			t.Error("the dead replica's upstream is not lost: dials to it under way go on")
+		}
 		if st := h.c.Status().Services[0]; st.Ready != 0 {
 			t.Errorf("status counts %d ready replicas after the die event, want 0", st.Ready)
 		}

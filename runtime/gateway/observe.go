@@ -107,7 +107,11 @@ func (c *Controller) observe(spec *api.GatewaySpec, list []container.Summary, ex
 		if prev == ContainerRunning && r.state != ContainerRunning && r.state != ContainerPaused {
 			c.unprobe(r)
 			if r.up != nil {
-				r.up.SetHealthy(false)
+				// Its address is dead: dials to it under way end now
+				// rather than at their timeout, and if it runs again it
+				// gets a new upstream.
+				r.up.Lose()
+				r.up = nil
 			}
 		}
 		if exitedUnasked(prev, r.state, !c.observed) && !r.removing {

@@ -488,7 +488,7 @@ func (cc *clientConn) exchange(up *Upstream, timeout time.Duration, idempotent b
 	deadline := time.Now().Add(timeout)
 	fresh := false
 	for retried := false; ; retried = true {
-		pc, err = cc.upstreamConn(hp, fresh, deadline)
+		pc, err = cc.upstreamConn(up, hp, fresh, deadline)
 		if err != nil {
 			if !isDialError(err) {
 				err = &notSentError{err}
@@ -530,14 +530,14 @@ func (cc *clientConn) exchange(up *Upstream, timeout time.Duration, idempotent b
 }
 
 // upstreamConn takes an idle connection to a replica from its pool, or
-// dials one, within the try's deadline.
-func (cc *clientConn) upstreamConn(hp *hostPool, fresh bool, deadline time.Time) (*upConn, error) {
+// dials one, within the try's deadline; the dial ends when up is lost.
+func (cc *clientConn) upstreamConn(up *Upstream, hp *hostPool, fresh bool, deadline time.Time) (*upConn, error) {
 	if !fresh {
 		if pc := hp.get(); pc != nil {
 			return pc, nil
 		}
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithDeadline(withUpstream(context.Background(), up), deadline)
 	defer cancel()
 	return cc.s.t.conn(ctx, hp, true)
 }

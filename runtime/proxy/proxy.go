@@ -340,7 +340,8 @@ func (p *Proxy) Panicking(service string) bool {
 // ejection and draining state, so a controller can rebuild the whole list on
 // every reconcile without resetting anything. To change state use
 // SetHealthy, SetDraining, Undrain and Drain. An ID with a new Addr is a new
-// replica and starts fresh. Nil entries and repeated IDs are ignored.
+// replica and starts fresh, and so does one whose existing Upstream was
+// lost (see Upstream.Lose). Nil entries and repeated IDs are ignored.
 func (p *Proxy) SetUpstreams(service string, ups []*Upstream) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -351,7 +352,7 @@ func (p *Proxy) SetUpstreams(service string, ups []*Upstream) {
 		if u == nil || slices.ContainsFunc(next, func(n *Upstream) bool { return n.ID == u.ID }) {
 			continue
 		}
-		if i := slices.IndexFunc(old, func(o *Upstream) bool { return o.ID == u.ID && o.Addr == u.Addr }); i >= 0 {
+		if i := slices.IndexFunc(old, func(o *Upstream) bool { return o.ID == u.ID && o.Addr == u.Addr && !o.Lost() }); i >= 0 {
 			u = old[i]
 		}
 		next = append(next, u)
@@ -808,7 +809,7 @@ func rawPathFor(u *url.URL, route *Route) string {
 // try until the response headers arrive; the body that follows is bounded
 // only by the client's context, so long downloads and streams work.
 func (p *Proxy) try(r *http.Request, route *Route, sp *servicePool, up *Upstream, t *target) attempt {
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := context.WithCancel(withUpstream(r.Context(), up))
 	a := attempt{up: up, cancel: cancel}
 	timer := time.AfterFunc(route.Timeout, cancel)
 

@@ -126,7 +126,9 @@ func newUpstreamTransport(dialTimeout time.Duration) *upstreamTransport {
 // the client negotiates compression with the replica.
 func newHTTPTransport(d *net.Dialer) *http.Transport {
 	return &http.Transport{
-		DialContext:           d.DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialUpstream(ctx, d.DialContext, network, addr)
+		},
 		MaxIdleConnsPerHost:   maxIdlePerHost,
 		IdleConnTimeout:       idleConnTimeout,
 		ExpectContinueTimeout: time.Second,
@@ -266,7 +268,7 @@ func (t *upstreamTransport) conn(ctx context.Context, hp *hostPool, fresh bool) 
 			return pc, nil
 		}
 	}
-	c, err := t.dial(ctx, "tcp", hp.addr)
+	c, err := dialUpstream(ctx, t.dial, "tcp", hp.addr)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,12 +41,95 @@ type Upstream struct {
 	// or 0 when the upstream has never been ejected or was un-ejected.
 	ejectedUntil atomic.Int64
 
-	// mu guards the rare paths: ejection bookkeeping and drain waiters.
+	// mu guards the rare paths: ejection bookkeeping, drain waiters and
+	// the lost context.
 	mu        sync.Mutex
 	ejections int
 	lastEnd   int64
 	reason    string // why the current or last ejection happened
 	idle      chan struct{}
+	// lost ends when the replica is gone (see Lose); made on first use.
+	lost context.Context
+	lose context.CancelCauseFunc
+}
+
+// errReplicaGone is why a dial to a replica that is gone was abandoned.
+var errReplicaGone = errors.New("the replica is gone")
+
+// Lose records that the replica is gone: its container exited. It leaves
+// rotation, and the dials to it still under way are abandoned at once, so
+// their requests go to another replica. They would not be refused: once a
+// container is gone nothing answers for its address on the bridge, and a
+// dial hangs until its timeout while the request waits. An upstream once
+// lost stays lost; a replica that runs again gets a new one.
+func (u *Upstream) Lose() {
+	u.SetHealthy(false)
+	u.lostContext()
+	u.lose(errReplicaGone)
+}
+
+// Lost reports whether Lose was called.
+func (u *Upstream) Lost() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.lost != nil && u.lost.Err() != nil
+}
+
+func (u *Upstream) lostContext() context.Context {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.lost == nil {
+		u.lost, u.lose = context.WithCancelCause(context.Background())
+	}
+	return u.lost
+}
+
+// dialContext returns ctx, also ended when the replica is lost; stop
+// releases it once the dial has returned.
+func (u *Upstream) dialContext(ctx context.Context) (dctx context.Context, stop func()) {
+	lost := u.lostContext()
+	dctx, cancel := context.WithCancelCause(ctx)
+	unhook := context.AfterFunc(lost, func() { cancel(context.Cause(lost)) })
+	return dctx, func() {
+		unhook()
+		cancel(nil)
+	}
+}
+
+// upstreamKey carries the Upstream a request is sent to in its context,
+// for the dial.
+type upstreamKey struct{}
+
+// withUpstream returns ctx carrying up, so a dial for it ends when up is
+// lost (see dialUpstream).
+func withUpstream(ctx context.Context, up *Upstream) context.Context {
+	return context.WithValue(ctx, upstreamKey{}, up)
+}
+
+// dialUpstream dials addr with dial. A dial for a request whose context
+// carries its Upstream (see withUpstream) is abandoned when that replica is
+// lost, with an error that says so and still reads as a failed dial.
+func dialUpstream(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), network, addr string) (net.Conn, error) {
+	up, _ := ctx.Value(upstreamKey{}).(*Upstream)
+	if up == nil {
+		return dial(ctx, network, addr)
+	}
+	dctx, stop := up.dialContext(ctx)
+	defer stop()
+	c, err := dial(dctx, network, addr)
+	if err != nil && errors.Is(context.Cause(dctx), errReplicaGone) {
+		err = &net.OpError{Op: "dial", Net: network, Addr: opAddr(err), Err: errReplicaGone}
+	}
+	return c, err
+}
+
+// opAddr is the remote address a dial error names, if any.
+func opAddr(err error) net.Addr {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Addr
+	}
+	return nil
 }
 
 // String returns the upstream's name, or its ID when it has none.
