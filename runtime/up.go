@@ -154,8 +154,8 @@ func (c *Client) waitUntil(ctx context.Context, project string, keep func(cell, 
 }
 
 // settle is how long a replica without a health check must have run
-// before wait counts it ready: one that exits at once is running for a
-// moment, and is not ready.
+// before wait counts it ready, unless its gateway has connected to its
+// port: one that exits at once is running for a moment, and is not ready.
 const settle = time.Second
 
 // waitVerdict reads a status for wait: what is still pending, or, when
@@ -195,10 +195,12 @@ func waitVerdict(keep func(cell, service string) bool, st *api.ProjectStatus, no
 }
 
 // settled reports whether every replica of s without a health check has
-// run for settle.
+// started: its gateway connected to its port (a program that exits at
+// once never listens), or, for one that does not listen, it has run for
+// settle.
 func settled(s api.ServiceStatus, now time.Time) bool {
 	for _, r := range s.Replicas {
-		if r.Health == "none" && (r.Started.IsZero() || now.Sub(r.Started) < settle) {
+		if r.Health == "none" && r.Listening.IsZero() && (r.Started.IsZero() || now.Sub(r.Started) < settle) {
 			return false
 		}
 	}

@@ -69,6 +69,11 @@ func TestWaitVerdict(t *testing.T) {
 			wantPending: []string{"shop/api (1/1 ready, running for less than 1s)"},
 		},
 		{
+			name: "one that just started and listens on its port is",
+			st: status(api.ServiceStatus{Service: "api", Desired: 1, Ready: 1, Health: "healthy",
+				Replicas: []api.ReplicaStatus{{Health: "none", Started: now.Add(-100 * time.Millisecond), Listening: now.Add(-50 * time.Millisecond)}}}),
+		},
+		{
 			name: "one that has run for a second is",
 			st: status(api.ServiceStatus{Service: "api", Desired: 1, Ready: 1, Health: "healthy",
 				Replicas: []api.ReplicaStatus{{Health: "none", Started: now.Add(-time.Second)}}}),

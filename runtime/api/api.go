@@ -193,6 +193,11 @@ type ReplicaStatus struct {
 	CPU      float64   `json:"cpu_percent"`
 	Memory   uint64    `json:"memory_bytes"`
 	Started  time.Time `json:"started,omitzero"`
+	// Listening is when the gateway first connected to the port of a
+	// replica without a health check; zero until then, for a service
+	// without a port, and for a replica with a health check (its health
+	// says more).
+	Listening time.Time `json:"listening,omitzero"`
 	// ConfigHash identifies the service config the replica runs.
 	ConfigHash string `json:"config_hash"`
 	// Node is the swarm node that runs the replica (a swarm task); empty

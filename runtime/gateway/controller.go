@@ -46,6 +46,10 @@ type replica struct {
 	created   time.Time
 	started   time.Time
 	health    health.State
+	// listening is when the gateway first connected to the port of a
+	// replica without a health check (see watchListening); zero until
+	// then, and for a service without a port.
+	listening time.Time
 	removing  bool
 	// drained is set once a replica being removed is out of rotation
 	// and has no request in flight: it serves nothing any more.

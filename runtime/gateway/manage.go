@@ -93,7 +93,7 @@ func replicaStatus(r *replica, now time.Time) api.ReplicaStatus {
 	r.sampleRate(now)
 	rs := api.ReplicaStatus{
 		Name: r.name, Replica: r.n, State: string(r.state),
-		Health: replicaHealth(r, now), Address: r.addr, Started: r.started,
+		Health: replicaHealth(r, now), Address: r.addr, Started: r.started, Listening: r.listening,
 		ConfigHash: r.hash, RPS: r.rps,
 	}
 	if r.up != nil {

@@ -7,11 +7,13 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/engine"
 	"github.com/orchestro/orchestro/runtime/health"
@@ -188,6 +190,9 @@ func (c *Controller) startProbing(spec *api.GatewaySpec, r *replica) {
 	r.probed = true
 	if svc == nil || svc.Health == nil || svc.Health.Kind() == "" {
 		r.health = health.StateNone
+		if svc != nil && svc.Port > 0 {
+			c.watchListening(r)
+		}
 		return
 	}
 	r.health = health.StateStarting
@@ -198,7 +203,58 @@ func (c *Controller) startProbing(spec *api.GatewaySpec, r *replica) {
 func (c *Controller) unprobe(r *replica) {
 	if r.probed {
 		c.prober.Remove(r.id)
+		c.prober.Remove(listenProbeID(r.id))
 		r.probed = false
+	}
+}
+
+// listenCheck is how watchListening tries a replica's port: often, since
+// up --wait waits for it, and with a short timeout, since the replica is
+// on the gateway's own bridge.
+var listenCheck = &cellspec.Health{TCP: true, Interval: cellspec.Duration(100 * time.Millisecond), Timeout: cellspec.Duration(500 * time.Millisecond), Retries: 1}
+
+// listenProbeID is the prober target of a replica's listening watch.
+func listenProbeID(id string) string { return "listen/" + id }
+
+// watchListening tries to connect to the port of a running replica without
+// a health check until it once succeeds, and then records when (see
+// onListening). It says nothing of the replica's health, which stays
+// "none", and changes nothing in rotation: wait reads it as the sign that
+// the replica has started (api.ReplicaStatus.Listening), where it would
+// otherwise wait for it to have run a while, to tell a server that came up
+// from a program that exits at once.
+func (c *Controller) watchListening(r *replica) {
+	if !r.listening.IsZero() {
+		return
+	}
+	chk := health.NewChecker(listenCheck, r.addr, r.id, nil)
+	_ = c.prober.Add(health.Target{ID: listenProbeID(r.id), Health: listenCheck, Checker: chk, Started: r.started})
+}
+
+// listenWatchFor bounds a listening watch: by then wait has counted the
+// replica ready for having run a while (see runtime's settle), and a
+// replica that does not listen on its port (a worker) is tried no more.
+const listenWatchFor = 2 * time.Second
+
+// onListening takes a result of a listening watch: the first connection
+// ends the watch, and so does the replica running listenWatchFor without
+// one.
+func (c *Controller) onListening(res health.Result) {
+	id := strings.TrimPrefix(res.ID, "listen/")
+	c.mu.Lock()
+	r := c.replicas[id]
+	done := r == nil || !r.probed || !r.listening.IsZero()
+	switch {
+	case done:
+	case res.OK:
+		r.listening = c.now()
+		done = true
+	default:
+		done = c.now().Sub(r.started) >= listenWatchFor
+	}
+	c.mu.Unlock()
+	if done {
+		c.prober.Remove(res.ID)
 	}
 }
 
@@ -212,6 +268,10 @@ func (c *Controller) forget(r *replica) {
 
 // onHealth receives every health check result from the prober.
 func (c *Controller) onHealth(res health.Result) {
+	if strings.HasPrefix(res.ID, "listen/") {
+		c.onListening(res)
+		return
+	}
 	c.mu.Lock()
 	r := c.replicas[res.ID]
 	if r == nil || !r.probed {
