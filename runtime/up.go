@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -43,14 +44,16 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 	if err != nil {
 		return err
 	}
-	if err := c.rollImages(ctx, p, opts, gwImage, images, progress); err != nil {
+	keeper, err := c.startRoll(ctx, p, opts, gwImage, images, progress)
+	if err != nil {
 		return err
 	}
 	progress.Note(fmt.Sprintf("project %s started in %s", p.Name, c.now().Sub(start).Round(time.Millisecond)))
-	if !opts.Wait {
-		return nil
+	var waitErr error
+	if opts.Wait {
+		waitErr = c.wait(ctx, p, opts.WaitTimeout, progress)
 	}
-	return c.wait(ctx, p, opts.WaitTimeout, progress)
+	return errors.Join(keeper(), waitErr)
 }
 
 // rollImages is the second half of Up, with the images built: it
@@ -58,12 +61,23 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 // every gateway its cell's spec, so the services whose image changed
 // roll. Watch calls it for each rebuild.
 func (c *Client) rollImages(ctx context.Context, p *cellspec.Project, opts api.UpOptions, gwImage string, images map[string]map[string]api.ServiceImage, progress api.Progress) error {
-	observed, err := c.observeUp(ctx, p)
+	keeper, err := c.startRoll(ctx, p, opts, gwImage, images, progress)
 	if err != nil {
 		return err
 	}
+	return keeper()
+}
+
+// startRoll is rollImages up to the keeper, whose phase it leaves running
+// and returns the wait for: the keeper is no part of the cells, so Up
+// waits for the cells' replicas meanwhile. The wait must be called.
+func (c *Client) startRoll(ctx context.Context, p *cellspec.Project, opts api.UpOptions, gwImage string, images map[string]map[string]api.ServiceImage, progress api.Progress) (keeper func() error, err error) {
+	observed, err := c.observeUp(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkPorts(p, observed); err != nil {
-		return err
+		return nil, err
 	}
 	// Gateways that stay keep the token they were created with; new ones
 	// get the same, so the project keeps one token.
@@ -73,9 +87,15 @@ func (c *Client) rollImages(ctx context.Context, p *cellspec.Project, opts api.U
 	}
 	plan, err := planUp(desiredUp(p, gwImage, images, token, opts.RemoveOrphans), observed)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return c.executeUp(ctx, plan, progress)
+	cells, last := plan.split(upPhaseKeeper)
+	if err := c.executeUp(ctx, cells, progress); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.executeUp(ctx, last, progress) }()
+	return func() error { return <-done }, nil
 }
 
 func newToken() string {

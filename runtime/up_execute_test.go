@@ -673,3 +673,55 @@ var freshGatewaySteps = map[string][]string{
 		"done gateway demo-users-gateway <nil>",
 	},
 }
+
+// waitProgress is a progress log that says when the wait for the project
+// to be healthy began.
+type waitProgress struct {
+	progressLog
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func (p *waitProgress) Start(id, text string) {
+	if id == "wait" {
+		p.once.Do(func() { close(p.waiting) })
+	}
+	p.progressLog.Start(id, text)
+}
+
+func (p *waitProgress) Done(id, text string, err error) {
+	if id == "wait" {
+		p.once.Do(func() { close(p.waiting) })
+	}
+	p.progressLog.Done(id, text, err)
+}
+
+// TestUpWaitsWhileTheKeeperStarts: the keeper is no part of the cells, so
+// up --wait waits for their replicas while the engine starts it, and
+// returns once both are done. (The keeper's start used to come first: on
+// a busy engine it took as long as a replica's.)
+func TestUpWaitsWhileTheKeeperStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, eng, _ := newFakeClient(t)
+		progress := &waitProgress{waiting: make(chan struct{})}
+		eng.SetCallHook(func(method, target string) error {
+			if method == "ContainerStart" && target == engine.KeeperName("demo") {
+				<-progress.waiting
+			}
+			return nil
+		})
+		// The fake's gateways serve no status, so the wait runs out; the
+		// keeper must have started all the same.
+		opts := api.UpOptions{GatewayImage: "orchestro-gateway:1", Wait: true, WaitTimeout: time.Second, Progress: progress}
+		if err := c.Up(t.Context(), testProject(), opts); !errors.Is(err, api.ErrWaitTimeout) {
+			t.Fatalf("up: %v, want the wait to run out", err)
+		}
+		ins, err := eng.ContainerInspect(t.Context(), engine.KeeperName("demo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ins.State.Running {
+			t.Errorf("up returned with the keeper %s", ins.State.Status)
+		}
+	})
+}

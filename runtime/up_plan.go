@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/orchestro/orchestro/cellspec"
@@ -195,7 +196,8 @@ const (
 	upPhaseGateways
 	// upPhaseKeeper converges the keeper, once the gateways run: the
 	// engine starts it while the gateways start their replicas, rather
-	// than along with the gateways, which the replicas wait for.
+	// than along with the gateways, which the replicas wait for; and Up
+	// waits for the replicas meanwhile (see startRoll).
 	upPhaseKeeper
 )
 
@@ -345,6 +347,18 @@ func (p upPlan) phases() [][][]upOp {
 		*cur = append(*cur, []upOp{op})
 	}
 	return out
+}
+
+// split cuts the plan before the first operation of phase from on: the
+// operations of the earlier phases, and the rest.
+func (p upPlan) split(from upPhase) (before, rest upPlan) {
+	i := slices.IndexFunc(p.Ops, func(op upOp) bool { return op.Phase >= from })
+	if i < 0 {
+		i = len(p.Ops)
+	}
+	before, rest = p, p
+	before.Ops, rest.Ops = p.Ops[:i:i], p.Ops[i:]
+	return before, rest
 }
 
 // planUp computes the operations that take the observed project to the
