@@ -3,6 +3,8 @@ package image
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +39,15 @@ func BuildGo(ctx context.Context, eng engine.Engine, b *cellspec.Build, repo str
 type goCompiler func(ctx context.Context, dir, goarch string, progress io.Writer) ([]byte, error)
 
 // compileGoBinary compiles dir into a temporary file and returns its bytes.
+//
+// go build links the binary again on every run, which is most of its time
+// for an unchanged program, unless the file at its output path already is
+// that binary: it reads the build ID the file carries and leaves an
+// up-to-date one alone. So the last binary of each package is kept in the
+// user's cache (see lastBinaryPath) and copied to the output path before
+// go build runs, which relinks it only if the program changed. The copy
+// in the cache is replaced by renaming, so runs at once each read a whole
+// one; the cache is only ever a head start, never the answer.
 func compileGoBinary(ctx context.Context, dir, goarch string, progress io.Writer) ([]byte, error) {
 	tmp, err := os.MkdirTemp("", "orchestro-go-")
 	if err != nil {
@@ -44,6 +55,12 @@ func compileGoBinary(ctx context.Context, dir, goarch string, progress io.Writer
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "app")
+	last := lastBinaryPath(dir, goarch)
+	if last != "" {
+		if data, err := os.ReadFile(last); err == nil {
+			_ = os.WriteFile(bin, data, 0o755)
+		}
+	}
 	if err := compileGo(ctx, dir, bin, goarch, progress); err != nil {
 		return nil, err
 	}
@@ -51,7 +68,48 @@ func compileGoBinary(ctx context.Context, dir, goarch string, progress io.Writer
 	if err != nil {
 		return nil, fmt.Errorf("compile go package %s: read the binary: %w", dir, err)
 	}
+	if last != "" {
+		keepLastBinary(last, data)
+	}
 	return data, nil
+}
+
+// lastBinaryPath is where the last binary compiled from the Go package in
+// dir for goarch is kept, in the user's cache directory, or "" when there
+// is none.
+func lastBinaryPath(dir, goarch string) string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(abs + "\x00" + goarch))
+	return filepath.Join(cache, "orchestro", "go-bin", hex.EncodeToString(sum[:8]), "app")
+}
+
+// keepLastBinary replaces the kept binary at path with data. It is only a
+// cache: a failure leaves the next compile slower, and is not reported.
+func keepLastBinary(path string, data []byte) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "app-*")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
 }
 
 // GoBuildCache compiles each Go package once, however many services of a

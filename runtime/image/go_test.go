@@ -1,6 +1,8 @@
 package image
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,4 +179,49 @@ func writeFile(t *testing.T, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestCompileGoBinaryKeepsTheLast: the last binary of a package is kept
+// in the user's cache as a head start for the next compile, which must
+// still give the binary of the program as it is now.
+func TestCompileGoBinaryKeepsTheLast(t *testing.T) {
+	needGo(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	dir := tinyProgram(t, "hello")
+	last := lastBinaryPath(dir, goruntime.GOARCH)
+	if last == "" {
+		t.Fatal("no place to keep the last binary")
+	}
+	first, err := compileGoBinary(t.Context(), dir, goruntime.GOARCH, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := os.ReadFile(last)
+	if err != nil || !bytes.Equal(kept, first) {
+		t.Fatalf("kept binary: %d bytes, %v; want the %d bytes compiled", len(kept), err, len(first))
+	}
+	again, err := compileGoBinary(t.Context(), dir, goruntime.GOARCH, io.Discard)
+	if err != nil || !bytes.Equal(again, first) {
+		t.Fatalf("second compile of the unchanged program: %d bytes, %v; want the first binary", len(again), err)
+	}
+
+	// The program changes: the kept binary is not the answer.
+	main := filepath.Join(dir, "main.go")
+	src, err := os.ReadFile(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(main, bytes.Replace(src, []byte(`"hello"`), []byte(`"changed"`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := compileGoBinary(t.Context(), dir, goruntime.GOARCH, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(changed, first) || !bytes.Contains(changed, []byte("changed")) {
+		t.Error("the changed program compiled to its old binary")
+	}
+	if kept, _ := os.ReadFile(last); !bytes.Equal(kept, changed) {
+		t.Error("the kept binary is not the latest")
+	}
 }
