@@ -168,10 +168,14 @@ func (c *Client) waitUntil(ctx context.Context, project string, keep func(cell, 
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(waitPoll):
 		}
 	}
 }
+
+// waitPoll is how often wait asks the gateways: each answers from
+// memory, and the engine is asked for the gateways' containers once.
+const waitPoll = 100 * time.Millisecond
 
 // settle is how long a replica without a health check must have run
 // before wait counts it ready, unless its gateway has connected to its

@@ -169,7 +169,7 @@ func (c *Client) runUpOp(ctx context.Context, plan upPlan, op upOp, progress api
 		return err
 	case upCreateNetwork:
 		// A conflict is another `up` of the project that got there first.
-		if _, err := c.eng.NetworkCreate(ctx, op.Name, network.CreateOptions{Driver: "bridge", Labels: op.Labels}); err != nil && !errdefs.IsConflict(err) {
+		if _, err := c.eng.NetworkCreate(ctx, op.Name, network.CreateOptions{Driver: "bridge", Internal: op.Internal, Labels: op.Labels}); err != nil && !errdefs.IsConflict(err) {
 			return fmt.Errorf("create network %s: %w", op.Name, err)
 		}
 		return nil

@@ -220,6 +220,10 @@ type upOp struct {
 	ID string
 	// Labels are the labels of a network or volume to create.
 	Labels map[string]string
+	// Internal makes a network to create internal: the engine gives it
+	// no route out and no NAT, and sets up fewer firewall rules, so it
+	// is quicker to create and to remove.
+	Internal bool
 	// Network is the network a gateway is connected to.
 	Network string
 	// Spec is the spec a gateway is created with or given.
@@ -402,7 +406,10 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 	}
 
 	if !o.hasNetwork(mesh) {
-		shared = append(shared, upOp{Kind: upCreateNetwork, Name: mesh, Labels: map[string]string{engine.LabelProject: d.Project}})
+		// Only gateways are on the mesh, and they talk to nothing
+		// outside the project through it: their way out is their cell's
+		// network.
+		shared = append(shared, upOp{Kind: upCreateNetwork, Name: mesh, Labels: map[string]string{engine.LabelProject: d.Project}, Internal: true})
 	}
 	for _, v := range d.Volumes {
 		if !o.Volumes[v] {
