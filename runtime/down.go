@@ -66,13 +66,9 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 		return errors.Join(keeperErr, err)
 	}
 	var netsGone atomic.Int64
-	removeNetwork := func(nw network.Summary) error {
-		if err := c.eng.NetworkRemove(ctx, nw.ID); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("remove network %s: %w", nw.Name, err)
-		}
+	gone := func(nw network.Summary) {
 		netsGone.Add(1)
 		progress.Done("network "+nw.Name, "remove network "+nw.Name, nil)
-		return nil
 	}
 	cellErrs := make([]error, len(gws))
 	var wg sync.WaitGroup
@@ -87,11 +83,17 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 				return
 			}
 			// The engine removes networks one at a time, so the cell's
-			// goes as soon as it can. Should a replica created as the
-			// gateway went still be on it, it goes below, with the rest.
+			// goes as soon as it can. Should it be refused (a replica
+			// created as the gateway went is still on it, or the engine
+			// has not let go of it yet), it goes below, with the rest.
 			nets, err := c.eng.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(ofProject, filters.Arg("label", engine.LabelCell+"="+g.cell))})
 			if err == nil {
-				_ = forEach(nets, removeNetwork)
+				_ = forEach(nets, func(nw network.Summary) error {
+					if err := c.eng.NetworkRemove(ctx, nw.ID); err == nil {
+						gone(nw)
+					}
+					return nil
+				})
 			}
 		})
 	}
@@ -108,7 +110,13 @@ func (c *Client) Down(ctx context.Context, project string, opts api.DownOptions)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list networks: %w", err))
 	}
-	errs = append(errs, forEach(nets, removeNetwork))
+	errs = append(errs, forEach(nets, func(nw network.Summary) error {
+		if err := c.removeNetwork(ctx, project, nw, timeout); err != nil {
+			return err
+		}
+		gone(nw)
+		return nil
+	}))
 	removed += int(netsGone.Load())
 	// The gateways' access logs go with them, as a container's logs do;
 	// the other volumes (data, journals) only with --volumes.
@@ -205,6 +213,41 @@ func (c *Client) removeCell(ctx context.Context, project string, g gateway, time
 	go func() { gwErr <- removeGateway() }()
 	_, err := c.removeContainers(ctx, replicas, timeout)
 	return errors.Join(<-gwErr, err)
+}
+
+// networkRelease bounds how long Down waits for the engine to let go of
+// a network whose containers it has removed.
+const networkRelease = 10 * time.Second
+
+// removeNetwork removes a network of project, which Down has emptied.
+// Under load the engine was seen refusing ("has active endpoints") just
+// after the last container on the network was removed, and finding nothing
+// on it a moment later: it releases endpoints after the removal returns. So
+// that refusal is tried again, for up to networkRelease; and should a
+// container of the project still be on the network (one created as its
+// gateway went), it is removed first, given grace to exit.
+func (c *Client) removeNetwork(ctx context.Context, project string, nw network.Summary, grace time.Duration) error {
+	deadline := c.now().Add(networkRelease)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		err := c.eng.NetworkRemove(ctx, nw.ID)
+		switch {
+		case err == nil, errdefs.IsNotFound(err):
+			return nil
+		case !strings.Contains(err.Error(), "active endpoints") || !c.now().Before(deadline):
+			return fmt.Errorf("remove network %s: %w", nw.Name, err)
+		}
+		if _, err := c.removeContainers(ctx, filters.NewArgs(
+			filters.Arg("label", engine.LabelProject+"="+project),
+			filters.Arg("network", nw.ID),
+		), grace); err != nil {
+			return fmt.Errorf("remove network %s: %w", nw.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove network %s: %w", nw.Name, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
 }
 
 // removeOrphan removes a cell that left the project: its gateway and

@@ -334,3 +334,56 @@ func (p *progressLog) add(l string) {
 	defer p.mu.Unlock()
 	p.lines = append(p.lines, l)
 }
+
+// TestDownWaitsForTheEngineToReleaseANetwork: right after the last
+// container on a network is removed, a busy engine may still refuse to
+// remove the network ("has active endpoints"); down tries again until it
+// goes, and gives up after networkRelease naming the network.
+func TestDownWaitsForTheEngineToReleaseANetwork(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		refusals int
+		wantErr  string
+	}{
+		{name: "released a moment later", refusals: 3},
+		{name: "never released", refusals: 1 << 30, wantErr: "remove network demo_shop: error while removing network: network demo_shop has active endpoints"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				c, eng, _ := newFakeClient(t)
+				if err := c.executeUp(ctx, planFor(t, c, nil), api.Discard{}); err != nil {
+					t.Fatal(err)
+				}
+				var mu sync.Mutex
+				refused := 0
+				eng.SetCallHook(func(method, target string) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if method != "NetworkRemove" || target != "demo_shop" || refused >= tc.refusals {
+						return nil
+					}
+					refused++
+					return fmt.Errorf("error while removing network: network demo_shop has active endpoints: %w", errdefs.ErrPermissionDenied)
+				})
+				start := time.Now()
+				err := c.Down(ctx, "demo", api.DownOptions{Volumes: true})
+				if tc.wantErr == "" {
+					if err != nil {
+						t.Fatalf("down: %v", err)
+					}
+					if left := leftovers(t, eng); len(left) != 0 {
+						t.Errorf("down left %s", strings.Join(left, ", "))
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("down = %v, want an error saying %q", err, tc.wantErr)
+				}
+				if took := time.Since(start); took < networkRelease || took > networkRelease+2*time.Second {
+					t.Errorf("down gave up after %s, want about %s", took, networkRelease)
+				}
+			})
+		})
+	}
+}
