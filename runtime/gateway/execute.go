@@ -212,10 +212,18 @@ func (c *Controller) drain(ctx context.Context, op Op) {
 		}
 		c.mu.Lock()
 		r.drained = true
+		handOver := c.stopping
 		c.notifyLocked()
 		c.mu.Unlock()
 		c.emit(api.Event{Service: op.Service, Replica: strconv.Itoa(op.N), Type: api.EventDrained,
 			Message: fmt.Sprintf("in %s (%s)", c.now().Sub(start).Round(time.Millisecond), op.Reason)})
+		if handOver {
+			// A stopped cell's replicas are removed by whoever stopped
+			// it (down, with the gateway): the gateway stops writing
+			// them, so that one client at a time stops and removes a
+			// container.
+			return
+		}
 		// The removal must finish even when the gateway is shutting down.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace+10*time.Second)
 		defer cancel()

@@ -9,26 +9,20 @@ import (
 )
 
 // TestControllerStop: Stop returns once a round has taken every replica
-// out of rotation, before any of them is stopped, so that down can remove
-// the gateway and the replicas at once; the controller goes on stopping
-// and removing them, and creates nothing afterwards.
+// out of rotation. The replicas are then the caller's to remove (down
+// removes them with the gateway): the gateway neither stops nor removes
+// them, so that two clients never write one container at once, and it
+// creates nothing afterwards.
 func TestControllerStop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, testSpec(), "")
 		h.step()
 		h.step()
 		h.check("rotation", []string{"orders-1 available", "orders-2 available"}, h.rotation("orders"))
+		before := h.replicas()
 
 		returned := make(chan struct{})
 		var stopErr error
-		// A replica is stopped only once Stop has returned: if Stop
-		// waited for the removals, the bubble would deadlock.
-		h.eng.SetCallHook(func(method, target string) error {
-			if method == "ContainerStop" || method == "ContainerRemove" {
-				<-returned
-			}
-			return nil
-		})
 		go func() {
 			stopErr = h.c.Stop(t.Context())
 			close(returned)
@@ -40,14 +34,16 @@ func TestControllerStop(t *testing.T) {
 		default:
 		}
 
+		h.eng.ResetCalls()
 		h.step()
 		<-returned
 		if stopErr != nil {
 			t.Fatalf("stop: %v", stopErr)
 		}
-		h.eng.SetCallHook(nil)
 		h.step()
-		h.check("replicas after the stop", []string(nil), h.replicas())
+		h.check("rotation after the stop", []string{"orders-1 draining", "orders-2 draining"}, h.rotation("orders"))
+		h.check("replicas after the stop", before, h.replicas())
+		h.check("containers changed by the stop", []string(nil), h.changes())
 
 		// A stopped cell creates nothing, whatever it is asked.
 		if err := h.c.Scale(t.Context(), "orders", 3); err != nil {
