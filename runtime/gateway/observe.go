@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,22 +34,23 @@ import (
 // running is inspected, which waits for the engine's record of the exit,
 // and its entry in list is set to the state found.
 func (c *Controller) exitCodes(ctx context.Context, list []container.Summary) map[string]int {
-	var ids []string
+	var inspect []int // indices in list
 	c.mu.Lock()
 	died := c.died
 	c.died = map[string]bool{}
-	for _, s := range list {
+	for i, s := range list {
 		stopped := ContainerState(s.State).Stopped()
 		if !stopped && !died[s.ID] {
 			continue
 		}
 		if r := c.replicas[s.ID]; !stopped || r == nil || !r.exitKnown {
-			ids = append(ids, s.ID)
+			inspect = append(inspect, i)
 		}
 	}
 	c.mu.Unlock()
 	codes := map[string]int{}
-	for _, id := range ids {
+	for _, i := range inspect {
+		id := list[i].ID
 		ins, err := c.eng.ContainerInspect(ctx, id)
 		if err != nil || ins.ContainerJSONBase == nil || ins.State == nil {
 			if died[id] && !errdefs.IsNotFound(err) {
@@ -60,7 +60,6 @@ func (c *Controller) exitCodes(ctx context.Context, list []container.Summary) ma
 			}
 			continue
 		}
-		i := slices.IndexFunc(list, func(s container.Summary) bool { return s.ID == id })
 		list[i].State = ins.State.Status
 		if ContainerState(ins.State.Status).Stopped() {
 			codes[id] = ins.State.ExitCode
