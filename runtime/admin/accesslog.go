@@ -1,10 +1,8 @@
 package admin
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -106,25 +104,10 @@ func (c *Client) AccessLog(ctx context.Context, q api.AccessLogQuery, fn func(li
 	if qs := accessLogQuery(q).Encode(); qs != "" {
 		path += "?" + qs
 	}
-	resp, err := c.do(ctx, op, http.MethodGet, path, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), maxAccessLine)
-	for sc.Scan() {
-		if line := sc.Bytes(); len(line) > 0 {
-			fn(line)
-		}
-	}
-	if ctx.Err() != nil {
+	return c.streamLines(ctx, op, path, maxAccessLine, func(line []byte) error {
+		fn(line)
 		return nil
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: read stream: %w", op, err)
-	}
-	return nil
+	})
 }
 
 // IsNoAccessLogFile reports whether err is a gateway's answer that it

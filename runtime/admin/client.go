@@ -163,26 +163,45 @@ func (c *Client) Events(ctx context.Context, follow bool, fn func(api.Event)) er
 	if follow {
 		path += "?follow=1"
 	}
-	resp, err := c.do(ctx, op, http.MethodGet, path, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), maxEventLine)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
+	err := c.streamLines(ctx, op, path, maxEventLine, func(line []byte) error {
+		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
-			continue
+			return nil
 		}
 		var e api.Event
 		if err := json.Unmarshal(line, &e); err != nil {
 			return fmt.Errorf("%s: decode event: %w", op, err)
 		}
 		fn(e)
+		return nil
+	})
+	if err == nil && ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+	return err
+}
+
+// streamLines GETs path and calls fn with each line of the answer that is
+// not empty, lines being at most maxLine bytes long, until the stream
+// ends, fn fails (its error is returned) or ctx ends (nil is returned:
+// the caller says what an ended context means).
+func (c *Client) streamLines(ctx context.Context, op, path string, maxLine int, fn func(line []byte) error) error {
+	resp, err := c.do(ctx, op, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	for sc.Scan() {
+		if line := sc.Bytes(); len(line) > 0 {
+			if err := fn(line); err != nil {
+				return err
+			}
+		}
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", op, ctx.Err())
+		return nil
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("%s: read stream: %w", op, err)
