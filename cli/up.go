@@ -163,8 +163,10 @@ func attach(ctx context.Context, opts *UpOptions, be Backend, p *cellspec.Projec
 			lp.Print(l)
 		}
 	})
-	if errors.Is(logErr, api.ErrProjectGone) && ctx.Err() == nil {
-		// Removed from elsewhere: there is nothing left to stop.
+	// Removed from elsewhere, while the logs were followed or before they
+	// were opened (no container left of a project up just started):
+	// there is nothing left to stop.
+	if (errors.Is(logErr, api.ErrProjectGone) || errors.Is(logErr, api.ErrNotRunning)) && ctx.Err() == nil {
 		return fmt.Errorf("project %s was removed (by a down from elsewhere?); up stops following it", p.Name)
 	}
 	if logErr != nil && ctx.Err() == nil {

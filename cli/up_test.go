@@ -290,3 +290,32 @@ func TestInterruptContext(t *testing.T) {
 		t.Errorf("stop context is not done after cancel")
 	}
 }
+
+// TestUpAttachedProjectRemoved: when a down from elsewhere removes the
+// project, while its logs are followed or before they are opened, the
+// attached up says so and stops nothing.
+func TestUpAttachedProjectRemoved(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		logsErr error
+	}{
+		{"while following", api.ErrProjectGone},
+		{"before the logs were opened", fmt.Errorf("%w (project demo has no containers)", api.ErrNotRunning)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.be.logsErr = tc.logsErr
+			if code := h.run(t.Context(), "up"); code != ExitFailure {
+				t.Errorf("exit code = %d, want %d", code, ExitFailure)
+			}
+			for _, call := range h.be.Calls() {
+				if strings.HasPrefix(call, "Down") {
+					t.Errorf("up stopped a project that is gone: %q", h.be.Calls())
+				}
+			}
+			if want := "project demo was removed"; !strings.Contains(h.errOut.String(), want) {
+				t.Errorf("stderr does not contain %q:\n%s", want, h.errOut)
+			}
+		})
+	}
+}

@@ -150,6 +150,13 @@ func (c *Client) waitUntil(ctx context.Context, project string, keep func(cell, 
 		if err != nil {
 			return err
 		}
+		if len(st.Cells) == 0 {
+			// Every gateway is gone: a down from elsewhere. No cell
+			// pending is not a healthy project.
+			err := fmt.Errorf("%w: project %s has no gateways left", api.ErrProjectGone, project)
+			progress.Done("wait", "wait for the project to be healthy", err)
+			return err
+		}
 		pending, failed := waitVerdict(keep, st, c.now())
 		if failed != nil {
 			progress.Done("wait", "wait for the project to be healthy", failed)

@@ -104,3 +104,17 @@ func TestWaitVerdict(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitNoticesTheProjectRemoved: a down from another terminal while
+// up --wait waits removes every gateway. The wait must say the project
+// is gone, not that it is healthy because no cell is pending.
+func TestWaitNoticesTheProjectRemoved(t *testing.T) {
+	c, _, _ := newFakeClient(t)
+	err := c.wait(t.Context(), testProject(), time.Second, api.Discard{})
+	if !errors.Is(err, api.ErrProjectGone) {
+		t.Fatalf("wait on a project with no gateways: %v, want ErrProjectGone", err)
+	}
+	if err := c.Wait(t.Context(), "demo", nil, time.Second, nil); !errors.Is(err, api.ErrProjectGone) {
+		t.Fatalf("Wait on a project with no gateways: %v, want ErrProjectGone", err)
+	}
+}
