@@ -13,7 +13,7 @@ import (
 // of "did you mean" hints.
 var (
 	cellKeys      = []string{"cell", "gateway", "uses", "services", "flows"}
-	gatewayKeys   = []string{"port", "balance", "routes", "listeners", "outlier", "fast_path", "access_log"}
+	gatewayKeys   = []string{"port", "balance", "routes", "listeners", "outlier", "fast_path", "access_log", "procs"}
 	accessLogKeys = []string{"to", "sample", "max_size", "max_files"}
 	listenerKeys  = []string{"port", "service"}
 	routeKeys     = []string{"path", "service", "strip_prefix", "timeout", "retries"}
@@ -124,6 +124,9 @@ func (d *decoder) decodeGateway(n *yaml.Node, rc *rawCell) {
 			}
 		case "access_log":
 			g.AccessLog = d.decodeAccessLog(v, p)
+		case "procs":
+			g.Procs, _ = d.integer(v, p)
+			d.pos[p] = d.at(v)
 		}
 	})
 	if n.Kind == yaml.MappingNode && !hasPort {

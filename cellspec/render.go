@@ -70,6 +70,9 @@ func renderCell(c *Cell, dir, from string) ([]byte, error) {
 	if a := c.Gateway.AccessLog; a != nil {
 		gw.Content = append(gw.Content, yStr("access_log"), renderAccessLog(a))
 	}
+	if c.Gateway.Procs != 0 {
+		gw.Content = append(gw.Content, yStr("procs"), yInt(c.Gateway.Procs))
+	}
 	root.Content = append(root.Content, yStr("gateway"), gw)
 	if len(c.Uses) > 0 {
 		root.Content = append(root.Content, yStr("uses"), yFlow(c.Uses))

@@ -64,6 +64,9 @@ func (v *validator) validateGateway(c *Cell) {
 	if _, written := c.pos["gateway.port"]; written && (g.Port < 1 || g.Port > 65535) {
 		v.add(c, "gateway.port", "", "port %d is out of range 1-65535", g.Port)
 	}
+	if _, written := c.pos["gateway.procs"]; written && (g.Procs < 1 || g.Procs > maxGatewayProcs) {
+		v.add(c, "gateway.procs", "leave it out for half the machine's CPUs", "procs must be between 1 and %d, not %d", maxGatewayProcs, g.Procs)
+	}
 	if g.Balance != BalanceRoundRobin && g.Balance != BalanceLeastRequest {
 		v.add(c, "gateway.balance", hintOr(suggest(g.Balance, []string{BalanceRoundRobin, BalanceLeastRequest}), "round_robin or least_request"),
 			"unknown balance policy %q", g.Balance)
@@ -163,6 +166,7 @@ func (v *validator) validateAccessLog(c *Cell, a *AccessLog) {
 const (
 	minAccessLogMaxSize = 64 << 10
 	maxAccessLogFiles   = 100
+	maxGatewayProcs     = 1024
 )
 
 // validateOutlier checks the fields of an outlier mapping written at path.

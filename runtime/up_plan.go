@@ -104,8 +104,11 @@ func gatewayHash(spec *api.GatewaySpec, img string) string {
 		// it mounts for it.
 		AccessLog       cellspec.AccessLog
 		AccessLogVolume string `json:",omitempty"`
+		// Procs is set when the gateway starts. Left out when 0 (the
+		// default), as Journal.
+		Procs int `json:",omitempty"`
 	}{img, spec.Cell.Gateway.Port, spec.AdminPort, spec.Cell.Uses, spec.Peers, journalVolume(spec), spec.Cell.Gateway.Listeners,
-		spec.Cell.Gateway.AccessLogSettings(), accessLogVolume(spec)})
+		spec.Cell.Gateway.AccessLogSettings(), accessLogVolume(spec), spec.Cell.Gateway.Procs})
 }
 
 // accessLogVolume is the volume of a cell's access log files, or "" for a

@@ -344,3 +344,16 @@ func TestDesiredUpAccessLog(t *testing.T) {
 		t.Error("access_log: file changes the hash of a gateway that writes files by default")
 	}
 }
+
+// TestDesiredUpProcs: the gateway sets its procs when it starts, so a
+// change recreates it.
+func TestDesiredUpProcs(t *testing.T) {
+	p := testProject()
+	d := desiredUp(p, "gw:1", testImages(), "tok", false)
+	before := gatewayHash(d.Gateways[0], d.Image)
+	p.Cells[0].Gateway.Procs = 2
+	d = desiredUp(p, "gw:1", testImages(), "tok", false)
+	if gatewayHash(d.Gateways[0], d.Image) == before {
+		t.Error("a change of procs leaves the gateway hash alone; the gateway sets them when it starts")
+	}
+}

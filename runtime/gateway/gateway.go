@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -62,6 +63,7 @@ func Main(ctx context.Context, args []string) error {
 	if spec.Cell == nil {
 		return fmt.Errorf("gateway: %s holds no cell", api.EnvSpec)
 	}
+	tuneProcs(spec.Cell.Gateway.Procs)
 	// On a swarm the gateway finds its replicas by DNS and needs no
 	// engine (nor its socket).
 	var eng engine.Engine
@@ -89,6 +91,21 @@ func Main(ctx context.Context, args []string) error {
 		AccessLog:    os.Stdout,
 		Log:          slog.New(slog.NewJSONHandler(os.Stderr, nil)),
 	})
+}
+
+// tuneProcs sets how many CPUs the gateway runs on at once: the cell's
+// gateway.procs, or by default half of those Go found it may use (the
+// machine's, or fewer under a container CPU limit; see
+// cellspec.DefaultGatewayProcs). GOMAXPROCS in the environment takes
+// precedence.
+func tuneProcs(procs int) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	if procs <= 0 {
+		procs = cellspec.DefaultGatewayProcs(goruntime.GOMAXPROCS(0))
+	}
+	goruntime.GOMAXPROCS(procs)
 }
 
 // tuneGC sets a soft memory limit, so the heap stays bounded however the
