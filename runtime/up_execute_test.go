@@ -602,25 +602,28 @@ func TestUpOnFakeEngine(t *testing.T) {
 	if err := c.Up(ctx, testProject(), opts); err != nil {
 		t.Fatalf("up: %v", err)
 	}
-	want := []string{
-		"start gateway image",
-		"done gateway image orchestro-gateway:1 <nil>",
-		"start image orders:1 for shop/orders",
-		"done image orders:1 for shop/orders <nil>",
-		"start image accounts:1 for users/accounts",
-		"done image accounts:1 for users/accounts <nil>",
-		"project demo started in 0s",
+	// The images come first, found at once, each step begun before it
+	// ends; then the gateways' steps, which run at once; then the summary.
+	images := [][2]string{
+		{"start gateway image", "done gateway image orchestro-gateway:1 <nil>"},
+		{"start image orders:1 for shop/orders", "done image orders:1 for shop/orders <nil>"},
+		{"start image accounts:1 for users/accounts", "done image accounts:1 for users/accounts <nil>"},
 	}
-	// The gateways' steps, which run at once, come between the images
-	// and the summary.
 	lines := progress.lines
-	if len(lines) != len(want)+6 {
+	if len(lines) != 2*len(images)+7 {
 		t.Fatalf("progress of the first up: %q", lines)
 	}
-	if diff := cmp.Diff(want, append(slices.Clone(lines[:6]), lines[len(lines)-1])); diff != "" {
-		t.Errorf("progress of the first up (-want +got):\n%s", diff)
+	imageLines := lines[:2*len(images)]
+	for _, step := range images {
+		start, done := slices.Index(imageLines, step[0]), slices.Index(imageLines, step[1])
+		if start < 0 || done < start {
+			t.Errorf("progress of the first up: want %q, then %q, among %q", step[0], step[1], imageLines)
+		}
 	}
-	checkSteps(t, lines[6:len(lines)-1], freshGatewaySteps)
+	if got, want := lines[len(lines)-1], "project demo started in 0s"; got != want {
+		t.Errorf("progress of the first up ends with %q, want %q", got, want)
+	}
+	checkSteps(t, lines[2*len(images):len(lines)-1], freshGatewaySteps)
 	ins, err := eng.ContainerInspect(ctx, "demo-users-gateway")
 	if err != nil {
 		t.Fatal(err)
@@ -724,4 +727,24 @@ func TestUpWaitsWhileTheKeeperStarts(t *testing.T) {
 			t.Errorf("up returned with the keeper %s", ins.State.Status)
 		}
 	})
+}
+
+// TestUpStopsAtAnImageItCannotHave: the images are found at once; one
+// that can be neither found nor pulled fails Up with its service named,
+// before anything is created.
+func TestUpStopsAtAnImageItCannotHave(t *testing.T) {
+	eng := enginetest.NewFake()
+	eng.AddImage("orchestro-gateway:1", nil)
+	eng.AddImage("orders:1", nil)
+	c := NewClientWithEngine(eng)
+	c.gwAdmin = newFakeAdmin(eng)
+	err := c.Up(t.Context(), testProject(), api.UpOptions{GatewayImage: "orchestro-gateway:1"})
+	if err == nil || !strings.Contains(err.Error(), "users/accounts") || !strings.Contains(err.Error(), "accounts:1") {
+		t.Fatalf("up: %v, want the error of users/accounts's image", err)
+	}
+	for _, call := range eng.Calls() {
+		if strings.HasPrefix(call, "Container") && !strings.HasPrefix(call, "ContainerList") || strings.HasPrefix(call, "NetworkCreate") || strings.HasPrefix(call, "VolumeCreate") {
+			t.Errorf("up failed at an image and still called %s", call)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/docker/api/types/filters"
 	dockerimage "github.com/docker/docker/api/types/image"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
@@ -19,26 +20,55 @@ import (
 // buildImages builds or finds the gateway image and the image of every
 // service, by cell and service name, reporting each as a progress step.
 func (c *Client) buildImages(ctx context.Context, p *cellspec.Project, opts api.UpOptions, progress api.Progress) (string, map[string]map[string]api.ServiceImage, error) {
-	progress.Start("gateway-image", "gateway image")
-	gwImage, err := image.Gateway(ctx, c.eng, opts.GatewayImage, io.Discard)
-	progress.Done("gateway-image", "gateway image "+gwImage, err)
-	if err != nil {
+	// Everything at once: the gateway image (hashing the binary is most
+	// of a no-op up's time), and every service, a few at a time. The
+	// first failure stops the rest and is what Up reports.
+	g, gctx := errgroup.WithContext(ctx)
+	var gwImage string
+	g.Go(func() error {
+		progress.Start("gateway-image", "gateway image")
+		var err error
+		gwImage, err = image.Gateway(gctx, c.eng, opts.GatewayImage, io.Discard)
+		progress.Done("gateway-image", "gateway image "+gwImage, err)
+		return err
+	})
+	type build struct {
+		cell *cellspec.Cell
+		svc  string
+		img  api.ServiceImage
+	}
+	var builds []*build
+	for _, cell := range p.Cells {
+		for _, name := range cell.ServiceNames() {
+			builds = append(builds, &build{cell: cell, svc: name})
+		}
+	}
+	services, sctx := errgroup.WithContext(gctx)
+	services.SetLimit(buildLimit)
+	gocache := &image.GoBuildCache{}
+	for _, b := range builds {
+		services.Go(func() error {
+			var err error
+			b.img, err = c.serviceImage(sctx, p.Name, b.cell, b.cell.Services[b.svc], opts.Build, progress, gocache)
+			return err
+		})
+	}
+	g.Go(services.Wait)
+	if err := g.Wait(); err != nil {
 		return "", nil, err
 	}
 	images := map[string]map[string]api.ServiceImage{}
-	gocache := &image.GoBuildCache{}
 	for _, cell := range p.Cells {
 		images[cell.Name] = map[string]api.ServiceImage{}
-		for _, name := range cell.ServiceNames() {
-			img, err := c.serviceImage(ctx, p.Name, cell, cell.Services[name], opts.Build, progress, gocache)
-			if err != nil {
-				return "", nil, err
-			}
-			images[cell.Name][name] = img
-		}
+	}
+	for _, b := range builds {
+		images[b.cell.Name][b.svc] = b.img
 	}
 	return gwImage, images, nil
 }
+
+// buildLimit bounds how many service images Up builds at once.
+const buildLimit = 4
 
 // serviceImage builds or finds the image of one service.
 func (c *Client) serviceImage(ctx context.Context, project string, cell *cellspec.Cell, s *cellspec.Service, policy api.BuildPolicy, progress api.Progress, gocache *image.GoBuildCache) (api.ServiceImage, error) {

@@ -113,13 +113,23 @@ func keepLastBinary(path string, data []byte) {
 }
 
 // GoBuildCache compiles each Go package once, however many services of a
-// project run it (the demo runs two programs as four services). The zero
-// value is ready to use; `up` uses one per run.
+// project run it (the demo runs two programs as four services). It is
+// safe for concurrent use: different packages compile at once, and a
+// caller asking for a package under way waits for it. The zero value is
+// ready to use; `up` uses one per run.
 type GoBuildCache struct {
 	mu   sync.Mutex
-	bins map[string][]byte
+	bins map[string]*goBuild
 	// compiler compiles on a miss; nil means compileGoBinary.
 	compiler goCompiler
+}
+
+// goBuild is one compilation of a GoBuildCache: done is closed when bin
+// or err is set.
+type goBuild struct {
+	done chan struct{}
+	bin  []byte
+	err  error
 }
 
 // BuildGo is the package's BuildGo, except that a Go package this cache
@@ -129,25 +139,37 @@ func (c *GoBuildCache) BuildGo(ctx context.Context, eng engine.Engine, b *cellsp
 }
 
 func (c *GoBuildCache) compile(ctx context.Context, dir, goarch string, progress io.Writer) ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	key := goarch + " " + dir
-	if bin, ok := c.bins[key]; ok {
-		return bin, nil
+	c.mu.Lock()
+	if b, ok := c.bins[key]; ok {
+		c.mu.Unlock()
+		select {
+		case <-b.done:
+			return b.bin, b.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	if c.bins == nil {
+		c.bins = map[string]*goBuild{}
+	}
+	b := &goBuild{done: make(chan struct{})}
+	c.bins[key] = b
+	c.mu.Unlock()
+
 	compile := c.compiler
 	if compile == nil {
 		compile = compileGoBinary
 	}
-	bin, err := compile(ctx, dir, goarch, progress)
-	if err != nil {
-		return nil, err
+	b.bin, b.err = compile(ctx, dir, goarch, progress)
+	if b.err != nil {
+		// Those waiting share the failure; a later caller tries again.
+		c.mu.Lock()
+		delete(c.bins, key)
+		c.mu.Unlock()
 	}
-	if c.bins == nil {
-		c.bins = map[string][]byte{}
-	}
-	c.bins[key] = bin
-	return bin, nil
+	close(b.done)
+	return b.bin, b.err
 }
 
 func buildGo(ctx context.Context, eng engine.Engine, b *cellspec.Build, repo string, labels map[string]string, progress io.Writer, compile goCompiler) (string, error) {

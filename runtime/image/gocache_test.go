@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestGoBuildCacheCompilesEachPackageOnce(t *testing.T) {
@@ -36,5 +38,44 @@ func TestGoBuildCacheCompilesEachPackageOnce(t *testing.T) {
 		if calls[k] != n {
 			t.Errorf("%s compiled %d times, want %d", k, calls[k], n)
 		}
+	}
+}
+
+// TestGoBuildCacheCompilesPackagesAtOnce: two packages compile at the
+// same time (each compile here waits for the other to have begun), and a
+// caller of a package under way waits for it rather than compiling it
+// again.
+func TestGoBuildCacheCompilesPackagesAtOnce(t *testing.T) {
+	started := map[string]chan struct{}{"/a": make(chan struct{}), "/b": make(chan struct{})}
+	var mu sync.Mutex
+	calls := map[string]int{}
+	c := &GoBuildCache{compiler: func(ctx context.Context, dir, _ string, _ io.Writer) ([]byte, error) {
+		mu.Lock()
+		calls[dir]++
+		mu.Unlock()
+		close(started[dir])
+		other := "/a"
+		if dir == "/a" {
+			other = "/b"
+		}
+		select {
+		case <-started[other]:
+		case <-time.After(10 * time.Second):
+			return nil, errors.New("the other package did not start compiling meanwhile")
+		}
+		return []byte("bin of " + dir), nil
+	}}
+	var wg sync.WaitGroup
+	for _, dir := range []string{"/a", "/b", "/a", "/b"} {
+		wg.Go(func() {
+			bin, err := c.compile(t.Context(), dir, "amd64", nil)
+			if err != nil || string(bin) != "bin of "+dir {
+				t.Errorf("compile %s: %q, %v", dir, bin, err)
+			}
+		})
+	}
+	wg.Wait()
+	if calls["/a"] != 1 || calls["/b"] != 1 {
+		t.Errorf("compiles = %v, want each package once", calls)
 	}
 }
