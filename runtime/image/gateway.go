@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/orchestro/orchestro/runtime/engine"
 )
@@ -65,12 +66,25 @@ func buildGatewayImage(ctx context.Context, eng engine.Engine, exe string, label
 		return "", fmt.Errorf("the orchestro binary at %s is not a static linux/%s executable (%w), so it cannot run as the gateway; build with CGO_ENABLED=0 GOOS=linux GOARCH=%s or set --gateway-image/%s",
 			exe, goarch, err, goarch, EnvGatewayImage)
 	}
+	digest, err := fileDigest(exe)
+	if err != nil {
+		return "", fmt.Errorf("gateway image: %w", err)
+	}
+	tag := GatewayRepo + ":" + digest[:12]
+	exists, err := Exists(ctx, eng, tag)
+	if err != nil {
+		return "", fmt.Errorf("gateway image: inspect image %s: %w", tag, err)
+	}
+	if exists {
+		return tag, nil
+	}
 	data, err := os.ReadFile(exe)
 	if err != nil {
 		return "", fmt.Errorf("gateway image: read %s: %w", exe, err)
 	}
+	// The image is built under the digest of what was read.
 	sum := sha256.Sum256(data)
-	tag := GatewayRepo + ":" + hex.EncodeToString(sum[:])[:12]
+	tag = GatewayRepo + ":" + hex.EncodeToString(sum[:])[:12]
 	files := []contextFile{
 		{name: "Dockerfile", mode: 0o644, data: []byte("FROM scratch\nCOPY orchestro /orchestro\nENTRYPOINT [\"/orchestro\", \"gateway\"]\n")},
 		{name: "orchestro", mode: 0o755, data: data},
@@ -150,4 +164,65 @@ func machineName(m elf.Machine) string {
 		}
 	}
 	return strings.TrimPrefix(m.String(), "EM_")
+}
+
+// fileDigest returns the hex SHA-256 of the file at path. Every up packs
+// the orchestro binary, tens of megabytes, so its digest is kept in the
+// user's cache directory under the file's identity: its path, size and
+// modification time. A file modified in the last few seconds is hashed
+// without keeping its digest, since a write within the clock's
+// granularity could leave the identity unchanged.
+func fileDigest(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	keep := digestPath(path, fi)
+	if keep != "" {
+		if b, err := os.ReadFile(keep); err == nil && len(b) == sha256.Size*2 {
+			return string(b), nil
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	digest := hex.EncodeToString(h.Sum(nil))
+	if keep != "" && time.Since(fi.ModTime()) > digestSettle {
+		// Only a cache: a failure to keep it costs the next run a hash.
+		if err := os.MkdirAll(filepath.Dir(keep), 0o755); err == nil {
+			if tmp, err := os.CreateTemp(filepath.Dir(keep), "digest-*"); err == nil {
+				_, werr := tmp.WriteString(digest)
+				if cerr := tmp.Close(); werr == nil && cerr == nil && os.Rename(tmp.Name(), keep) == nil {
+					return digest, nil
+				}
+				_ = os.Remove(tmp.Name())
+			}
+		}
+	}
+	return digest, nil
+}
+
+// digestSettle is how long a file must have been left alone before its
+// digest is kept.
+const digestSettle = 2 * time.Second
+
+// digestPath is where the digest of the file at path, as fi describes
+// it, is kept, or "" when there is no cache directory.
+func digestPath(path string, fi os.FileInfo) string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return ""
+	}
+	id := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", abs, fi.Size(), fi.ModTime().UnixNano()))
+	return filepath.Join(cache, "orchestro", "digests", hex.EncodeToString(id[:16]))
 }
