@@ -40,9 +40,30 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 	if err := checkPorts(p, before); err != nil {
 		return err
 	}
-	gwImage, images, err := c.buildImages(ctx, p, opts, progress)
+	var cells []string
+	for _, cell := range p.Cells {
+		cells = append(cells, cell.Name)
+	}
+	nets, err := planNetworks(p.Name, cells, before)
 	if err != nil {
 		return err
+	}
+	// The networks are created while the images build: they need none,
+	// and the engine creates them one at a time.
+	netsDone := make(chan error, 1)
+	go func() {
+		netsDone <- c.executeUp(ctx, upPlan{Project: p.Name, Ops: nets}, progress)
+	}()
+	gwImage, images, err := c.buildImages(ctx, p, opts, progress)
+	if netErr := <-netsDone; err != nil || netErr != nil {
+		if err != nil && ctx.Err() == nil {
+			// Up failed before any container: it leaves no network it
+			// made behind.
+			for _, op := range nets {
+				_ = c.eng.NetworkRemove(context.WithoutCancel(ctx), op.Name)
+			}
+		}
+		return errors.Join(err, netErr)
 	}
 	keeper, err := c.startRoll(ctx, p, opts, gwImage, images, progress)
 	if err != nil {

@@ -731,7 +731,8 @@ func TestUpWaitsWhileTheKeeperStarts(t *testing.T) {
 
 // TestUpStopsAtAnImageItCannotHave: the images are found at once; one
 // that can be neither found nor pulled fails Up with its service named,
-// before anything is created.
+// before any container is created, and the networks made meanwhile are
+// removed.
 func TestUpStopsAtAnImageItCannotHave(t *testing.T) {
 	eng := enginetest.NewFake()
 	eng.AddImage("orchestro-gateway:1", nil)
@@ -743,8 +744,42 @@ func TestUpStopsAtAnImageItCannotHave(t *testing.T) {
 		t.Fatalf("up: %v, want the error of users/accounts's image", err)
 	}
 	for _, call := range eng.Calls() {
-		if strings.HasPrefix(call, "Container") && !strings.HasPrefix(call, "ContainerList") || strings.HasPrefix(call, "NetworkCreate") || strings.HasPrefix(call, "VolumeCreate") {
+		if strings.HasPrefix(call, "Container") && !strings.HasPrefix(call, "ContainerList") || strings.HasPrefix(call, "VolumeCreate") {
 			t.Errorf("up failed at an image and still called %s", call)
 		}
+	}
+	nets, err := eng.NetworkList(t.Context(), network.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nets {
+		if n.Labels[engine.LabelProject] == "demo" {
+			t.Errorf("up failed at an image and left network %s", n.Name)
+		}
+	}
+}
+
+// TestUpCreatesNetworksWhileImagesBuild: the networks need no image, so
+// Up creates them while it finds the images (the engine creates networks
+// one at a time, and a cold up waits for them).
+func TestUpCreatesNetworksWhileImagesBuild(t *testing.T) {
+	c, eng, _ := newFakeClient(t)
+	created := make(chan struct{})
+	var once sync.Once
+	eng.SetCallHook(func(method, target string) error {
+		switch {
+		case method == "NetworkCreate":
+			once.Do(func() { close(created) })
+		case method == "ImageInspect" && target == "orchestro-gateway:1":
+			select {
+			case <-created:
+			case <-time.After(5 * time.Second):
+				return errors.New("no network was created while the gateway image was looked up")
+			}
+		}
+		return nil
+	})
+	if err := c.Up(t.Context(), testProject(), api.UpOptions{GatewayImage: "orchestro-gateway:1"}); err != nil {
+		t.Fatalf("up: %v", err)
 	}
 }

@@ -383,14 +383,12 @@ func (p upPlan) split(from upPhase) (before, rest upPlan) {
 func planUp(d upDesired, o upObserved) (upPlan, error) {
 	p := upPlan{Project: d.Project, Image: d.Image, Token: d.Token}
 	mesh := engine.MeshNetworkName(d.Project)
-	networks := []string{mesh}
+	var cells []string
 	for _, spec := range d.Gateways {
-		networks = append(networks, engine.NetworkName(d.Project, spec.Cell.Name))
+		cells = append(cells, spec.Cell.Name)
 	}
-	for _, n := range networks {
-		if owner, ok := o.Networks[n]; ok && owner != d.Project {
-			return upPlan{}, fmt.Errorf("network %s exists but does not belong to project %s; remove it or choose another project name (-p)", n, d.Project)
-		}
+	if _, err := planNetworks(d.Project, cells, o); err != nil {
+		return upPlan{}, err
 	}
 
 	wanted := map[string]bool{}
@@ -409,10 +407,7 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 	}
 
 	if !o.hasNetwork(mesh) {
-		// Only gateways are on the mesh, and they talk to nothing
-		// outside the project through it: their way out is their cell's
-		// network.
-		shared = append(shared, upOp{Kind: upCreateNetwork, Name: mesh, Labels: map[string]string{engine.LabelProject: d.Project}, Internal: true})
+		shared = append(shared, meshOp(d.Project))
 	}
 	for _, v := range d.Volumes {
 		if !o.Volumes[v] {
@@ -431,7 +426,9 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 	for _, spec := range d.Gateways {
 		cell := spec.Cell.Name
 		if n := engine.NetworkName(d.Project, cell); !o.hasNetwork(n) {
-			gateways = append(gateways, upOp{Kind: upCreateNetwork, Chain: cell, Cell: cell, Name: n, Labels: map[string]string{engine.LabelProject: d.Project, engine.LabelCell: cell}})
+			op := cellNetworkOp(d.Project, cell)
+			op.Chain = cell
+			gateways = append(gateways, op)
 		}
 		cur, ok := current[cell]
 		for _, op := range planGateway(d, spec, cur, ok) {
@@ -453,6 +450,42 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+// planNetworks returns the creation of the networks of project and its
+// cells that o lacks, the mesh first, each its own chain of one phase: Up
+// runs it while the images build, since networks need none and the engine
+// creates them one at a time. A network of a wanted name that belongs to
+// something else is an error, before anything is changed.
+func planNetworks(project string, cells []string, o upObserved) ([]upOp, error) {
+	ops := []upOp{meshOp(project)}
+	for _, cell := range cells {
+		ops = append(ops, cellNetworkOp(project, cell))
+	}
+	var missing []upOp
+	for _, op := range ops {
+		owner, ok := o.Networks[op.Name]
+		switch {
+		case ok && owner != project:
+			return nil, fmt.Errorf("network %s exists but does not belong to project %s; remove it or choose another project name (-p)", op.Name, project)
+		case !ok:
+			op.Phase, op.Chain = upPhaseShared, op.Name
+			missing = append(missing, op)
+		}
+	}
+	return missing, nil
+}
+
+// meshOp creates the mesh. Only gateways are on it, and they talk to
+// nothing outside the project through it: their way out is their cell's
+// network.
+func meshOp(project string) upOp {
+	return upOp{Kind: upCreateNetwork, Name: engine.MeshNetworkName(project), Labels: map[string]string{engine.LabelProject: project}, Internal: true}
+}
+
+// cellNetworkOp creates the network of a cell: its gateway and replicas.
+func cellNetworkOp(project, cell string) upOp {
+	return upOp{Kind: upCreateNetwork, Cell: cell, Name: engine.NetworkName(project, cell), Labels: map[string]string{engine.LabelProject: project, engine.LabelCell: cell}}
 }
 
 // planKeeper keeps the first keeper, in the engine's order, that runs the
