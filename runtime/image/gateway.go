@@ -215,14 +215,5 @@ const digestSettle = 2 * time.Second
 // digestPath is where the digest of the file at path, as fi describes
 // it, is kept, or "" when there is no cache directory.
 func digestPath(path string, fi os.FileInfo) string {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return ""
-	}
-	id := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", abs, fi.Size(), fi.ModTime().UnixNano()))
-	return filepath.Join(cache, "orchestro", "digests", hex.EncodeToString(id[:16]))
+	return cachePath("digests", path, fmt.Sprintf("%d\x00%d", fi.Size(), fi.ModTime().UnixNano()))
 }

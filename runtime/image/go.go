@@ -78,16 +78,27 @@ func compileGoBinary(ctx context.Context, dir, goarch string, progress io.Writer
 // dir for goarch is kept, in the user's cache directory, or "" when there
 // is none.
 func lastBinaryPath(dir, goarch string) string {
+	entry := cachePath("go-bin", dir, goarch)
+	if entry == "" {
+		return ""
+	}
+	return filepath.Join(entry, "app")
+}
+
+// cachePath is where orchestro keeps an entry of kind in the user's cache
+// directory for the file or directory at path and the rest of its key, or
+// "" when there is no cache directory.
+func cachePath(kind, path, rest string) string {
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		return ""
 	}
-	abs, err := filepath.Abs(dir)
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return ""
 	}
-	sum := sha256.Sum256([]byte(abs + "\x00" + goarch))
-	return filepath.Join(cache, "orchestro", "go-bin", hex.EncodeToString(sum[:8]), "app")
+	sum := sha256.Sum256([]byte(abs + "\x00" + rest))
+	return filepath.Join(cache, "orchestro", kind, hex.EncodeToString(sum[:8]))
 }
 
 // keepLastBinary replaces the kept binary at path with data. It is only a
