@@ -19,14 +19,14 @@ func TestGatewayProcs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Gateway.Procs != 0 {
-		t.Errorf("procs left out = %d, want 0 (the gateway's default)", c.Gateway.Procs)
+		t.Errorf("procs left out = %d, want 0 (Go's choice)", c.Gateway.Procs)
 	}
 	for _, tt := range []struct {
 		line string
 		want []string
 	}{
-		{"procs: 0", []string{`cell.yaml:4:10: gateway.procs: procs must be between 1 and 1024, not 0 (leave it out for half the machine's CPUs)`}},
-		{"procs: 4096", []string{`cell.yaml:4:10: gateway.procs: procs must be between 1 and 1024, not 4096 (leave it out for half the machine's CPUs)`}},
+		{"procs: 0", []string{`cell.yaml:4:10: gateway.procs: procs must be between 1 and 1024, not 0 (leave it out for every CPU)`}},
+		{"procs: 4096", []string{`cell.yaml:4:10: gateway.procs: procs must be between 1 and 1024, not 4096 (leave it out for every CPU)`}},
 		{"procs: many", []string{`cell.yaml:4:10: gateway.procs: must be an integer, not "many"`}},
 	} {
 		t.Run(tt.line, func(t *testing.T) {
@@ -35,13 +35,5 @@ func TestGatewayProcs(t *testing.T) {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestDefaultGatewayProcs(t *testing.T) {
-	for cpus, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 16: 8} {
-		if got := DefaultGatewayProcs(cpus); got != want {
-			t.Errorf("DefaultGatewayProcs(%d) = %d, want %d", cpus, got, want)
-		}
 	}
 }

@@ -221,7 +221,7 @@ func baseSchema() rootSchema {
 					"false serves every request through Go's net/http server instead of the gateway's own HTTP/1 fast path: slower (about 0.6× the requests/s), for ruling the fast path out when you suspect it. Default true."), true),
 				"access_log": accessLogSchema(),
 				"procs": describe(orVar(node{"type": "integer", "minimum": 1, "maximum": maxGatewayProcs}), "Procs",
-					"How many CPUs the gateway's process runs on at once (Go's GOMAXPROCS). Default: half the machine's, at least one; the rest is left to the replicas."),
+					"How many CPUs the gateway's process runs on at once (Go's GOMAXPROCS). Default: every CPU it may use. 1 gives a lower tail latency on a small machine it shares with its replicas, at some cost in requests/s."),
 			}, "port"), "Gateway", "The cell's entrance."),
 			"route": describe(object(node{
 				"path": describe(orVar(node{"type": "string", "pattern": routePathPattern}), "Path prefix",

@@ -118,19 +118,9 @@ type Gateway struct {
 	// it did before the setting existed.
 	AccessLog *AccessLog `json:"access_log,omitempty"`
 	// Procs is how many CPUs the gateway's process runs on at once (Go's
-	// GOMAXPROCS); 0, the default, is half the machine's, at least one
-	// (see DefaultGatewayProcs).
+	// GOMAXPROCS); 0, the default, leaves Go's choice: every CPU it may
+	// use.
 	Procs int `json:"procs,omitempty"`
-}
-
-// DefaultGatewayProcs is the gateway's procs on a machine of cpus CPUs
-// when the cell leaves it out: half of them, at least one. The gateway
-// shares the machine with its replicas, which spend more CPU on a request
-// than the proxy does; measured on two CPUs, one proc took a fifth off
-// the gateway's CPU per request and nearly halved its p99 latency, at the
-// same requests per second.
-func DefaultGatewayProcs(cpus int) int {
-	return max(1, cpus/2)
 }
 
 // AccessLogSettings returns the access log the gateway writes: the cell's

@@ -65,7 +65,7 @@ func (v *validator) validateGateway(c *Cell) {
 		v.add(c, "gateway.port", "", "port %d is out of range 1-65535", g.Port)
 	}
 	if _, written := c.pos["gateway.procs"]; written && (g.Procs < 1 || g.Procs > maxGatewayProcs) {
-		v.add(c, "gateway.procs", "leave it out for half the machine's CPUs", "procs must be between 1 and %d, not %d", maxGatewayProcs, g.Procs)
+		v.add(c, "gateway.procs", "leave it out for every CPU", "procs must be between 1 and %d, not %d", maxGatewayProcs, g.Procs)
 	}
 	if g.Balance != BalanceRoundRobin && g.Balance != BalanceLeastRequest {
 		v.add(c, "gateway.balance", hintOr(suggest(g.Balance, []string{BalanceRoundRobin, BalanceLeastRequest}), "round_robin or least_request"),

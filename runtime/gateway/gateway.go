@@ -93,17 +93,12 @@ func Main(ctx context.Context, args []string) error {
 	})
 }
 
-// tuneProcs sets how many CPUs the gateway runs on at once: the cell's
-// gateway.procs, or by default half of those Go found it may use (the
-// machine's, or fewer under a container CPU limit; see
-// cellspec.DefaultGatewayProcs). GOMAXPROCS in the environment takes
-// precedence.
+// tuneProcs sets how many CPUs the gateway runs on at once to the cell's
+// gateway.procs; 0 leaves Go's choice, as does GOMAXPROCS in the
+// environment, which takes precedence.
 func tuneProcs(procs int) {
-	if os.Getenv("GOMAXPROCS") != "" {
+	if procs <= 0 || os.Getenv("GOMAXPROCS") != "" {
 		return
-	}
-	if procs <= 0 {
-		procs = cellspec.DefaultGatewayProcs(goruntime.GOMAXPROCS(0))
 	}
 	goruntime.GOMAXPROCS(procs)
 }
