@@ -188,26 +188,57 @@ func (l *logFile) Read(ctx context.Context, q api.AccessLogQuery, emit func([]by
 	for {
 		l.mu.Lock()
 		changed, now, closed := l.changed, l.gen, l.f == nil
-		var next *os.File
+		var next []*os.File
 		if now != gen && !closed {
-			// Rotated: cur is complete. A follower more than one
-			// rotation behind misses the files in between.
-			next, _ = os.Open(l.path(0))
+			// Rotated: cur is complete, and the files written since
+			// are, oldest first, path(now-gen-1) to path(0). Those the
+			// bound has already dropped (a follower more than maxFiles
+			// rotations behind) are lost to it.
+			for i := min(now-gen, uint64(l.maxFiles)) - 1; ; i-- {
+				f, err := os.Open(l.path(int(i)))
+				if err == nil {
+					next = append(next, f)
+				}
+				if i > 0 {
+					continue
+				}
+				if err != nil {
+					// Without the file being written there is nothing
+					// to follow: try again at the next change.
+					for _, f := range next {
+						f.Close()
+					}
+					next = nil
+				}
+				break
+			}
 		}
 		l.mu.Unlock()
+		// Until they are read, they are closed with the others should
+		// Read return.
+		files = append(files, next...)
 		if err := r.copy(cur); err != nil {
-			if next != nil {
-				next.Close()
-			}
 			return err
 		}
 		switch {
 		case closed:
 			return r.flush()
-		case next != nil:
+		case len(next) > 0:
 			r.carry = r.carry[:0] // a torn last line of the old file
-			files = append(files, next)
-			cur, gen = next, now
+			for _, f := range next[:len(next)-1] {
+				if err := r.copy(f); err != nil {
+					return err
+				}
+				r.carry = r.carry[:0]
+			}
+			// Read to their end, the files before the new one are
+			// closed: a long follow holds one file open, not one per
+			// rotation.
+			cur, gen = next[len(next)-1], now
+			for _, f := range files[:len(files)-1] {
+				f.Close()
+			}
+			files = files[len(files)-1:]
 			continue
 		}
 		if err := r.flush(); err != nil {

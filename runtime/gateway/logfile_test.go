@@ -178,7 +178,8 @@ func TestLogFileReopen(t *testing.T) {
 // TestLogFileFollow: a follower gets every line after the backlog, in
 // order, across rotations, and stops when its context ends.
 func TestLogFileFollow(t *testing.T) {
-	l, err := openLogFile(t.TempDir(), 1000, 3)
+	dir := t.TempDir()
+	l, err := openLogFile(dir, 1000, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,11 +215,82 @@ func TestLogFileFollow(t *testing.T) {
 			return len(got) > 0 && got[len(got)-1] == i
 		})
 	}
+	// Five rotations later the follower holds one file open, beside the
+	// writer's, not one per rotation.
+	if n := openFilesIn(t, dir); n > 2 {
+		t.Errorf("%d files of the log are open, want at most 2", n)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(seq(3, 60), got); diff != "" {
+		t.Errorf("followed lines (-want +got):\n%s", diff)
+	}
+}
+
+// openFilesIn counts the descriptors of this process open on files in
+// dir (Linux only: it skips elsewhere).
+func openFilesIn(t *testing.T, dir string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLogFileFollowCatchesUp: a follower that stalls while the log
+// rotates more than once goes on with the files in between, which are
+// still there, rather than jumping to the newest and losing them.
+func TestLogFileFollowCatchesUp(t *testing.T) {
+	l, err := openLogFile(t.TempDir(), 1000, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	writeLines(t, l, 0, 5, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu  sync.Mutex
+		got []int
+	)
+	stall := make(chan struct{})
+	first := true
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Read(ctx, api.AccessLogQuery{Tail: -1, Follow: true}, func(b []byte) error {
+			if first {
+				first = false
+				<-stall
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, lineNumbers(t, b)...)
+			return nil
+		})
+	}()
+	// Let the follower read its first chunk and stall in emit, then
+	// rotate twice (a file holds ten lines) while it waits.
+	time.Sleep(20 * time.Millisecond)
+	writeLines(t, l, 5, 28, 1)
+	close(stall)
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0 && got[len(got)-1] == 27
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(seq(0, 28), got); diff != "" {
 		t.Errorf("followed lines (-want +got):\n%s", diff)
 	}
 }
