@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -185,48 +186,105 @@ func TestLogFileFollow(t *testing.T) {
 	}
 	defer l.Close()
 	writeLines(t, l, 0, 5, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	var (
-		mu  sync.Mutex
-		got []int
-	)
-	done := make(chan error, 1)
-	go func() {
-		done <- l.Read(ctx, api.AccessLogQuery{Tail: 2, Follow: true}, func(b []byte) error {
-			mu.Lock()
-			defer mu.Unlock()
-			got = append(got, lineNumbers(t, b)...)
-			return nil
-		})
-	}()
-	waitFor(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) == 2
-	})
+	f := follow(t, l, api.AccessLogQuery{Tail: 2, Follow: true}, nil)
+	waitFor(t, func() bool { return len(f.lines()) == 2 })
 	// Slowly enough for the follower to keep up with the rotations
-	// (one every ten lines): it may miss a file only when more than one
-	// rotation happens while it reads.
+	// (one every ten lines).
 	for i := 5; i < 60; i++ {
 		writeLines(t, l, i, i+1, 1)
-		waitFor(t, func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return len(got) > 0 && got[len(got)-1] == i
-		})
+		f.waitLast(t, i)
 	}
 	// Five rotations later the follower holds one file open, beside the
 	// writer's, not one per rotation.
 	if n := openFilesIn(t, dir); n > 2 {
 		t.Errorf("%d files of the log are open, want at most 2", n)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(seq(3, 60), got); diff != "" {
+	if diff := cmp.Diff(seq(3, 60), f.stop(t)); diff != "" {
 		t.Errorf("followed lines (-want +got):\n%s", diff)
 	}
+}
+
+// TestLogFileFollowCatchesUp: a follower that stalls while the log
+// rotates more than once goes on with the files in between, which are
+// still there, rather than jumping to the newest and losing them.
+func TestLogFileFollowCatchesUp(t *testing.T) {
+	l, err := openLogFile(t.TempDir(), 1000, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	writeLines(t, l, 0, 5, 1)
+	stall := make(chan struct{})
+	f := follow(t, l, api.AccessLogQuery{Tail: -1, Follow: true}, stall)
+	// The follower holds its first chunk; the log rotates twice (a file
+	// holds ten lines) meanwhile.
+	<-f.stalled
+	writeLines(t, l, 5, 28, 1)
+	close(stall)
+	f.waitLast(t, 27)
+	if diff := cmp.Diff(seq(0, 28), f.stop(t)); diff != "" {
+		t.Errorf("followed lines (-want +got):\n%s", diff)
+	}
+}
+
+// follower follows a log in the background and keeps the numbers of
+// the lines it gets.
+type follower struct {
+	cancel context.CancelFunc
+	done   chan error
+	// stalled is closed when the first chunk came and, if follow was
+	// given a stall channel, the follower waits for it to close.
+	stalled chan struct{}
+
+	mu  sync.Mutex
+	got []int
+}
+
+func follow(t *testing.T, l *logFile, q api.AccessLogQuery, stall <-chan struct{}) *follower {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &follower{cancel: cancel, done: make(chan error, 1), stalled: make(chan struct{})}
+	first := true
+	go func() {
+		f.done <- l.Read(ctx, q, func(b []byte) error {
+			if first {
+				first = false
+				close(f.stalled)
+				if stall != nil {
+					<-stall
+				}
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.got = append(f.got, lineNumbers(t, b)...)
+			return nil
+		})
+	}()
+	return f
+}
+
+func (f *follower) lines() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.got)
+}
+
+// waitLast waits until line n is the last the follower got.
+func (f *follower) waitLast(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, func() bool {
+		got := f.lines()
+		return len(got) > 0 && got[len(got)-1] == n
+	})
+}
+
+// stop ends the follow and returns the lines it got.
+func (f *follower) stop(t *testing.T) []int {
+	t.Helper()
+	f.cancel()
+	if err := <-f.done; err != nil {
+		t.Fatal(err)
+	}
+	return f.lines()
 }
 
 // openFilesIn counts the descriptors of this process open on files in
@@ -244,55 +302,6 @@ func openFilesIn(t *testing.T, dir string) int {
 		}
 	}
 	return n
-}
-
-// TestLogFileFollowCatchesUp: a follower that stalls while the log
-// rotates more than once goes on with the files in between, which are
-// still there, rather than jumping to the newest and losing them.
-func TestLogFileFollowCatchesUp(t *testing.T) {
-	l, err := openLogFile(t.TempDir(), 1000, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	writeLines(t, l, 0, 5, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	var (
-		mu  sync.Mutex
-		got []int
-	)
-	stall := make(chan struct{})
-	first := true
-	done := make(chan error, 1)
-	go func() {
-		done <- l.Read(ctx, api.AccessLogQuery{Tail: -1, Follow: true}, func(b []byte) error {
-			if first {
-				first = false
-				<-stall
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			got = append(got, lineNumbers(t, b)...)
-			return nil
-		})
-	}()
-	// Let the follower read its first chunk and stall in emit, then
-	// rotate twice (a file holds ten lines) while it waits.
-	time.Sleep(20 * time.Millisecond)
-	writeLines(t, l, 5, 28, 1)
-	close(stall)
-	waitFor(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) > 0 && got[len(got)-1] == 27
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(seq(0, 28), got); diff != "" {
-		t.Errorf("followed lines (-want +got):\n%s", diff)
-	}
 }
 
 // TestLogFileFollowEndsOnClose: a gateway that stops ends the streams of
