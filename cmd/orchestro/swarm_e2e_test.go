@@ -47,15 +47,28 @@ func requireSwarm(t *testing.T, cli *client.Client) {
 	case info.Swarm.LocalNodeState != swarm.LocalNodeStateInactive:
 		skipOrFail(t, fmt.Sprintf("the engine is in a swarm as a %s node, not a manager", info.Swarm.LocalNodeState))
 	}
+	// The engine creates docker_gwbridge for a swarm's ingress; one it
+	// made for the test's swarm goes with it.
+	_, err = cli.NetworkInspect(ctx, gwBridge, network.InspectOptions{})
+	hadBridge := err == nil
 	if _, err := cli.SwarmInit(ctx, swarm.InitRequest{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
 		skipOrFail(t, fmt.Sprintf("the engine cannot make a swarm: %v", err))
 	}
 	t.Cleanup(func() {
 		if err := cli.SwarmLeave(context.Background(), true); err != nil {
 			t.Errorf("leave the swarm the test made: %v", err)
+			return
+		}
+		if !hadBridge {
+			if err := cli.NetworkRemove(context.Background(), gwBridge); err != nil && !errdefs.IsNotFound(err) {
+				t.Errorf("remove the %s the test's swarm made: %v", gwBridge, err)
+			}
 		}
 	})
 }
+
+// gwBridge is the network the engine creates for a swarm's ingress.
+const gwBridge = "docker_gwbridge"
 
 func skipOrFail(t *testing.T, why string) {
 	t.Helper()
