@@ -507,14 +507,15 @@ func TestTransportContextAbortsHungReplica(t *testing.T) {
 	tr := newTestTransport(t)
 
 	t.Run("deadline before headers", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-		defer cancel()
+		// The deadline passes once the replica holds the request: a
+		// fixed one could pass before the dial on a busy machine, and
+		// the request would never arrive.
+		ctx := passesOnArrival(t.Context(), arrived)
 		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/", nil)
 		_, err := tr.RoundTrip(req)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("got %v, want context.DeadlineExceeded", err)
 		}
-		<-arrived
 	})
 	t.Run("cancel during the body", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
@@ -537,6 +538,35 @@ func TestTransportContextAbortsHungReplica(t *testing.T) {
 	})
 	if got := idleCount(tr, addr); got != 0 {
 		t.Errorf("%d idle connections after aborted requests, want 0", got)
+	}
+}
+
+// deadlineOnSignal is a context whose deadline passes when its signal
+// comes, whenever that is.
+type deadlineOnSignal struct {
+	context.Context
+	done chan struct{}
+}
+
+// passesOnArrival returns a context whose deadline passes once a value
+// comes on arrived.
+func passesOnArrival(parent context.Context, arrived <-chan struct{}) context.Context {
+	c := deadlineOnSignal{Context: parent, done: make(chan struct{})}
+	go func() {
+		<-arrived
+		close(c.done)
+	}()
+	return c
+}
+
+func (c deadlineOnSignal) Done() <-chan struct{} { return c.done }
+
+func (c deadlineOnSignal) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
 	}
 }
 
