@@ -194,16 +194,7 @@ func fileDigest(path string) (string, error) {
 	}
 	digest := hex.EncodeToString(h.Sum(nil))
 	if keep != "" && time.Since(fi.ModTime()) > digestSettle {
-		// Only a cache: a failure to keep it costs the next run a hash.
-		if err := os.MkdirAll(filepath.Dir(keep), 0o755); err == nil {
-			if tmp, err := os.CreateTemp(filepath.Dir(keep), "digest-*"); err == nil {
-				_, werr := tmp.WriteString(digest)
-				if cerr := tmp.Close(); werr == nil && cerr == nil && os.Rename(tmp.Name(), keep) == nil {
-					return digest, nil
-				}
-				_ = os.Remove(tmp.Name())
-			}
-		}
+		keepCached(keep, []byte(digest))
 	}
 	return digest, nil
 }

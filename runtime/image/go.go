@@ -69,7 +69,7 @@ func compileGoBinary(ctx context.Context, dir, goarch string, progress io.Writer
 		return nil, fmt.Errorf("compile go package %s: read the binary: %w", dir, err)
 	}
 	if last != "" {
-		keepLastBinary(last, data)
+		keepCached(last, data)
 	}
 	return data, nil
 }
@@ -101,13 +101,14 @@ func cachePath(kind, path, rest string) string {
 	return filepath.Join(cache, "orchestro", kind, hex.EncodeToString(sum[:8]))
 }
 
-// keepLastBinary replaces the kept binary at path with data. It is only a
-// cache: a failure leaves the next compile slower, and is not reported.
-func keepLastBinary(path string, data []byte) {
+// keepCached replaces the cache entry at path with data, by rename, so
+// concurrent runs read either the old entry or the new one. It is only a
+// cache: a failure makes the next run slower, and is not reported.
+func keepCached(path string, data []byte) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "app-*")
+	f, err := os.CreateTemp(filepath.Dir(path), "entry-*")
 	if err != nil {
 		return
 	}
