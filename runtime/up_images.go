@@ -21,9 +21,10 @@ import (
 // service, by cell and service name, reporting each as a progress step.
 func (c *Client) buildImages(ctx context.Context, p *cellspec.Project, opts api.UpOptions, progress api.Progress) (string, map[string]map[string]api.ServiceImage, error) {
 	// Everything at once: the gateway image (hashing the binary is most
-	// of a no-op up's time), and every service, a few at a time. The
-	// first failure stops the rest and is what Up reports.
+	// of a no-op up's time) first, and every service, a few at a time.
+	// The first failure stops the rest and is what Up reports.
 	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(1 + buildLimit)
 	var gwImage string
 	g.Go(func() error {
 		progress.Start("gateway-image", "gateway image")
@@ -38,22 +39,18 @@ func (c *Client) buildImages(ctx context.Context, p *cellspec.Project, opts api.
 		img  api.ServiceImage
 	}
 	var builds []*build
+	gocache := &image.GoBuildCache{}
 	for _, cell := range p.Cells {
 		for _, name := range cell.ServiceNames() {
-			builds = append(builds, &build{cell: cell, svc: name})
+			b := &build{cell: cell, svc: name}
+			builds = append(builds, b)
+			g.Go(func() error {
+				var err error
+				b.img, err = c.serviceImage(gctx, p.Name, cell, cell.Services[name], opts.Build, progress, gocache)
+				return err
+			})
 		}
 	}
-	services, sctx := errgroup.WithContext(gctx)
-	services.SetLimit(buildLimit)
-	gocache := &image.GoBuildCache{}
-	for _, b := range builds {
-		services.Go(func() error {
-			var err error
-			b.img, err = c.serviceImage(sctx, p.Name, b.cell, b.cell.Services[b.svc], opts.Build, progress, gocache)
-			return err
-		})
-	}
-	g.Go(services.Wait)
 	if err := g.Wait(); err != nil {
 		return "", nil, err
 	}

@@ -47,11 +47,6 @@ type observedKeeper struct {
 	Hash  string
 }
 
-func (o upObserved) hasNetwork(name string) bool {
-	_, ok := o.Networks[name]
-	return ok
-}
-
 // token returns the admin token the existing gateways share, or "" when
 // there is none to keep.
 func (o upObserved) token() string {

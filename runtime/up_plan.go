@@ -382,20 +382,31 @@ func (p upPlan) split(from upPhase) (before, rest upPlan) {
 // else stops the plan before anything is changed.
 func planUp(d upDesired, o upObserved) (upPlan, error) {
 	p := upPlan{Project: d.Project, Image: d.Image, Token: d.Token}
-	mesh := engine.MeshNetworkName(d.Project)
 	var cells []string
 	for _, spec := range d.Gateways {
 		cells = append(cells, spec.Cell.Name)
 	}
-	if _, err := planNetworks(d.Project, cells, o); err != nil {
+	nets, err := planNetworks(d.Project, cells, o)
+	if err != nil {
 		return upPlan{}, err
+	}
+	// The mesh is shared; a cell's network begins its cell's chain.
+	var shared []upOp
+	cellNets := map[string]upOp{}
+	for _, op := range nets {
+		if op.Cell == "" {
+			shared = append(shared, op)
+		} else {
+			op.Chain = op.Cell
+			cellNets[op.Cell] = op
+		}
 	}
 
 	wanted := map[string]bool{}
 	for _, spec := range d.Gateways {
 		wanted[spec.Cell.Name] = true
 	}
-	var clearOps, shared, gateways, keeper []upOp
+	var clearOps, gateways, keeper []upOp
 	for _, g := range o.Gateways {
 		switch {
 		case wanted[g.cell]:
@@ -406,9 +417,6 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 		}
 	}
 
-	if !o.hasNetwork(mesh) {
-		shared = append(shared, meshOp(d.Project))
-	}
 	for _, v := range d.Volumes {
 		if !o.Volumes[v] {
 			shared = append(shared, upOp{Kind: upCreateVolume, Name: v, Labels: map[string]string{engine.LabelProject: d.Project}})
@@ -425,9 +433,7 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 	}
 	for _, spec := range d.Gateways {
 		cell := spec.Cell.Name
-		if n := engine.NetworkName(d.Project, cell); !o.hasNetwork(n) {
-			op := cellNetworkOp(d.Project, cell)
-			op.Chain = cell
+		if op, ok := cellNets[cell]; ok {
 			gateways = append(gateways, op)
 		}
 		cur, ok := current[cell]
@@ -453,10 +459,11 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 }
 
 // planNetworks returns the creation of the networks of project and its
-// cells that o lacks, the mesh first, each its own chain of one phase: Up
-// runs it while the images build, since networks need none and the engine
-// creates them one at a time. A network of a wanted name that belongs to
-// something else is an error, before anything is changed.
+// cells that o lacks, the mesh first, each a chain of its own. Up runs
+// them while the images build, since networks need none and the engine
+// creates them one at a time; planUp places them in its phases. A network
+// of a wanted name that belongs to something else is an error, before
+// anything is changed.
 func planNetworks(project string, cells []string, o upObserved) ([]upOp, error) {
 	ops := []upOp{meshOp(project)}
 	for _, cell := range cells {
@@ -469,7 +476,6 @@ func planNetworks(project string, cells []string, o upObserved) ([]upOp, error) 
 		case ok && owner != project:
 			return nil, fmt.Errorf("network %s exists but does not belong to project %s; remove it or choose another project name (-p)", op.Name, project)
 		case !ok:
-			op.Phase, op.Chain = upPhaseShared, op.Name
 			missing = append(missing, op)
 		}
 	}
