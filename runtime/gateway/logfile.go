@@ -194,15 +194,10 @@ func (l *logFile) Read(ctx context.Context, q api.AccessLogQuery, emit func([]by
 			// are, oldest first, path(now-gen-1) to path(0). Those the
 			// bound has already dropped (a follower more than maxFiles
 			// rotations behind) are lost to it.
-			for i := min(now-gen, uint64(l.maxFiles)) - 1; ; i-- {
-				f, err := os.Open(l.path(int(i)))
-				if err == nil {
+			for i := int(min(now-gen, uint64(l.maxFiles))) - 1; i >= 0; i-- {
+				if f, err := os.Open(l.path(i)); err == nil {
 					next = append(next, f)
-				}
-				if i > 0 {
-					continue
-				}
-				if err != nil {
+				} else if i == 0 {
 					// Without the file being written there is nothing
 					// to follow: try again at the next change.
 					for _, f := range next {
@@ -210,7 +205,6 @@ func (l *logFile) Read(ctx context.Context, q api.AccessLogQuery, emit func([]by
 					}
 					next = nil
 				}
-				break
 			}
 		}
 		l.mu.Unlock()
