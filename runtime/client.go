@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/go-connections/nat"
 
 	"github.com/orchestro/orchestro/runtime/admin"
 	"github.com/orchestro/orchestro/runtime/api"
@@ -35,6 +35,9 @@ type Client struct {
 	// c.gateways; tests point it at admin servers of their own, for the
 	// reason above.
 	listGateways func(ctx context.Context, project string) ([]gateway, error)
+	// tokens keeps the admin token of each gateway container seen, by
+	// container ID (see gateways).
+	tokens sync.Map
 }
 
 // NewClient connects to the Docker engine named by the environment. When no
@@ -81,7 +84,11 @@ type gateway struct {
 }
 
 // gateways lists the project's gateway containers with their admin
-// endpoints.
+// endpoints. The addresses come from the listing (an admin port is
+// published anew at every start). The token only the container's
+// environment holds, which never changes: it is read once per container,
+// by inspecting the new ones at once, and kept (see Client.tokens), so that
+// the calls that poll (wait, dash) cost the engine one listing.
 func (c *Client) gateways(ctx context.Context, project string) ([]gateway, error) {
 	list, err := c.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
 		filters.Arg("label", engine.LabelProject+"="+project),
@@ -90,38 +97,56 @@ func (c *Client) gateways(ctx context.Context, project string) ([]gateway, error
 	if err != nil {
 		return nil, fmt.Errorf("list gateways of project %s: %w", project, err)
 	}
-	var out []gateway
-	for _, s := range list {
+	out := make([]gateway, len(list))
+	found := make([]bool, len(list))
+	var wg sync.WaitGroup
+	for i, s := range list {
 		g := gateway{id: s.ID, cell: s.Labels[engine.LabelCell], state: s.State, hash: s.Labels[engine.LabelConfigHash]}
-		ins, err := c.eng.ContainerInspect(ctx, s.ID)
-		if err != nil {
+		for _, p := range s.Ports {
+			if p.PublicPort == 0 {
+				continue
+			}
+			if isAdminPort(s.Labels, p.PrivatePort) {
+				g.adminURL = "http://127.0.0.1:" + strconv.Itoa(int(p.PublicPort))
+			} else {
+				g.port = int(p.PrivatePort)
+			}
+		}
+		out[i] = g
+		if token, ok := c.tokens.Load(s.ID); ok {
+			out[i].token, found[i] = token.(string), true
 			continue
 		}
-		for _, e := range ins.Config.Env {
-			if v, ok := strings.CutPrefix(e, api.EnvToken+"="); ok {
-				g.token = v
+		wg.Go(func() {
+			ins, err := c.eng.ContainerInspect(ctx, s.ID)
+			if err != nil {
+				// Removed since the listing.
+				return
 			}
-		}
-		if ins.NetworkSettings != nil {
-			for port, bindings := range ins.NetworkSettings.Ports {
-				if len(bindings) == 0 {
-					continue
-				}
-				if isAdminPort(ins.Config.Labels, port) {
-					g.adminURL = "http://127.0.0.1:" + bindings[0].HostPort
-				} else {
-					g.port = port.Int()
+			for _, e := range ins.Config.Env {
+				if v, ok := strings.CutPrefix(e, api.EnvToken+"="); ok {
+					out[i].token = v
 				}
 			}
-		}
-		out = append(out, g)
+			c.tokens.Store(s.ID, out[i].token)
+			found[i] = true
+		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].cell < out[j].cell })
-	return out, nil
+	wg.Wait()
+	kept := out[:0]
+	for i, g := range out {
+		if found[i] {
+			kept = append(kept, g)
+		}
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].cell < kept[j].cell })
+	return kept, nil
 }
 
-func isAdminPort(labels map[string]string, p nat.Port) bool {
-	return labels[engine.LabelAdminPort] == p.Port()
+// isAdminPort reports whether the container port p is the admin port of
+// the gateway with labels.
+func isAdminPort(labels map[string]string, p uint16) bool {
+	return labels[engine.LabelAdminPort] == strconv.Itoa(int(p))
 }
 
 func (c *Client) admin(g gateway) *admin.Client {

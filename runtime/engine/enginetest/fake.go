@@ -32,6 +32,7 @@ import (
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -68,6 +69,8 @@ type Fake struct {
 	callHook   func(method, target string) error
 	subs       map[*fakeSubscriber]struct{}
 	listLag    bool
+	// nextHostPort counts the host ports published so far.
+	nextHostPort int
 }
 
 // FakeBuild is one ImageBuild call the fake received: its options (without
@@ -95,10 +98,13 @@ type fakeContainer struct {
 	pid        int
 	health     string
 	endpoints  map[string]*network.EndpointSettings // by network ID
-	stdout     string
-	stderr     string
-	stats      []container.StatsResponse
-	waiters    []*fakeWaiter
+	// published holds the host side of the port bindings of a running
+	// container, as the engine publishes them at its start.
+	published nat.PortMap
+	stdout    string
+	stderr    string
+	stats     []container.StatsResponse
+	waiters   []*fakeWaiter
 	// listedRunning is set while a container that exited is still
 	// listed running (see SetListLag).
 	listedRunning bool
@@ -573,6 +579,7 @@ func (f *Fake) ContainerStart(ctx context.Context, containerID string, options c
 	c.exitCode = 0
 	c.pid = 1000 + f.seq
 	f.seq++
+	c.published = f.publishPorts(c.hostConfig.PortBindings)
 	c.health = ""
 	if hc := c.config.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
 		c.health = container.Starting
@@ -1480,6 +1487,7 @@ func (f *Fake) exit(c *fakeContainer, code int) {
 	c.finished = f.now()
 	c.listedRunning = f.listLag
 	c.pid = 0
+	c.published = nil
 	for _, e := range c.endpoints {
 		e.IPAddress, e.IPPrefixLen, e.Gateway, e.EndpointID, e.MacAddress, e.DNSNames = "", 0, "", "", "", nil
 	}
@@ -1553,7 +1561,33 @@ func (f *Fake) summary(c *fakeContainer) container.Summary {
 		s.State, s.Status = container.StateRunning, "Up"
 	}
 	s.HostConfig.NetworkMode = string(c.hostConfig.NetworkMode)
+	for port, bindings := range c.published {
+		for _, b := range bindings {
+			public, _ := strconv.ParseUint(b.HostPort, 10, 16)
+			s.Ports = append(s.Ports, container.Port{IP: b.HostIP, PrivatePort: uint16(port.Int()), PublicPort: uint16(public), Type: port.Proto()})
+		}
+	}
 	return s
+}
+
+// publishPorts binds ports as the engine does at a container's start: a
+// binding without a host port gets a free one, from 32768 up. Call with
+// f.mu held.
+func (f *Fake) publishPorts(bindings nat.PortMap) nat.PortMap {
+	if len(bindings) == 0 {
+		return nil
+	}
+	out := nat.PortMap{}
+	for port, bs := range bindings {
+		for _, b := range bs {
+			if b.HostPort == "" {
+				f.nextHostPort++
+				b.HostPort = strconv.Itoa(32767 + f.nextHostPort)
+			}
+			out[port] = append(out[port], b)
+		}
+	}
+	return out
 }
 
 // status renders the human status column ("Up (healthy)", "Exited (137)").
@@ -1605,9 +1639,12 @@ func (f *Fake) inspect(c *fakeContainer) container.InspectResponse {
 			Platform:   "linux",
 			HostConfig: &hc,
 		},
-		Mounts:          mounts,
-		Config:          &cfg,
-		NetworkSettings: &container.NetworkSettings{Networks: f.endpointsByName(c)},
+		Mounts: mounts,
+		Config: &cfg,
+		NetworkSettings: &container.NetworkSettings{
+			Networks:            f.endpointsByName(c),
+			NetworkSettingsBase: container.NetworkSettingsBase{Ports: maps.Clone(c.published)},
+		},
 	}
 }
 
