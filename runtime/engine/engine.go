@@ -10,6 +10,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -167,7 +168,32 @@ func NewDockerEngine(ctx context.Context) (Engine, error) {
 			msg:   fmt.Sprintf("cannot reach the Docker engine at %s: %s; %s", host, cause, hint),
 		}
 	}
-	return cli, nil
+	return &docker{Client: cli}, nil
+}
+
+// docker is the SDK client, except that it asks the engine for its version
+// once. A command asks for each image it builds (see Platform), and the
+// engine answers by running runc and docker-init to read theirs.
+type docker struct {
+	*client.Client
+	mu      sync.Mutex
+	version *types.Version
+}
+
+// ServerVersion returns the engine's version, read from the engine the
+// first time it answers.
+func (d *docker) ServerVersion(ctx context.Context) (types.Version, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.version != nil {
+		return *d.version, nil
+	}
+	v, err := d.Client.ServerVersion(ctx)
+	if err != nil {
+		return v, err
+	}
+	d.version = &v
+	return v, nil
 }
 
 // unreachableError is the one-line error of NewDockerEngine. It matches both

@@ -2,9 +2,13 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,6 +100,50 @@ func TestPlatform(t *testing.T) {
 				t.Errorf("Platform = %s/%s, want %s/%s", goos, goarch, tt.wantOS, tt.wantArch)
 			}
 		})
+	}
+}
+
+// TestDockerEngineReadsVersionOnce: the engine answers a version request by
+// running runc and docker-init, and a command asks once per image it
+// builds, so the engine is asked once; a failed request is not kept.
+func TestDockerEngineReadsVersionOnce(t *testing.T) {
+	var versions atomic.Int64
+	var fail atomic.Bool
+	fail.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/_ping"):
+			_, _ = w.Write([]byte("OK"))
+		case strings.HasSuffix(r.URL.Path, "/version"):
+			versions.Add(1)
+			if fail.Swap(false) {
+				http.Error(w, `{"message":"busy"}`, http.StatusInternalServerError)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(types.Version{Os: "linux", Arch: "amd64", APIVersion: "1.41"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	t.Setenv("DOCKER_HOST", "tcp://"+strings.TrimPrefix(srv.URL, "http://"))
+	eng, err := engine.NewDockerEngine(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if _, _, err := engine.Platform(t.Context(), eng); err == nil {
+		t.Fatal("Platform succeeded although the engine failed to answer")
+	}
+	for range 3 {
+		goos, goarch, err := engine.Platform(t.Context(), eng)
+		if err != nil || goos != "linux" || goarch != "amd64" {
+			t.Fatalf("Platform = %s/%s, %v; want linux/amd64", goos, goarch, err)
+		}
+	}
+	if n := versions.Load(); n != 2 {
+		t.Errorf("the engine was asked for its version %d times, want 2 (the failed request and one more)", n)
 	}
 }
 
