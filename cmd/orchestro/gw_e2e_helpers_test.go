@@ -316,6 +316,18 @@ func gwDemoDir(t *testing.T) string {
 	return dir
 }
 
+// echoCellFile writes spec, a cell file in which ECHO_DIR stands for the
+// demo's echo service, into a temporary directory and returns its path.
+func echoCellFile(t *testing.T, spec string) string {
+	t.Helper()
+	spec = strings.ReplaceAll(spec, "ECHO_DIR", filepath.Join(gwDemoDir(t), "services", "echo"))
+	file := filepath.Join(t.TempDir(), "cell.yaml")
+	if err := os.WriteFile(file, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 // gwChangedDemo writes a copy of the demo project whose build paths point
 // back at the repository's services and whose shop/catalog has one more
 // environment variable, name=value, and returns its directory.

@@ -4,9 +4,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -31,13 +28,7 @@ services:
 func TestE2EKeeperRevivesTheOnlyGateway(t *testing.T) {
 	cli := requireDocker(t)
 	ctx := context.Background()
-	dir := t.TempDir()
-	spec := strings.ReplaceAll(keeperSpec, "ECHO_DIR", filepath.Join(gwDemoDir(t), "services", "echo"))
-	file := filepath.Join(dir, "cell.yaml")
-	if err := os.WriteFile(file, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := newProject(t, "keeper", file, "SOLO_PORT")
+	p := newProject(t, "keeper", echoCellFile(t, keeperSpec), "SOLO_PORT")
 	if _, stderr, code := p.run(t, "up", "-d", "--wait"); code != 0 {
 		t.Fatalf("up -d --wait exited %d:\n%s", code, stderr)
 	}

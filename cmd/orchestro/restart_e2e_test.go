@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -38,13 +36,7 @@ services:
 // replaced its own new replicas too.
 func TestE2ERestartCreatesOneReplicaPerReplica(t *testing.T) {
 	cli := requireDocker(t)
-	dir := t.TempDir()
-	spec := strings.ReplaceAll(restartSpec, "ECHO_DIR", filepath.Join(gwDemoDir(t), "services", "echo"))
-	file := filepath.Join(dir, "cell.yaml")
-	if err := os.WriteFile(file, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := newProject(t, "restart", file, "RS_PORT")
+	p := newProject(t, "restart", echoCellFile(t, restartSpec), "RS_PORT")
 	if _, stderr, code := p.run(t, "up", "-d", "--wait"); code != 0 {
 		t.Fatalf("up -d --wait exited %d:\n%s", code, stderr)
 	}

@@ -1627,6 +1627,8 @@ func (f *Fake) inspect(c *fakeContainer) container.InspectResponse {
 	for _, v := range containerVolumes(c.hostConfig) {
 		mounts = append(mounts, container.MountPoint{Type: mount.TypeVolume, Name: v, Driver: "local"})
 	}
+	ns := &container.NetworkSettings{Networks: f.endpointsByName(c)}
+	ns.Ports = maps.Clone(c.published)
 	return container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{
 			ID:         c.id,
@@ -1639,12 +1641,9 @@ func (f *Fake) inspect(c *fakeContainer) container.InspectResponse {
 			Platform:   "linux",
 			HostConfig: &hc,
 		},
-		Mounts: mounts,
-		Config: &cfg,
-		NetworkSettings: &container.NetworkSettings{
-			Networks:            f.endpointsByName(c),
-			NetworkSettingsBase: container.NetworkSettingsBase{Ports: maps.Clone(c.published)},
-		},
+		Mounts:          mounts,
+		Config:          &cfg,
+		NetworkSettings: ns,
 	}
 }
 
