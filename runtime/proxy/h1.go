@@ -457,6 +457,15 @@ func parseResponse(head []byte, h *respHead) bool {
 		}
 		h.fields = append(h.fields, f)
 	}
+	if h.chunked && h.minor == 0 {
+		// HTTP/1.0 has no chunked coding: RFC 9112 section 6.1 calls
+		// such framing faulty and has the connection closed after the
+		// message. As net/http does, the field is ignored (the body is
+		// Content-Length's, or runs to the end of the connection), and
+		// the connection is not used again.
+		h.chunked = false
+		h.closeConn = true
+	}
 	if h.chunked {
 		h.length = -1 // RFC 9112 section 6.3: chunked wins
 	}

@@ -276,6 +276,30 @@ func FuzzParseResponse(f *testing.F) {
 	})
 }
 
+// TestParseResponseChunkedHTTP10: HTTP/1.0 has no chunked coding. A
+// Transfer-Encoding field in an HTTP/1.0 answer is ignored, as net/http
+// ignores it, and the replica's connection is not used again (RFC 9112
+// section 6.1), even when it asks to be kept.
+func TestParseResponseChunkedHTTP10(t *testing.T) {
+	for _, tt := range []struct {
+		head   string
+		length int64
+	}{
+		{"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", -1},
+		{"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 5},
+		{"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n", -1},
+	} {
+		var h respHead
+		if !parseResponse([]byte(tt.head), &h) {
+			t.Errorf("%q: refused", tt.head)
+			continue
+		}
+		if h.chunked || h.length != tt.length || !h.closeConn {
+			t.Errorf("%q: chunked %v length %d close %v, want not chunked, length %d, close", tt.head, h.chunked, h.length, h.closeConn, tt.length)
+		}
+	}
+}
+
 func TestParseResponseManyFields(t *testing.T) {
 	var h respHead
 	head := "HTTP/1.1 200 OK\r\n" + strings.Repeat("Set-Cookie: a=b\r\n", 3*maxFastHeaders) + "Content-Length: 0\r\n\r\n"
