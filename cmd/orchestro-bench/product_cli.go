@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -145,15 +146,26 @@ func (e *productEnv) runCLI(ctx context.Context) (*cliReport, error) {
 				if name == cliCompose {
 					args = s.compose
 				}
+				busy0, cpuErr := machineBusy()
 				d, err := tool.run(ctx, args...)
 				if err != nil {
 					return nil, fmt.Errorf("round %d: %w", round+1, err)
 				}
+				busy1, err := machineBusy()
+				if cpuErr == nil && err == nil {
+					r.CPUs = goruntime.NumCPU()
+				}
 				st := &r.Steps[i]
 				if name == cliCompose {
 					st.ComposeSeconds = append(st.ComposeSeconds, d.Seconds())
+					if r.CPUs > 0 {
+						st.ComposeCPUSeconds = append(st.ComposeCPUSeconds, (busy1 - busy0).Seconds())
+					}
 				} else {
 					st.OrchestroSeconds = append(st.OrchestroSeconds, d.Seconds())
+					if r.CPUs > 0 {
+						st.OrchestroCPUSeconds = append(st.OrchestroCPUSeconds, (busy1 - busy0).Seconds())
+					}
 				}
 				e.progress("round %d/%d  %-9s %-22s %s", round+1, e.o.rounds, name, s.name, fmtSeconds(d.Seconds()))
 				// Untimed checks that each command did what it is timed for.

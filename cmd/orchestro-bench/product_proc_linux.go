@@ -78,3 +78,28 @@ func dockerProxyPIDs(hostIP string, hostPort int) []int {
 	}
 	return out
 }
+
+// machineBusy returns the CPU time the machine's CPUs have spent busy
+// since boot, all of them together: user, nice, system, irq and softirq
+// time from the first line of /proc/stat (idle, iowait and the time the
+// hypervisor took are not the machine's work).
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}

@@ -58,9 +58,24 @@ func ratios(a, b []float64) []float64 {
 	return out
 }
 
+// busyShares is, for each round, the share of cpus that cpu seconds of
+// busy time kept busy over wall seconds.
+func busyShares(cpu, wall []float64, cpus int) []float64 {
+	var out []float64
+	for i := range min(len(cpu), len(wall)) {
+		if wall[i] > 0 {
+			out = append(out, cpu[i]/(wall[i]*float64(cpus)))
+		}
+	}
+	return out
+}
+
 // cliReport is the CLI part: wall times of each step, per CLI and round.
 type cliReport struct {
-	Rounds             int             `json:"rounds"`
+	Rounds int `json:"rounds"`
+	// CPUs is how many CPUs the machine's busy time is spread over; 0
+	// when it could not be read (no /proc).
+	CPUs               int             `json:"cpus,omitempty"`
 	OrchestroFootprint cliFootprint    `json:"orchestro_footprint"`
 	ComposeFootprint   cliFootprint    `json:"compose_footprint"`
 	Steps              []cliStepReport `json:"steps"`
@@ -85,6 +100,19 @@ type cliStepReport struct {
 	ComposeStat      *stat     `json:"compose,omitempty"`
 	// Ratio is orchestro's time over compose's, paired within each round.
 	Ratio *stat `json:"ratio_orchestro_compose,omitempty"`
+	// The CPU time the whole machine spent busy while each command ran
+	// (the CLI, the engine, the containers, anything else), per round.
+	OrchestroCPUSeconds []float64 `json:"orchestro_machine_cpu_seconds,omitempty"`
+	ComposeCPUSeconds   []float64 `json:"compose_machine_cpu_seconds,omitempty"`
+	OrchestroCPUStat    *stat     `json:"orchestro_machine_cpu,omitempty"`
+	ComposeCPUStat      *stat     `json:"compose_machine_cpu,omitempty"`
+	// CPURatio is orchestro's machine CPU over compose's, paired within
+	// each round.
+	CPURatio *stat `json:"ratio_machine_cpu_orchestro_compose,omitempty"`
+	// Busy is the share of the machine's CPUs each command kept busy
+	// (machine CPU over wall time times CPUs), per CLI.
+	OrchestroBusy *stat `json:"orchestro_busy,omitempty"`
+	ComposeBusy   *stat `json:"compose_busy,omitempty"`
 }
 
 // proxyReport is the data-path part.
@@ -285,6 +313,13 @@ func (r *productReport) summarize() {
 			st.OrchestroStat = summarizeValues(st.OrchestroSeconds)
 			st.ComposeStat = summarizeValues(st.ComposeSeconds)
 			st.Ratio = summarizeValues(ratios(st.OrchestroSeconds, st.ComposeSeconds))
+			if c.CPUs > 0 && len(st.OrchestroCPUSeconds) > 0 && len(st.ComposeCPUSeconds) > 0 {
+				st.OrchestroCPUStat = summarizeValues(st.OrchestroCPUSeconds)
+				st.ComposeCPUStat = summarizeValues(st.ComposeCPUSeconds)
+				st.CPURatio = summarizeValues(ratios(st.OrchestroCPUSeconds, st.ComposeCPUSeconds))
+				st.OrchestroBusy = summarizeValues(busyShares(st.OrchestroCPUSeconds, st.OrchestroSeconds, c.CPUs))
+				st.ComposeBusy = summarizeValues(busyShares(st.ComposeCPUSeconds, st.ComposeSeconds, c.CPUs))
+			}
 		}
 	}
 	p := r.Proxy
@@ -368,6 +403,22 @@ func (c *cliReport) write(w io.Writer) {
 	if len(cmds) > 0 {
 		fmt.Fprintf(w, "  (down is `%s` and `%s`)\n", cmds[0], cmds[1])
 	}
+	if c.CPUs == 0 || len(c.Steps) == 0 || c.Steps[0].CPURatio == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n  CPU the whole machine spent while each command ran (the CLI, the engine, the containers), median [min – max],\n")
+	fmt.Fprintf(w, "  and how busy that kept its %s (median)\n\n", plural(c.CPUs, "CPU"))
+	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "  step\torchestro\tbusy\tdocker compose\tbusy\torchestro/compose")
+	for _, st := range c.Steps {
+		if st.CPURatio == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", st.Step,
+			fmtStat(st.OrchestroCPUStat, fmtSeconds), fmtPct(100*st.OrchestroBusy.Median),
+			fmtStat(st.ComposeCPUStat, fmtSeconds), fmtPct(100*st.ComposeBusy.Median), fmtStat(st.CPURatio, fmtRatio))
+	}
+	_ = tw.Flush()
 }
 
 // engineGoalPct is the goal the engine's share is checked against:

@@ -130,15 +130,19 @@ func testProductReport() *productReport {
 			Compose: "Docker Compose version v5.6.0", Nginx: "nginx version: nginx/1.22.1", Wrk: "wrk 4.1.0", LoadStart: "1.00", LoadEnd: "2.00"},
 		CLI: &cliReport{
 			Rounds:             2,
+			CPUs:               2,
 			OrchestroFootprint: cliFootprint{Containers: 11, Replicas: 7, Networks: 4},
 			ComposeFootprint:   cliFootprint{Containers: 7, Replicas: 7, Networks: 1},
 			Steps: []cliStepReport{
 				{Step: "up -d --wait (cold)", Orchestro: "orchestro up -d --wait", Compose: "docker compose up -d --wait",
-					OrchestroSeconds: []float64{12, 14}, ComposeSeconds: []float64{4, 3.5}},
+					OrchestroSeconds: []float64{12, 14}, ComposeSeconds: []float64{4, 3.5},
+					OrchestroCPUSeconds: []float64{24, 21}, ComposeCPUSeconds: []float64{4, 3.5}},
 				{Step: "ps", Orchestro: "orchestro ps", Compose: "docker compose ps",
-					OrchestroSeconds: []float64{0.05, 0.06}, ComposeSeconds: []float64{0.1, 0.12}},
+					OrchestroSeconds: []float64{0.05, 0.06}, ComposeSeconds: []float64{0.1, 0.12},
+					OrchestroCPUSeconds: []float64{0.05, 0.06}, ComposeCPUSeconds: []float64{0.1, 0.12}},
 				{Step: "down", Orchestro: "orchestro down --timeout 1s", Compose: "docker compose down -t 1",
-					OrchestroSeconds: []float64{5, 6}, ComposeSeconds: []float64{2, 3}},
+					OrchestroSeconds: []float64{5, 6}, ComposeSeconds: []float64{2, 3},
+					OrchestroCPUSeconds: []float64{5, 6}, ComposeCPUSeconds: []float64{2, 3}},
 			},
 		},
 		Proxy: &proxyReport{
@@ -181,6 +185,14 @@ CLI: the same 7 replicas (images present, no health checks), 2 rounds, who goes 
   ps                    55ms [50ms – 60ms]      110ms [100ms – 120ms]   0.50 [0.50 – 0.50]
   down                  5.50s [5.00s – 6.00s]   2.50s [2.00s – 3.00s]   2.25 [2.00 – 2.50]
   (down is ` + "`orchestro down --timeout 1s` and `docker compose down -t 1`" + `)
+
+  CPU the whole machine spent while each command ran (the CLI, the engine, the containers), median [min – max],
+  and how busy that kept its 2 CPUs (median)
+
+  step                  orchestro               busy    docker compose          busy    orchestro/compose
+  up -d --wait (cold)   22.5s [21.0s – 24.0s]   87.5%   3.75s [3.50s – 4.00s]   50.0%   6.00 [6.00 – 6.00]
+  ps                    55ms [50ms – 60ms]      50.0%   110ms [100ms – 120ms]   50.0%   0.50 [0.50 – 0.50]
+  down                  5.50s [5.00s – 6.00s]   50.0%   2.50s [2.00s – 3.00s]   50.0%   2.25 [2.00 – 2.50]
 
 Data path: the gateway container, at its published port and at its own address, against nginx on the host, in front of the same 3 replica containers
   replicas        10.0.0.3:8080 10.0.0.4:8080 10.0.0.5:8080 (web/frontend, on network orchestro-bench_web)
