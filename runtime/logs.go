@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -48,14 +49,7 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 	if err != nil {
 		return fmt.Errorf("list containers of project %s: %w", project, err)
 	}
-	// The output the gateways kept of replicas they removed after they
-	// exited: their containers, and the engine's logs, are gone.
-	listed := map[string]bool{}
-	for _, s := range list {
-		listed[s.ID] = true
-	}
-	exited := c.exitedLines(ctx, project, opts, listed)
-	if len(list) == 0 && len(exited) == 0 && c.hasGateways(ctx, project) == 0 {
+	if len(list) == 0 && c.hasGateways(ctx, project) == 0 {
 		// Nothing to print and nothing to wait for: say so rather than
 		// print nothing.
 		return fmt.Errorf("%w (project %s has no containers)", api.ErrNotRunning, project)
@@ -72,7 +66,8 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 	accessLogs := c.accessLogGateways(ctx, project, opts, list)
 	aq := api.AccessLogQuery{Tail: opts.Tail, Since: opts.Since}
 	if !opts.Follow {
-		lines := exited
+		var lines []api.LogLine
+		read := map[string]bool{}
 		for _, s := range list {
 			meta := logMeta(s)
 			var own []api.LogLine
@@ -81,9 +76,16 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 				l.Time, l.Stderr, l.Text = t, stderr, text
 				own = append(own, l)
 			})
+			if errdefs.IsNotFound(err) {
+				// Removed since the listing (a crashing replica its
+				// gateway replaced): its gateway kept its output, which
+				// comes below with the others it removed.
+				continue
+			}
 			if err != nil {
 				return err
 			}
+			read[s.ID] = true
 			if g, ok := accessLogs[s.ID]; ok {
 				if err := c.accessLog(ctx, g, aq, func(l api.LogLine) { own = append(own, l) }); err != nil {
 					return err
@@ -97,6 +99,10 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 			}
 			lines = append(lines, own...)
 		}
+		// The output the gateways kept of replicas they removed after
+		// they exited, whose containers and engine logs are gone: every
+		// one but those whose logs were read above.
+		lines = append(lines, c.exitedLines(ctx, project, opts, read)...)
 		sortLines(lines)
 		for _, l := range lines {
 			sink(l)
@@ -113,7 +119,13 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 		defer mu.Unlock()
 		sink(l)
 	}
-	for _, l := range exited {
+	// The output the gateways kept of replicas they removed; those still
+	// listed are followed instead.
+	listed := map[string]bool{}
+	for _, s := range list {
+		listed[s.ID] = true
+	}
+	for _, l := range c.exitedLines(ctx, project, opts, listed) {
 		emit(l)
 	}
 	var wg sync.WaitGroup
