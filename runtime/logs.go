@@ -102,7 +102,7 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 		// The output the gateways kept of replicas they removed after
 		// they exited, whose containers and engine logs are gone: every
 		// one but those whose logs were read above.
-		lines = append(lines, c.exitedLines(ctx, project, opts, read)...)
+		lines = append(lines, c.exitedLines(ctx, project, opts, func(id string) bool { return !read[id] })...)
 		sortLines(lines)
 		for _, l := range lines {
 			sink(l)
@@ -125,7 +125,7 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 	for _, s := range list {
 		listed[s.ID] = true
 	}
-	for _, l := range c.exitedLines(ctx, project, opts, listed) {
+	for _, l := range c.exitedLines(ctx, project, opts, func(id string) bool { return !listed[id] }) {
 		emit(l)
 	}
 	var wg sync.WaitGroup
@@ -136,11 +136,18 @@ func (c *Client) Logs(ctx context.Context, project string, opts api.LogOptions, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = c.containerLogs(ctx, s.ID, o, func(t time.Time, stderr bool, text string) {
+			err := c.containerLogs(ctx, s.ID, o, func(t time.Time, stderr bool, text string) {
 				l := meta
 				l.Time, l.Stderr, l.Text = t, stderr, text
 				emit(l)
 			})
+			if errdefs.IsNotFound(err) {
+				// Removed before its log could be read: what its
+				// gateway kept of it instead.
+				for _, l := range c.exitedLines(ctx, project, opts, func(id string) bool { return id == s.ID }) {
+					emit(l)
+				}
+			}
 		}()
 	}
 	followAccess := func(g gateway, q api.AccessLogQuery) {
@@ -274,10 +281,10 @@ func (c *Client) hasGateways(ctx context.Context, project string) int {
 
 // exitedLines returns, as log lines selected as opts selects, the output
 // the gateways kept of replicas that exited (or never started) and were
-// removed, except those of containers still listed, whose own logs are
-// read. A gateway that does not answer contributes nothing: its cell's
+// removed, of the containers keep keeps (not those whose own logs are
+// read). A gateway that does not answer contributes nothing: its cell's
 // logs are still the engine's.
-func (c *Client) exitedLines(ctx context.Context, project string, opts api.LogOptions, listed map[string]bool) []api.LogLine {
+func (c *Client) exitedLines(ctx context.Context, project string, opts api.LogOptions, keep func(containerID string) bool) []api.LogLine {
 	if opts.Service == engine.RoleGateway {
 		return nil
 	}
@@ -301,7 +308,7 @@ func (c *Client) exitedLines(ctx context.Context, project string, opts api.LogOp
 				continue
 			}
 			for _, ex := range s.Exited {
-				if listed[ex.ContainerID] || opts.Replica > 0 && ex.Replica != opts.Replica {
+				if !keep(ex.ContainerID) || opts.Replica > 0 && ex.Replica != opts.Replica {
 					continue
 				}
 				out = append(out, exitedLogLines(cs.Cell, s.Service, ex, opts)...)

@@ -123,49 +123,70 @@ func TestLogsOfProjectNotRunning(t *testing.T) {
 
 // TestLogsOfReplicaRemovedWhileRead: a crashing replica its gateway
 // replaces may go between the listing and the reading of its log. logs
-// then shows the output its gateway kept, instead of failing on a
-// container that is no more.
+// then shows the output its gateway kept, instead of failing on (or, with
+// --follow, keeping quiet about) a container that is no more.
 func TestLogsOfReplicaRemovedWhileRead(t *testing.T) {
-	ctx := context.Background()
-	eng := enginetest.NewFake()
-	eng.AddImage("img:1", nil)
-	resp, err := eng.ContainerCreate(ctx, &container.Config{Image: "img:1", Labels: engine.ReplicaLabels("demo", "shop", "catalog", 1, "h")},
-		&container.HostConfig{}, nil, nil, "demo-shop-catalog-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eng.SetCallHook(func(method, _ string) error {
-		if method == "ContainerLogs" {
-			_ = eng.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
-		}
-		return nil
-	})
-	at := execStart.Add(time.Second)
-	st := api.CellStatus{Cell: "shop", Services: []api.ServiceStatus{{Service: "catalog", Exited: []api.ExitedReplica{
-		{Name: "demo-shop-catalog-1", Replica: 1, ContainerID: resp.ID, ExitCode: 1, Removed: at,
-			Lines: []api.ExitedLine{{Time: at, Stderr: true, Text: "crasher: no config, giving up"}}},
-	}}}}
-	srv, err := admin.NewServer(admin.ServerConfig{Cell: exitedCell{st: st}, Events: admin.NewEventBus(1), Token: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	c := NewClientWithEngine(eng)
-	c.listGateways = func(ctx context.Context, project string) ([]gateway, error) {
-		return []gateway{{cell: "shop", state: "running", token: "tok", adminURL: ts.URL}}, nil
-	}
-	var got []string
-	err = c.Logs(ctx, "demo", api.LogOptions{Cell: "shop", Service: "catalog", Tail: -1}, func(l api.LogLine) {
-		got = append(got, fmt.Sprintf("%s/%s-%d (%s) %s", l.Cell, l.Service, l.Replica, l.Exited, l.Text))
-	})
-	if err != nil {
-		t.Fatalf("logs of a replica removed while read: %v", err)
-	}
-	if diff := cmp.Diff([]string{"shop/catalog-1 (exited 1) crasher: no config, giving up"}, got); diff != "" {
-		t.Errorf("Logs (-want +got):\n%s", diff)
+	for _, follow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("follow=%t", follow), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			eng := enginetest.NewFake()
+			eng.AddImage("img:1", nil)
+			resp, err := eng.ContainerCreate(ctx, &container.Config{Image: "img:1", Labels: engine.ReplicaLabels("demo", "shop", "catalog", 1, "h")},
+				&container.HostConfig{}, nil, nil, "demo-shop-catalog-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := eng.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			eng.SetCallHook(func(method, _ string) error {
+				if method == "ContainerLogs" {
+					_ = eng.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true})
+				}
+				return nil
+			})
+			at := execStart.Add(time.Second)
+			st := api.CellStatus{Cell: "shop", Services: []api.ServiceStatus{{Service: "catalog", Exited: []api.ExitedReplica{
+				{Name: "demo-shop-catalog-1", Replica: 1, ContainerID: resp.ID, ExitCode: 1, Removed: at,
+					Lines: []api.ExitedLine{{Time: at, Stderr: true, Text: "crasher: no config, giving up"}}},
+			}}}}
+			srv, err := admin.NewServer(admin.ServerConfig{Cell: exitedCell{st: st}, Events: admin.NewEventBus(1), Token: "tok"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(srv)
+			t.Cleanup(ts.Close)
+			c := NewClientWithEngine(eng)
+			c.listGateways = func(ctx context.Context, project string) ([]gateway, error) {
+				return []gateway{{cell: "shop", state: "running", token: "tok", adminURL: ts.URL}}, nil
+			}
+			lines := make(chan string, 10)
+			done := make(chan error, 1)
+			go func() {
+				done <- c.Logs(ctx, "demo", api.LogOptions{Cell: "shop", Service: "catalog", Tail: -1, Follow: follow}, func(l api.LogLine) {
+					lines <- fmt.Sprintf("%s/%s-%d (%s) %s", l.Cell, l.Service, l.Replica, l.Exited, l.Text)
+				})
+			}()
+			want := "shop/catalog-1 (exited 1) crasher: no config, giving up"
+			select {
+			case got := <-lines:
+				if got != want {
+					t.Errorf("line %q, want %q", got, want)
+				}
+			case err := <-done:
+				t.Fatalf("logs of a replica removed while read ended with no line: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("no line in 10s")
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("logs: %v", err)
+			}
+			close(lines)
+			for l := range lines {
+				t.Errorf("one more line: %q", l)
+			}
+		})
 	}
 }
