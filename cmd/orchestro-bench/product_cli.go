@@ -152,20 +152,20 @@ func (e *productEnv) runCLI(ctx context.Context) (*cliReport, error) {
 					return nil, fmt.Errorf("round %d: %w", round+1, err)
 				}
 				busy1, err := machineBusy()
+				// cpu is the machine's busy time over the command, when
+				// both readings were had.
+				var cpu []float64
 				if cpuErr == nil && err == nil {
 					r.CPUs = goruntime.NumCPU()
+					cpu = []float64{(busy1 - busy0).Seconds()}
 				}
 				st := &r.Steps[i]
 				if name == cliCompose {
 					st.ComposeSeconds = append(st.ComposeSeconds, d.Seconds())
-					if r.CPUs > 0 {
-						st.ComposeCPUSeconds = append(st.ComposeCPUSeconds, (busy1 - busy0).Seconds())
-					}
+					st.ComposeCPUSeconds = append(st.ComposeCPUSeconds, cpu...)
 				} else {
 					st.OrchestroSeconds = append(st.OrchestroSeconds, d.Seconds())
-					if r.CPUs > 0 {
-						st.OrchestroCPUSeconds = append(st.OrchestroCPUSeconds, (busy1 - busy0).Seconds())
-					}
+					st.OrchestroCPUSeconds = append(st.OrchestroCPUSeconds, cpu...)
 				}
 				e.progress("round %d/%d  %-9s %-22s %s", round+1, e.o.rounds, name, s.name, fmtSeconds(d.Seconds()))
 				// Untimed checks that each command did what it is timed for.

@@ -415,8 +415,8 @@ func (c *cliReport) write(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", st.Step,
-			fmtStat(st.OrchestroCPUStat, fmtSeconds), fmtPct(100*st.OrchestroBusy.Median),
-			fmtStat(st.ComposeCPUStat, fmtSeconds), fmtPct(100*st.ComposeBusy.Median), fmtStat(st.CPURatio, fmtRatio))
+			fmtStat(st.OrchestroCPUStat, fmtSeconds), fmtMedianShare(st.OrchestroBusy),
+			fmtStat(st.ComposeCPUStat, fmtSeconds), fmtMedianShare(st.ComposeBusy), fmtStat(st.CPURatio, fmtRatio))
 	}
 	_ = tw.Flush()
 }
@@ -579,6 +579,14 @@ func fmtRatio(v float64) string { return fmt.Sprintf("%.2f", v) }
 func fmtRPS(v float64) string   { return fmt.Sprintf("%.0f", v) }
 func fmtUS(v float64) string    { return fmt.Sprintf("%.1f", v) }
 func fmtPct(v float64) string   { return fmt.Sprintf("%.1f%%", v) }
+
+// fmtMedianShare prints the median of a share (0 to 1) as a percentage.
+func fmtMedianShare(s *stat) string {
+	if s == nil {
+		return "n/a"
+	}
+	return fmtPct(100 * s.Median)
+}
 
 // plural prints a count and a noun that takes an s.
 func plural(n int, noun string) string {
