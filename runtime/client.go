@@ -81,6 +81,8 @@ type gateway struct {
 	token    string
 	adminURL string
 	port     int
+	// onMesh is set when the gateway is on the project's mesh.
+	onMesh bool
 }
 
 // gateways lists the project's gateway containers with their admin
@@ -102,6 +104,9 @@ func (c *Client) gateways(ctx context.Context, project string) ([]gateway, error
 	var wg sync.WaitGroup
 	for i, s := range list {
 		g := gateway{id: s.ID, cell: s.Labels[engine.LabelCell], state: s.State, hash: s.Labels[engine.LabelConfigHash]}
+		if s.NetworkSettings != nil {
+			_, g.onMesh = s.NetworkSettings.Networks[engine.MeshNetworkName(project)]
+		}
 		for _, p := range s.Ports {
 			if p.PublicPort == 0 {
 				continue

@@ -44,7 +44,7 @@ func (c *Client) Up(ctx context.Context, p *cellspec.Project, opts api.UpOptions
 	for _, cell := range p.Cells {
 		cells = append(cells, cell.Name)
 	}
-	nets, err := planNetworks(p.Name, cells, before)
+	nets, err := planNetworks(p.Name, cells, len(meshCells(p)) > 0, before)
 	if err != nil {
 		return err
 	}

@@ -32,12 +32,14 @@ type upDesired struct {
 	// RemoveOrphans asks for the gateways of cells that left the project
 	// to be removed rather than only reported.
 	RemoveOrphans bool
+	// Mesh holds the cells whose gateways join the mesh (see meshCells).
+	Mesh map[string]bool
 }
 
 // desiredUp derives what Up wants from the project, the gateway image, the
 // images of its services (by cell, then service) and the token.
 func desiredUp(p *cellspec.Project, gwImage string, images map[string]map[string]api.ServiceImage, token string, removeOrphans bool) upDesired {
-	d := upDesired{Project: p.Name, Image: gwImage, Token: token, RemoveOrphans: removeOrphans}
+	d := upDesired{Project: p.Name, Image: gwImage, Token: token, RemoveOrphans: removeOrphans, Mesh: meshCells(p)}
 	adminPort := pickAdminPort(p)
 	seen := map[string]bool{}
 	for _, cell := range p.Cells {
@@ -62,6 +64,22 @@ func desiredUp(p *cellspec.Project, gwImage string, images map[string]map[string
 		}
 	}
 	return d
+}
+
+// meshCells returns the cells whose gateways join the project's mesh:
+// those that use another cell and those another cell uses. The mesh only
+// carries calls from one cell's gateway to another's, so a cell in no
+// uses: has no business on it, and a project whose cells use none has no
+// mesh: every network and every endpoint on one costs the engine firewall
+// rules to set up and to tear down.
+func meshCells(p *cellspec.Project) map[string]bool {
+	mesh := map[string]bool{}
+	for _, c := range p.Cells {
+		for _, u := range c.Uses {
+			mesh[c.Name], mesh[u] = true, true
+		}
+	}
+	return mesh
 }
 
 // pickAdminPort returns a container port for the admin API that no cell of
@@ -162,7 +180,8 @@ const (
 	// upCreateGateway creates a gateway container on its cell's network,
 	// with its spec and the token in its environment.
 	upCreateGateway
-	// upConnectGateway attaches a new gateway to the mesh.
+	// upConnectGateway attaches a gateway to the mesh: a new one whose
+	// cell uses or is used by another, or one whose cell has begun to.
 	upConnectGateway
 	// upStartGateway starts a gateway container.
 	upStartGateway
@@ -386,7 +405,7 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 	for _, spec := range d.Gateways {
 		cells = append(cells, spec.Cell.Name)
 	}
-	nets, err := planNetworks(d.Project, cells, o)
+	nets, err := planNetworks(d.Project, cells, len(d.Mesh) > 0, o)
 	if err != nil {
 		return upPlan{}, err
 	}
@@ -459,13 +478,17 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 }
 
 // planNetworks returns the creation of the networks of project and its
-// cells that o lacks, the mesh first, each a chain of its own. Up runs
+// cells that o lacks, the mesh first when it is wanted, each a chain of
+// its own. Up runs
 // them while the images build, since networks need none and the engine
 // creates them one at a time; planUp places them in its phases. A network
 // of a wanted name that belongs to something else is an error, before
 // anything is changed.
-func planNetworks(project string, cells []string, o upObserved) ([]upOp, error) {
-	ops := []upOp{meshOp(project)}
+func planNetworks(project string, cells []string, mesh bool, o upObserved) ([]upOp, error) {
+	var ops []upOp
+	if mesh {
+		ops = append(ops, meshOp(project))
+	}
 	for _, cell := range cells {
 		ops = append(ops, cellNetworkOp(project, cell))
 	}
@@ -537,11 +560,24 @@ func planGateway(d upDesired, spec *api.GatewaySpec, cur observedGateway, exists
 		fresh := func(kind upOpKind) upOp { return upOp{Kind: kind, Cell: cell, Name: name} }
 		create := fresh(upCreateGateway)
 		create.Spec, create.Hash = spec, hash
-		connect := fresh(upConnectGateway)
-		connect.Network = engine.MeshNetworkName(d.Project)
+		ops = append(ops, create)
+		if d.Mesh[cell] {
+			connect := fresh(upConnectGateway)
+			connect.Network = engine.MeshNetworkName(d.Project)
+			ops = append(ops, connect)
+		}
 		wait := fresh(upWaitGateway)
 		wait.Port = spec.Cell.Gateway.Port
-		return append(ops, create, connect, fresh(upStartGateway), wait)
+		return append(ops, fresh(upStartGateway), wait)
+	}
+	if d.Mesh[cell] && !cur.onMesh {
+		// Another cell has begun to use this one: its gateway is
+		// reached over the mesh from now on. Joining a network needs
+		// no new container, so the gateway keeps serving.
+		connect := op(upConnectGateway)
+		connect.Network = engine.MeshNetworkName(d.Project)
+		connect.Reason = "a cell uses it or it uses one"
+		ops = append(ops, connect)
 	}
 	update := op(upUpdateGateway)
 	update.Spec = spec

@@ -36,9 +36,12 @@ func testImages() map[string]map[string]api.ServiceImage {
 // every object exists, runs and reports the wanted spec.
 func convergedObserved(d upDesired) upObserved {
 	o := upObserved{
-		Networks: map[string]string{engine.MeshNetworkName(d.Project): d.Project},
+		Networks: map[string]string{},
 		Volumes:  map[string]bool{},
 		Keepers:  []observedKeeper{{ID: "keeper-id", State: "running", Hash: keeperHash(d.Image)}},
+	}
+	if len(d.Mesh) > 0 {
+		o.Networks[engine.MeshNetworkName(d.Project)] = d.Project
 	}
 	for _, v := range d.Volumes {
 		o.Volumes[v] = true
@@ -47,7 +50,7 @@ func convergedObserved(d upDesired) upObserved {
 		cell := spec.Cell.Name
 		o.Networks[engine.NetworkName(d.Project, cell)] = d.Project
 		o.Gateways = append(o.Gateways, observedGateway{
-			gateway:  gateway{id: cell + "-gw-id", cell: cell, state: "running", hash: gatewayHash(spec, d.Image), token: d.Token},
+			gateway:  gateway{id: cell + "-gw-id", cell: cell, state: "running", hash: gatewayHash(spec, d.Image), token: d.Token, onMesh: d.Mesh[cell]},
 			SpecHash: spec.Hash(),
 		})
 	}
@@ -166,6 +169,27 @@ func TestPlanUp(t *testing.T) {
 				"users: keep gateway demo-users-gateway: up to date\n",
 		},
 		{
+			// Its gateway was created when no cell used it: it joins the
+			// mesh where it stands, and keeps serving.
+			name:     "a cell another has begun to use",
+			observed: func(o *upObserved) { o.Gateways[users].onMesh = false },
+			want: "shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: connect gateway demo-users-gateway to network demo_mesh: a cell uses it or it uses one\n" +
+				"users: keep gateway demo-users-gateway: up to date\n",
+		},
+		{
+			name: "a stopped gateway joins the mesh before it starts",
+			observed: func(o *upObserved) {
+				o.Gateways[users].onMesh = false
+				o.Gateways[users].state, o.Gateways[users].SpecHash = "exited", ""
+			},
+			want: "shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: connect gateway demo-users-gateway to network demo_mesh: a cell uses it or it uses one\n" +
+				"users: start gateway demo-users-gateway: exited\n" +
+				"users: wait for gateway demo-users-gateway\n" +
+				"users: update gateway demo-users-gateway if its spec changed: its spec is unknown while it is exited\n",
+		},
+		{
 			name:     "the keeper is missing",
 			observed: func(o *upObserved) { o.Keepers = nil },
 			want: "shop: keep gateway demo-shop-gateway: up to date\n" +
@@ -225,6 +249,77 @@ func TestPlanUp(t *testing.T) {
 				t.Fatalf("plan: %v", err)
 			}
 			if diff := cmp.Diff(tt.want, p.String()); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPlanUpMesh: only the gateways of cells that use another or are used
+// by one join the mesh, and a project whose cells use none has no mesh.
+func TestPlanUpMesh(t *testing.T) {
+	lone := func(name string, port int) *cellspec.Cell {
+		return &cellspec.Cell{Name: name, Gateway: cellspec.Gateway{Port: port}, Services: map[string]*cellspec.Service{
+			"app": {Name: "app", Image: "app:1", Port: 8080, Replicas: 1},
+		}}
+	}
+	tests := []struct {
+		name string
+		uses map[string][]string
+		want string
+	}{
+		{
+			name: "no cell uses another",
+			want: "web: create network demo_web\n" +
+				"web: create gateway demo-web-gateway\n" +
+				"web: start gateway demo-web-gateway\n" +
+				"web: wait for gateway demo-web-gateway to start on 127.0.0.1:8080\n" +
+				"shop: create network demo_shop\n" +
+				"shop: create gateway demo-shop-gateway\n" +
+				"shop: start gateway demo-shop-gateway\n" +
+				"shop: wait for gateway demo-shop-gateway to start on 127.0.0.1:8081\n" +
+				"users: create network demo_users\n" +
+				"users: create gateway demo-users-gateway\n" +
+				"users: start gateway demo-users-gateway\n" +
+				"users: wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n",
+		},
+		{
+			name: "shop uses users, web neither",
+			uses: map[string][]string{"shop": {"users"}},
+			want: "create network demo_mesh\n" +
+				"then\n" +
+				"web: create network demo_web\n" +
+				"web: create gateway demo-web-gateway\n" +
+				"web: start gateway demo-web-gateway\n" +
+				"web: wait for gateway demo-web-gateway to start on 127.0.0.1:8080\n" +
+				"shop: create network demo_shop\n" +
+				"shop: create gateway demo-shop-gateway\n" +
+				"shop: connect gateway demo-shop-gateway to network demo_mesh\n" +
+				"shop: start gateway demo-shop-gateway\n" +
+				"shop: wait for gateway demo-shop-gateway to start on 127.0.0.1:8081\n" +
+				"users: create network demo_users\n" +
+				"users: create gateway demo-users-gateway\n" +
+				"users: connect gateway demo-users-gateway to network demo_mesh\n" +
+				"users: start gateway demo-users-gateway\n" +
+				"users: wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &cellspec.Project{Name: "demo", Cells: []*cellspec.Cell{lone("web", 8080), lone("shop", 8081), lone("users", 8082)}}
+			for _, c := range p.Cells {
+				c.Uses = tt.uses[c.Name]
+			}
+			d := desiredUp(p, "orchestro-gateway:1", nil, "tok", false)
+			o := upObserved{Volumes: map[string]bool{}, Keepers: []observedKeeper{{ID: "keeper-id", State: "running", Hash: keeperHash(d.Image)}}}
+			for _, v := range d.Volumes {
+				o.Volumes[v] = true
+			}
+			plan, err := planUp(d, o)
+			if err != nil {
+				t.Fatalf("plan: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, plan.String()); diff != "" {
 				t.Errorf("plan (-want +got):\n%s", diff)
 			}
 		})

@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,7 +29,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 )
 
 // demoPorts are the variables the demo cells read their gateway ports from.
@@ -62,6 +65,7 @@ func TestE2EDemo(t *testing.T) {
 	t.Run("exec", func(t *testing.T) { testExec(t, p) })
 	t.Run("gateway-killed", func(t *testing.T) { testGatewayKilled(t, p) })
 	t.Run("up-killed-mid-create", func(t *testing.T) { testUpKilledMidCreate(t, p) })
+	t.Run("uses-added-later", func(t *testing.T) { testUsesAddedLater(t, p) })
 	t.Run("down", func(t *testing.T) {
 		start := time.Now()
 		_, stderr, code := p.run(t, "down", "-v")
@@ -716,6 +720,87 @@ services:
 		t.Fatalf("down -v exited %d:\n%s", code, stderr)
 	}
 	assertNothingLeft(t, cli, k.name)
+}
+
+// testUsesAddedLater: a project whose cells use none has no mesh, and its
+// cells cannot reach each other. Once front lists back under uses:, `up`
+// creates the mesh and connects back's running gateway to it, the same
+// container, and a request to front reaches back. The project runs the
+// images built for p.
+func testUsesAddedLater(t *testing.T, p *project) {
+	cli := requireDocker(t)
+	img := func(service string) string {
+		cs := listContainers(t, cli, p.name, labelService+"="+service)
+		if len(cs) == 0 {
+			t.Fatalf("no %s container to borrow the image of", service)
+		}
+		return cs[0].Image
+	}
+	dir := t.TempDir()
+	front := func(uses string) string {
+		return `cell: front
+gateway:
+  port: ${FRONT_PORT}
+` + uses + `services:
+  web:
+    image: ` + img("orders") + `
+    port: 8080
+    env:
+      SERVICE_NAME: web
+      UPSTREAM_URL: http://back:${BACK_PORT}
+      UPSTREAM_PATH: /api/
+`
+	}
+	files := map[string]string{
+		"orchestro.yaml": "project: meshless\ncells: [front.yaml, back.yaml]\n",
+		"front.yaml":     front(""),
+		"back.yaml": `cell: back
+gateway:
+  port: ${BACK_PORT}
+services:
+  api:
+    image: ` + img("accounts") + `
+    port: 8080
+    env:
+      SERVICE_NAME: api
+`,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := newProject(t, "meshless", dir, "FRONT_PORT", "BACK_PORT")
+	if _, stderr, code := m.run(t, "up", "-d", "--wait"); code != 0 {
+		t.Fatalf("up -d --wait exited %d:\n%s", code, stderr)
+	}
+	mesh := m.name + "_mesh"
+	if _, err := cli.NetworkInspect(context.Background(), mesh, network.InspectOptions{}); !errdefs.IsNotFound(err) {
+		t.Errorf("inspect network %s of a project whose cells use none = %v, want not found", mesh, err)
+	}
+	if _, status, err := get(m.url("FRONT_PORT") + "/web/"); err != nil || status != http.StatusBadGateway {
+		t.Errorf("GET front before it uses back = %d, %v; want 502 (back cannot be reached)", status, err)
+	}
+	backGateway := ids(t, cli, m.name, labelCell+"=back", labelRole+"=gateway")
+
+	if err := os.WriteFile(filepath.Join(dir, "front.yaml"), []byte(front("uses: [back]\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := m.run(t, "up", "-d", "--wait"); code != 0 {
+		t.Fatalf("up -d --wait with front using back exited %d:\n%s", code, stderr)
+	}
+	if same, diff := sameIDs(backGateway, ids(t, cli, m.name, labelCell+"=back", labelRole+"=gateway")); !same {
+		t.Errorf("back's gateway was recreated to join the mesh: %s", diff)
+	}
+	for _, g := range listContainers(t, cli, m.name, labelRole+"=gateway") {
+		if _, ok := g.NetworkSettings.Networks[mesh]; !ok {
+			t.Errorf("gateway %s is not on %s: %v", containerName(g), mesh, slices.Collect(maps.Keys(g.NetworkSettings.Networks)))
+		}
+	}
+	r, status, err := get(m.url("FRONT_PORT") + "/web/")
+	if err != nil || status != http.StatusOK || r.Upstream == nil || r.Upstream.Service != "api" {
+		t.Errorf("GET front once it uses back = %d, %v, %+v; want 200 from web with api's answer", status, err, r)
+	}
 }
 
 // TestE2EUpKilledMidBuild: `up -d --wait` of a fresh demo project killed
