@@ -219,6 +219,10 @@ func waitVerdict(keep func(cell, service string) bool, st *api.ProjectStatus, no
 		if !keep(cs.Cell, "") {
 			continue
 		}
+		if cs.Gateway == api.GatewayStopping {
+			failures = append(failures, cs.Cell+" is being removed: down stopped its gateway; up starts the cell again")
+			continue
+		}
 		if cs.Gateway != "running" || cs.SpecHash == "" {
 			pending = append(pending, cs.Cell+" (gateway "+cs.Gateway+")")
 			continue

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/engine"
 )
 
@@ -38,6 +39,9 @@ type observedGateway struct {
 	// SpecHash identifies the spec the gateway reported running; it is
 	// empty when the gateway was not running or did not answer.
 	SpecHash string
+	// Stopping is set when the gateway answered that down has stopped
+	// it (see api.GatewayStopping).
+	Stopping bool
 }
 
 // observedKeeper is a keeper container.
@@ -87,6 +91,7 @@ func (c *Client) observeUp(ctx context.Context, p *cellspec.Project) (upObserved
 				defer cancel()
 				if st, err := c.gwAdmin.status(sctx, p.Name, gw.cell); err == nil {
 					o.Gateways[i].SpecHash = st.SpecHash
+					o.Gateways[i].Stopping = st.Gateway == api.GatewayStopping
 				}
 			})
 		}

@@ -550,9 +550,17 @@ func planGateway(d upDesired, spec *api.GatewaySpec, cur observedGateway, exists
 	op := func(kind upOpKind) upOp { return upOp{Kind: kind, Cell: cell, Name: name, ID: cur.id} }
 	hash := gatewayHash(spec, d.Image)
 	var ops []upOp
-	if exists && cur.hash != hash {
+	switch {
+	case exists && cur.hash != hash:
 		remove := op(upRemoveGateway)
 		remove.Reason = "gateway image or ports changed"
+		ops = append(ops, remove)
+		exists = false
+	case exists && cur.Stopping:
+		// A down stopped it and did not finish: it will create no
+		// replica again. A new one adopts the replicas left.
+		remove := op(upRemoveGateway)
+		remove.Reason = "stopped by a down that did not finish"
 		ops = append(ops, remove)
 		exists = false
 	}

@@ -190,6 +190,19 @@ func TestPlanUp(t *testing.T) {
 				"users: update gateway demo-users-gateway if its spec changed: its spec is unknown while it is exited\n",
 		},
 		{
+			// A down stopped it and was interrupted before removing it:
+			// the gateway creates no replica again, whatever its spec.
+			name:     "a gateway a down stopped and left is recreated",
+			observed: func(o *upObserved) { o.Gateways[users].Stopping = true },
+			want: "remove gateway demo-users-gateway: stopped by a down that did not finish\n" +
+				"then\n" +
+				"shop: keep gateway demo-shop-gateway: up to date\n" +
+				"users: create gateway demo-users-gateway\n" +
+				"users: connect gateway demo-users-gateway to network demo_mesh\n" +
+				"users: start gateway demo-users-gateway\n" +
+				"users: wait for gateway demo-users-gateway to start on 127.0.0.1:8082\n",
+		},
+		{
 			name:     "the keeper is missing",
 			observed: func(o *upObserved) { o.Keepers = nil },
 			want: "shop: keep gateway demo-shop-gateway: up to date\n" +

@@ -79,6 +79,13 @@ func TestWaitVerdict(t *testing.T) {
 				Replicas: []api.ReplicaStatus{{Health: "none", Started: now.Add(-time.Second)}}}),
 		},
 		{
+			// Waiting will not bring its replicas back: only up does.
+			name: "a cell whose gateway a down stopped fails at once",
+			st: &api.ProjectStatus{Cells: []api.CellStatus{{Cell: "shop", Gateway: api.GatewayStopping, SpecHash: "h",
+				Services: []api.ServiceStatus{{Service: "api", Health: "stopped"}}}}},
+			wantFailed: "shop is being removed: down stopped its gateway; up starts the cell again",
+		},
+		{
 			name: "a failure while every replica is ready is not the wait's business",
 			st:   status(api.ServiceStatus{Service: "api", Desired: 1, Ready: 1, Health: "healthy", Failures: 1, LastError: "boom"}),
 		},

@@ -64,6 +64,7 @@ func TestE2EDemo(t *testing.T) {
 	t.Run("logs", func(t *testing.T) { testLogs(t, p) })
 	t.Run("exec", func(t *testing.T) { testExec(t, p) })
 	t.Run("gateway-killed", func(t *testing.T) { testGatewayKilled(t, p) })
+	t.Run("up-after-interrupted-down", func(t *testing.T) { testUpAfterInterruptedDown(t, p) })
 	t.Run("up-killed-mid-create", func(t *testing.T) { testUpKilledMidCreate(t, p) })
 	t.Run("uses-added-later", func(t *testing.T) { testUsesAddedLater(t, p) })
 	t.Run("down", func(t *testing.T) {
@@ -720,6 +721,43 @@ services:
 		t.Fatalf("down -v exited %d:\n%s", code, stderr)
 	}
 	assertNothingLeft(t, cli, k.name)
+}
+
+// testUpAfterInterruptedDown: a down interrupted once it has drained a
+// cell, its gateway stopped but not yet removed, leaves a gateway that
+// creates no replica and serves nothing. ps says so, and up starts the
+// cell again with a new gateway rather than keep that one.
+func testUpAfterInterruptedDown(t *testing.T, p *project) {
+	cli := requireDocker(t)
+	old := gwGateway(t, cli, p, "users")
+	var token string
+	for _, e := range old.Config.Env {
+		if v, ok := strings.CutPrefix(e, "ORCHESTRO_TOKEN="); ok {
+			token = v
+		}
+	}
+	// What down asks of each gateway before it removes it.
+	status, _, body, err := gwSend(http.MethodPost, gwAdminURL(t, cli, p, "users")+"/v1/stop", http.Header{"Authorization": {"Bearer " + token}}, nil)
+	if err != nil || status/100 != 2 {
+		t.Fatalf("POST /v1/stop to the users gateway = %d, %v: %s", status, err, body)
+	}
+	for _, c := range p.ps(t).Cells {
+		if c.Cell == "users" && c.Gateway != "stopping" {
+			t.Errorf("ps --json shows the stopped users gateway as %q, want \"stopping\"", c.Gateway)
+		}
+	}
+	start := time.Now()
+	_, stderr, code := p.run(t, "up", "-d", "--wait", "--wait-timeout", "30s")
+	t.Logf("up -d --wait after the interrupted down: %s", time.Since(start).Round(time.Millisecond))
+	if code != 0 {
+		t.Fatalf("up -d --wait after a down that stopped the users gateway exited %d:\n%s", code, stderr)
+	}
+	if now := gwGateway(t, cli, p, "users"); now.ID == old.ID {
+		t.Errorf("up kept the stopped users gateway %s", old.ID[:12])
+	}
+	if r, status, err := get(p.url("USERS_PORT") + "/accounts/"); err != nil || status != http.StatusOK || r.Service != "accounts" {
+		t.Errorf("GET users /accounts/ after up = %d, %v, %+v; want 200 from accounts", status, err, r)
+	}
 }
 
 // testUsesAddedLater: a project whose cells use none has no mesh, and its

@@ -50,10 +50,17 @@ type ProjectStatus struct {
 	Cells  []CellStatus `json:"cells"`
 }
 
+// GatewayStopping is the state of a gateway that down has stopped: it
+// has drained its replicas, creates none and serves nothing, and waits to
+// be removed. One left so by a down that did not finish stays so; up
+// replaces it.
+const GatewayStopping = "stopping"
+
 // CellStatus is what one gateway reports about its cell.
 type CellStatus struct {
 	Cell string `json:"cell"`
-	// Gateway is "running", "down" (no gateway answering) or "starting".
+	// Gateway is "running", "down" (no gateway answering), "starting" or
+	// GatewayStopping.
 	Gateway string `json:"gateway"`
 	// URL is the cell's entrance on the host, for example
 	// http://127.0.0.1:8081.

@@ -27,6 +27,9 @@ func (c *Controller) Status() api.CellStatus {
 		URL:      fmt.Sprintf("http://127.0.0.1:%d", cell.Gateway.Port),
 		SpecHash: c.spec.Hash(),
 	}
+	if c.stopping {
+		st.Gateway = api.GatewayStopping
+	}
 	desired := map[string]DesiredService{}
 	for _, d := range c.desired() {
 		desired[d.Name] = d
@@ -61,6 +64,10 @@ func (c *Controller) Status() api.CellStatus {
 		}
 		cs := c.crash[name]
 		ss.Health = tally.health(d.Replicas, ss.Ready, len(reps), cs.Looping(now))
+		if c.stopping {
+			// Its replicas, drained, wait for down to remove them.
+			ss.Health = "stopped"
+		}
 		if cs.Current(now) {
 			ss.Failures = cs.Crashes
 			if cs.StartFailed {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/orchestro/orchestro/runtime/api"
 )
 
 // TestControllerStop: Stop returns once a round has taken every replica
@@ -44,6 +46,10 @@ func TestControllerStop(t *testing.T) {
 		h.check("rotation after the stop", []string{"orders-1 draining", "orders-2 draining"}, h.rotation("orders"))
 		h.check("replicas after the stop", before, h.replicas())
 		h.check("containers changed by the stop", []string(nil), h.changes())
+		// Its status says so, for up to replace it should down not finish.
+		st := h.c.Status()
+		h.check("gateway state after the stop", api.GatewayStopping, st.Gateway)
+		h.check("health of orders after the stop", "stopped", st.Services[0].Health)
 
 		// A stopped cell creates nothing, whatever it is asked.
 		if err := h.c.Scale(t.Context(), "orders", 3); err != nil {
