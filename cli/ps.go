@@ -73,8 +73,12 @@ func runPs(ctx context.Context, opts *PsOptions) error {
 		fmt.Fprintf(opts.IO.ErrOut, "project %s runs on a swarm\n", st.Project)
 	}
 	for _, c := range st.Cells {
-		if c.Gateway == gatewayDown {
+		switch c.Gateway {
+		case gatewayDown:
 			fmt.Fprintf(opts.IO.ErrOut, "%s cell %s: gateway down%s\n", errPal.Yellow("warning:"), c.Cell, colonIf(c.Error))
+			continue
+		case api.GatewayStopping:
+			fmt.Fprintf(opts.IO.ErrOut, "%s cell %s: gateway stopping: down drained the cell and is removing it (if that down did not finish, up starts the cell again)\n", errPal.Yellow("warning:"), c.Cell)
 			continue
 		}
 		// The table says crashloop and the exit code; the whole reason,

@@ -85,6 +85,15 @@ func TestPs(t *testing.T) {
 		},
 		{name: "json", args: []string{"ps", "--json"}, status: testStatus(), golden: "ps.json"},
 		{
+			name: "a cell down is removing", args: []string{"ps"}, golden: "ps_stopping.stdout",
+			status: &api.ProjectStatus{Project: "demo", Cells: []api.CellStatus{{
+				Cell: "shop", Gateway: api.GatewayStopping, URL: "http://127.0.0.1:8081", SpecHash: "3f2a",
+				Services: []api.ServiceStatus{{Service: "db", Image: "postgres:16", Health: "stopped",
+					Replicas: []api.ReplicaStatus{{Name: "demo-shop-db-1", ContainerID: "d1", Replica: 1, State: "running", Health: "draining"}}}},
+			}}},
+			wantStderr: "warning: cell shop: gateway stopping: down drained the cell and is removing it (if that down did not finish, up starts the cell again)\n",
+		},
+		{
 			name: "no flows", args: []string{"ps"}, status: withoutFlows(testStatus()), golden: "ps_no_flows.stdout",
 			wantStderr: "warning: cell users: gateway down: dial tcp 127.0.0.1:9082: connection refused\n",
 		},
