@@ -479,11 +479,10 @@ func planUp(d upDesired, o upObserved) (upPlan, error) {
 
 // planNetworks returns the creation of the networks of project and its
 // cells that o lacks, the mesh first when it is wanted, each a chain of
-// its own. Up runs
-// them while the images build, since networks need none and the engine
-// creates them one at a time; planUp places them in its phases. A network
-// of a wanted name that belongs to something else is an error, before
-// anything is changed.
+// its own. Up runs them while the images build, since networks need none
+// and the engine creates them one at a time; planUp places them in its
+// phases. A network of a wanted name that belongs to something else is an
+// error, before anything is changed.
 func planNetworks(project string, cells []string, mesh bool, o upObserved) ([]upOp, error) {
 	var ops []upOp
 	if mesh {

@@ -32,6 +32,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
 )
 
 // demoPorts are the variables the demo cells read their gateway ports from.
@@ -643,13 +644,7 @@ func testGatewayKilled(t *testing.T, p *project) {
 // so it reaches the creation stage without building anything.
 func testUpKilledMidCreate(t *testing.T, p *project) {
 	cli := requireDocker(t)
-	img := func(service string) string {
-		cs := listContainers(t, cli, p.name, labelService+"="+service)
-		if len(cs) == 0 {
-			t.Fatalf("no %s container to borrow the image of", service)
-		}
-		return cs[0].Image
-	}
+	img := func(service string) string { return borrowImage(t, cli, p, service) }
 	dir := t.TempDir()
 	files := map[string]string{
 		"orchestro.yaml": "project: killed\ncells: [front.yaml, back.yaml]\n",
@@ -723,6 +718,17 @@ services:
 	assertNothingLeft(t, cli, k.name)
 }
 
+// borrowImage is the image a container of service in p runs, for a
+// project of a test that needs no build of its own.
+func borrowImage(t *testing.T, cli *client.Client, p *project, service string) string {
+	t.Helper()
+	cs := listContainers(t, cli, p.name, labelService+"="+service)
+	if len(cs) == 0 {
+		t.Fatalf("no %s container to borrow the image of", service)
+	}
+	return cs[0].Image
+}
+
 // testUpAfterInterruptedDown: a down interrupted once it has drained a
 // cell, its gateway stopped but not yet removed, leaves a gateway that
 // creates no replica and serves nothing. ps says so, and up starts the
@@ -767,13 +773,7 @@ func testUpAfterInterruptedDown(t *testing.T, p *project) {
 // images built for p.
 func testUsesAddedLater(t *testing.T, p *project) {
 	cli := requireDocker(t)
-	img := func(service string) string {
-		cs := listContainers(t, cli, p.name, labelService+"="+service)
-		if len(cs) == 0 {
-			t.Fatalf("no %s container to borrow the image of", service)
-		}
-		return cs[0].Image
-	}
+	img := func(service string) string { return borrowImage(t, cli, p, service) }
 	dir := t.TempDir()
 	front := func(uses string) string {
 		return `cell: front
