@@ -161,6 +161,32 @@ func TestActionsOnADownCell(t *testing.T) {
 	}
 }
 
+// TestACellDownIsRemoving: a cell whose gateway down has stopped shows
+// it, and takes no action, saying why.
+func TestACellDownIsRemoving(t *testing.T) {
+	src := &fakeSource{}
+	m := newTestModel(t, src, 100, 30)
+	st := testStatus()
+	st.Cells[0].Gateway = api.GatewayStopping
+	for i := range st.Cells[0].Services {
+		st.Cells[0].Services[i].Health = "stopped"
+	}
+	send(m, statusMsg{st: st})
+	if words := strings.Join(strings.Fields(ansi.Strip(m.render())), " "); !strings.Contains(words, "users accounts – stopping") {
+		t.Errorf("a cell being removed is not shown so:\n%s", words)
+	}
+	for _, k := range []string{"G", "+"} {
+		deliver(t, m, send(m, press(k)))
+	}
+	if calls := src.Calls(false); len(calls) != 0 {
+		t.Errorf("calls to a cell being removed: %q", calls)
+	}
+	want := "cannot change users/accounts: the gateway of cell users is stopping"
+	if m.bar.flash.text != want {
+		t.Errorf("bottom bar says %q, want %q", m.bar.flash.text, want)
+	}
+}
+
 func TestPendingScaleClears(t *testing.T) {
 	m := newTestModel(t, &fakeSource{}, 100, 30)
 	send(m, statusMsg{st: testStatus()})

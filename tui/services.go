@@ -222,7 +222,7 @@ func (p *servicesPane) actionable() (serviceRow, error) {
 	case r.svc == nil:
 		return r, fmt.Errorf("cell %s reports no services (gateway %s)", r.cell, orNone(r.gateway))
 	case r.down():
-		return r, fmt.Errorf("cannot change %s: the gateway of cell %s is down", r.name(), r.cell)
+		return r, fmt.Errorf("cannot change %s: the gateway of cell %s is %s", r.name(), r.cell, orNone(r.gateway))
 	}
 	return r, nil
 }
@@ -352,6 +352,10 @@ func (p *servicesPane) tableRows() [][]cell {
 		switch {
 		case r.down():
 			health, ready, readyTone = "gateway down", none, toneOff
+			if r.gateway == api.GatewayStopping {
+				// down has drained the cell and is removing it.
+				health = "stopping"
+			}
 		case s.Ready < p.desired(r):
 			readyTone = toneWarn
 		case p.desired(r) == 0:
