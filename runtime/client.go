@@ -112,6 +112,15 @@ func (c *Client) gateways(ctx context.Context, project string) ([]gateway, error
 				continue
 			}
 			if isAdminPort(s.Labels, p.PrivatePort) {
+				// A port published on every address is bound on 0.0.0.0
+				// and on ::, at host ports that may differ: the URL is on
+				// 127.0.0.1, so the IPv4 binding's port is the one.
+				if strings.Contains(p.IP, ":") {
+					if g.adminURL == "" {
+						g.adminURL = "http://[::1]:" + strconv.Itoa(int(p.PublicPort))
+					}
+					continue
+				}
 				g.adminURL = "http://127.0.0.1:" + strconv.Itoa(int(p.PublicPort))
 			} else {
 				g.port = int(p.PrivatePort)
@@ -243,11 +252,24 @@ func (c *Client) cellStatus(ctx context.Context, project string, g gateway) api.
 		defer cancel()
 		cs, err := c.admin(g).Status(sctx)
 		if err == nil {
+			err = sameCell(cs, g.cell, g.adminURL)
+		}
+		if err == nil {
 			return cs
 		}
 		return c.downStatus(ctx, project, g, err.Error())
 	}
 	return c.downStatus(ctx, project, g, "gateway container is "+g.state)
+}
+
+// sameCell refuses a status that another cell's gateway gave at url:
+// an address that has changed hands since it was read must not pass one
+// cell's state off as another's.
+func sameCell(cs api.CellStatus, cell, url string) error {
+	if cs.Cell != cell {
+		return fmt.Errorf("the gateway at %s answered for cell %q, not %q", url, cs.Cell, cell)
+	}
+	return nil
 }
 
 // downStatus describes a cell whose gateway does not answer, from the

@@ -2,6 +2,11 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -93,5 +98,92 @@ func TestGatewaysReadEachTokenOnce(t *testing.T) {
 	}
 	if n := inspects(); n != 1 {
 		t.Errorf("a listing after one gateway was recreated inspected %d times, want 1", n)
+	}
+}
+
+// TestGatewayAdminOnTwoFamilies: a port published on every address (the
+// swarm target's gateways) is bound twice, on 0.0.0.0 and on ::, and the
+// engine may give the two bindings different host ports. The admin API is
+// reached at 127.0.0.1, so at the IPv4 binding's port, whatever the order
+// the engine lists them in.
+func TestGatewayAdminOnTwoFamilies(t *testing.T) {
+	for _, order := range [][]string{{"0.0.0.0", "::"}, {"::", "0.0.0.0"}} {
+		t.Run(strings.Join(order, " then "), func(t *testing.T) {
+			ctx := t.Context()
+			eng := enginetest.NewFake()
+			eng.AddImage("gw:1", nil)
+			var admin []nat.PortBinding
+			for _, ip := range order {
+				admin = append(admin, nat.PortBinding{HostIP: ip})
+			}
+			resp, err := eng.ContainerCreate(ctx, &container.Config{
+				Image: "gw:1",
+				Labels: map[string]string{
+					engine.LabelProject: "demo", engine.LabelCell: "shop", engine.LabelRole: engine.RoleGateway,
+					engine.LabelAdminPort: "7700",
+				},
+			}, &container.HostConfig{PortBindings: nat.PortMap{"7700/tcp": admin}}, nil, nil, engine.GatewayName("demo", "shop"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := eng.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			ins, err := eng.ContainerInspect(ctx, resp.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v4 string
+			for _, b := range ins.NetworkSettings.Ports["7700/tcp"] {
+				if b.HostIP == "0.0.0.0" {
+					v4 = b.HostPort
+				}
+			}
+			gws, err := NewClientWithEngine(eng).gateways(ctx, "demo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "http://127.0.0.1:" + v4; len(gws) != 1 || gws[0].adminURL != want {
+				t.Errorf("admin URL = %+v, want %s", gws, want)
+			}
+		})
+	}
+}
+
+// TestStatusRefusesAnotherCellsAnswer: should the address read for a
+// cell's gateway be another gateway's (a port that changed hands, a
+// binding of the wrong family), its answer is not shown as this cell's.
+func TestStatusRefusesAnotherCellsAnswer(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.CellStatus{Cell: "users", Gateway: "running", SpecHash: "h", Services: []api.ServiceStatus{}})
+	}))
+	defer other.Close()
+	_, port, err := net.SplitHostPort(other.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	eng := enginetest.NewFake()
+	eng.AddImage("gw:1", nil)
+	resp, err := eng.ContainerCreate(ctx, &container.Config{
+		Image: "gw:1",
+		Labels: map[string]string{
+			engine.LabelProject: "demo", engine.LabelCell: "shop", engine.LabelRole: engine.RoleGateway,
+			engine.LabelAdminPort: "7700",
+		},
+	}, &container.HostConfig{PortBindings: nat.PortMap{"7700/tcp": {{HostIP: "127.0.0.1", HostPort: port}}}}, nil, nil, engine.GatewayName("demo", "shop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewClientWithEngine(eng).Status(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`the gateway at http://127.0.0.1:%s answered for cell "users", not "shop"`, port)
+	if len(st.Cells) != 1 || st.Cells[0].Cell != "shop" || st.Cells[0].Gateway != "down" || st.Cells[0].Error != want {
+		t.Errorf("status = %+v, want cell shop down: %s", st.Cells, want)
 	}
 }

@@ -216,6 +216,9 @@ func (c *Client) swarmStatus(ctx context.Context, project string, snap *swarm.Sn
 			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
 			views[i], errs[i] = admin.NewClient(g.AdminURL, g.Token, c.hc).Status(sctx)
+			if errs[i] == nil {
+				errs[i] = sameCell(views[i], g.Cell, g.AdminURL)
+			}
 		}()
 	}
 	wg.Wait()

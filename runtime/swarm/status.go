@@ -104,19 +104,31 @@ func (s *Snapshot) Gateways() []Gateway {
 				continue
 			}
 			g := Gateway{Cell: svc.Spec.Labels[engine.LabelCell], Task: t.ID, Node: s.NodeName(t.NodeID), Token: token, Host: s.nodeAddr(t.NodeID)}
+			var admin []uint32
 			for _, p := range t.Status.PortStatus.Ports {
 				switch int(p.TargetPort) {
 				case adminPort:
-					g.AdminURL = "http://" + net.JoinHostPort(g.Host, strconv.Itoa(int(p.PublishedPort)))
+					admin = append(admin, p.PublishedPort)
 				default:
 					if g.Port == 0 {
 						g.Port = int(p.PublishedPort)
 					}
 				}
 			}
-			if g.AdminURL != "" {
-				out = append(out, g)
+			if len(admin) == 0 {
+				continue
 			}
+			// A port published on the node's every address is listed
+			// once per binding, the IPv4 one first, and the engine may
+			// give the IPv6 one another host port: the binding of the
+			// node address's family is the gateway's, where the other
+			// port may be another gateway's.
+			port := admin[0]
+			if strings.Contains(g.Host, ":") {
+				port = admin[len(admin)-1]
+			}
+			g.AdminURL = "http://" + net.JoinHostPort(g.Host, strconv.Itoa(int(port)))
+			out = append(out, g)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Cell < out[j].Cell })
