@@ -518,6 +518,10 @@ func noteGatewayImages(cli *client.Client, name string) {
 // every project started by the same binary, and another project may be
 // running from an identical build. A removal without force is refused by
 // the engine while any container, running or stopped, uses the image.
+//
+// It goes tag by tag: the swarm target tags the gateway image for its
+// registry too, and the engine refuses to remove an image of several
+// tags by its ID without force. Removing the last tag removes the image.
 func removeGatewayImages() {
 	if e2e.docker == nil {
 		return
@@ -533,7 +537,13 @@ func removeGatewayImages() {
 		if err != nil || created.Before(e2e.start.Add(-time.Second)) {
 			continue
 		}
-		_, _ = e2e.docker.ImageRemove(ctx, id, image.RemoveOptions{PruneChildren: true})
+		refs := ins.RepoTags
+		if len(refs) == 0 {
+			refs = []string{id}
+		}
+		for _, ref := range refs {
+			_, _ = e2e.docker.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+		}
 	}
 }
 
