@@ -164,7 +164,9 @@ func isAdminPort(labels map[string]string, p uint16) bool {
 }
 
 func (c *Client) admin(g gateway) *admin.Client {
-	return admin.NewClient(g.adminURL, g.token, c.hc)
+	a := admin.NewClient(g.adminURL, g.token, c.hc)
+	a.Cell = g.cell
+	return a
 }
 
 // findGateway returns the running gateway of one cell.

@@ -215,7 +215,9 @@ func (c *Client) swarmStatus(ctx context.Context, project string, snap *swarm.Sn
 			defer wg.Done()
 			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
-			views[i], errs[i] = admin.NewClient(g.AdminURL, g.Token, c.hc).Status(sctx)
+			a := admin.NewClient(g.AdminURL, g.Token, c.hc)
+			a.Cell = g.Cell
+			views[i], errs[i] = a.Status(sctx)
 			if errs[i] == nil {
 				errs[i] = sameCell(views[i], g.Cell, g.AdminURL)
 			}

@@ -37,8 +37,10 @@ const (
 // gateway that cannot be reached gives an error that matches
 // ErrUnreachable.
 type Client struct {
-	// Cell, when set, names the cell in error messages: "scale
-	// shop/orders" rather than "scale orders". Set it before first use.
+	// Cell, when set, names the cell in error messages ("scale
+	// shop/orders" rather than "scale orders"), and in every request,
+	// so that a gateway of another cell found at the address refuses it
+	// (see api.CellHeader). Set it before first use.
 	Cell string
 
 	base  string
@@ -264,6 +266,9 @@ func (c *Client) do(ctx context.Context, op, method, path string, body io.Reader
 	}
 	if c.token != "" {
 		req.Header.Set(api.TokenHeader, "Bearer "+c.token)
+	}
+	if c.Cell != "" {
+		req.Header.Set(api.CellHeader, c.Cell)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -60,6 +60,32 @@ func TestClientRoundTrips(t *testing.T) {
 	}
 }
 
+// TestClientMisdirected: a gateway of another cell found at the address
+// (a port the engine has handed to another gateway since it was read)
+// neither acts nor answers for the cell the client means.
+func TestClientMisdirected(t *testing.T) {
+	cell := &fakeCell{status: testStatus()}
+	c := newTestClient(t, cell, NewEventBus(10), testToken)
+	c.Cell = "users"
+	ctx := t.Context()
+	const why = "this is the gateway of cell shop, not of cell users"
+	if _, err := c.Status(ctx); err == nil || !strings.Contains(err.Error(), "421: "+why) {
+		t.Errorf("status from another cell's gateway: %v, want 421: %s", err, why)
+	}
+	err := c.Scale(ctx, "orders", 3)
+	if want := "scale users/orders: 421: " + why; err == nil || err.Error() != want {
+		t.Errorf("scale through another cell's gateway: %v, want %q", err, want)
+	}
+	if calls := cell.Calls(); len(calls) != 0 {
+		t.Errorf("the gateway of shop acted for users: %q", calls)
+	}
+	// A client that names no cell reaches whatever answers, as before.
+	c.Cell = ""
+	if _, err := c.Status(ctx); err != nil {
+		t.Errorf("status without a cell named: %v", err)
+	}
+}
+
 func TestClientErrors(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -90,9 +90,10 @@ func testEvent(n int) api.Event {
 // metrics handler that answers "metrics".
 func newTestServer(cell Cell, bus *EventBus) *Server {
 	s, err := NewServer(ServerConfig{
-		Cell:   cell,
-		Events: bus,
-		Token:  testToken,
+		Cell:     cell,
+		CellName: "shop",
+		Events:   bus,
+		Token:    testToken,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, "metrics\n")
 		}),

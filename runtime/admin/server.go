@@ -47,6 +47,9 @@ type Cell interface {
 type ServerConfig struct {
 	// Cell answers status and carries out changes. Required.
 	Cell Cell
+	// CellName is the cell's name: a request whose api.CellHeader names
+	// another is refused with 421. Empty accepts any.
+	CellName string
 	// Events is the controller's event bus. Required.
 	Events *EventBus
 	// Token is the project token that calls changing the cell must
@@ -75,9 +78,10 @@ type ServerConfig struct {
 // WriteTimeout for it (the stream clears its own write deadline), and
 // should close the bus before calling Shutdown.
 type Server struct {
-	cell   Cell
-	events *EventBus
-	execs  Executions // nil: the cell has no flows
+	cell     Cell
+	cellName string
+	events   *EventBus
+	execs    Executions // nil: the cell has no flows
 	// accessLog is nil when the log goes to stdout, or nowhere.
 	accessLog AccessLog
 	// tokenSum is the SHA-256 of the token: comparing fixed-size sums
@@ -99,6 +103,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{
 		cell:      cfg.Cell,
+		cellName:  cfg.CellName,
 		events:    cfg.Events,
 		execs:     cfg.Executions,
 		accessLog: cfg.AccessLog,
@@ -134,6 +139,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 // paths with the wrong method 405 (with Allow), both as api.Error JSON
 // like every other failure, instead of ServeMux's plain text.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if want := r.Header.Get(api.CellHeader); want != "" && s.cellName != "" && want != s.cellName {
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("this is the gateway of cell %s, not of cell %s", s.cellName, want))
+		return
+	}
 	if h, pattern := s.mux.Handler(r); pattern == "" {
 		// ServeMux reports a miss through a handler that writes plain
 		// text: run it against a recorder to learn which miss it is.

@@ -22,6 +22,12 @@ const (
 
 	// TokenHeader carries the project token: "Authorization: Bearer <token>".
 	TokenHeader = "Authorization"
+	// CellHeader names the cell whose gateway the caller means to reach.
+	// Admin addresses are ports the engine hands out anew when a gateway
+	// starts, so one read a moment ago may have passed to another
+	// gateway since: that one answers 421 Misdirected Request rather
+	// than act, or answer, for a cell it is not.
+	CellHeader = "X-Orchestro-Cell"
 )
 
 // Errors the command line branches on.

@@ -219,7 +219,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// The controller may run a newer spec than the container's, from its
 	// state file; the flows follow the spec it runs, now and on updates.
 	dp.flows.configure(src.Spec().Cell)
-	adminCfg := admin.ServerConfig{Cell: src, Events: bus, Token: cfg.Token, Metrics: m.handler(src, px), Logger: cfg.Log}
+	adminCfg := admin.ServerConfig{Cell: src, CellName: spec.Cell.Name, Events: bus, Token: cfg.Token, Metrics: m.handler(src, px), Logger: cfg.Log}
 	if len(spec.Cell.Flows) > 0 {
 		adminCfg.Executions = dp.flows
 	}
