@@ -116,9 +116,6 @@ func (c *Client) gateways(ctx context.Context, project string) ([]gateway, error
 				// and on ::, at host ports that may differ: the URL is on
 				// 127.0.0.1, so the IPv4 binding's port is the one.
 				if strings.Contains(p.IP, ":") {
-					if g.adminURL == "" {
-						g.adminURL = "http://[::1]:" + strconv.Itoa(int(p.PublicPort))
-					}
 					continue
 				}
 				g.adminURL = "http://127.0.0.1:" + strconv.Itoa(int(p.PublicPort))

@@ -804,9 +804,7 @@ services:
 `,
 	}
 	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, filepath.Join(dir, name), data)
 	}
 	m := newProject(t, "meshless", dir, "FRONT_PORT", "BACK_PORT")
 	if _, stderr, code := m.run(t, "up", "-d", "--wait"); code != 0 {
@@ -821,9 +819,7 @@ services:
 	}
 	backGateway := ids(t, cli, m.name, labelCell+"=back", labelRole+"=gateway")
 
-	if err := os.WriteFile(filepath.Join(dir, "front.yaml"), []byte(front("uses: [back]\n")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "front.yaml"), front("uses: [back]\n"))
 	if _, stderr, code := m.run(t, "up", "-d", "--wait"); code != 0 {
 		t.Fatalf("up -d --wait with front using back exited %d:\n%s", code, stderr)
 	}
