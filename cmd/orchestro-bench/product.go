@@ -8,7 +8,9 @@ package main
 //     `up -d --wait` again (nothing to do), `ps` and `down`, timed for the
 //     orchestro binary and for docker compose on the same seven replicas
 //     (testdata/bench: orchestro.yaml and compose.yaml), in rounds that
-//     alternate who goes first (product_cli.go);
+//     alternate who goes first (product_cli.go), and in each round the
+//     engine floor of each project: its objects created and removed
+//     straight through the Engine API (product_floor.go);
 //   - the data path: wrk through the web cell's gateway container at its
 //     published port (through docker-proxy, on an engine with the
 //     userland proxy) and at its own address on the cell network, and
@@ -18,7 +20,8 @@ package main
 //     dockerd and nginx's processes read from /proc (product_proxy.go).
 //
 // Everything it creates carries the project names orchestro-bench and
-// orchestro-bench-compose, and is removed when it ends, also on Ctrl-C or
+// orchestro-bench-compose (a floor's objects, the label floorLabel), and
+// is removed when it ends, also on Ctrl-C or
 // an error (cleanup in runProduct).
 
 import (
@@ -42,7 +45,6 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/network"
 
 	"github.com/orchestro/orchestro/runtime/engine"
 )
@@ -127,7 +129,9 @@ side with docker compose and nginx:
 
   cli    up -d --wait (cold, then with nothing to do), ps and down, timed for
          orchestro and for docker compose on the same seven replicas
-         (testdata/bench), rounds alternating who goes first
+         (testdata/bench), rounds alternating who goes first; and the
+         engine floor: the objects each project has once up, created and
+         removed straight through the Engine API, all at once
   proxy  wrk through the gateway container (at its published port, through
          docker-proxy, and at its address on the cell network) and through
          nginx on the host, in front of the same three replica containers,
@@ -236,11 +240,10 @@ func productMain(args []string) int {
 // orchestro talks to (DOCKER_HOST, the Docker context).
 type productEngine interface {
 	ServerVersion(ctx context.Context) (types.Version, error)
-	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
-	NetworkList(ctx context.Context, options network.ListOptions) ([]network.Summary, error)
 	ImageTag(ctx context.Context, source, target string) error
 	Close() error
+	floorEngine
 }
 
 // productEnv is a run's machinery: the engine, the two CLIs, the tools.
@@ -389,7 +392,7 @@ func (e *productEnv) tagForCompose(ctx context.Context) error {
 	return nil
 }
 
-// cleanup removes both projects. With images, it also removes the images
+// cleanup removes both projects and what a floor left. With images, it also removes the images
 // orchestro built for its project (down --rmi, which removes them by ID,
 // so the compose tags go too); the gateway image stays, as other
 // projects on the machine run it.
@@ -403,6 +406,9 @@ func (e *productEnv) cleanup(ctx context.Context, images bool) error {
 		args = append(args, "--rmi")
 	}
 	if _, err := e.orchestro.run(ctx, args...); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeFloors(ctx, e.eng); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -135,6 +135,8 @@ func (e *productEnv) runCLI(ctx context.Context) (*cliReport, error) {
 			Compose:   "docker compose " + strings.Join(s.compose, " "),
 		})
 	}
+	// The floor of each project's objects, read once it is up.
+	floors := map[string]floorSpec{}
 	for round := range e.o.rounds {
 		for _, name := range cliOrder(round) {
 			tool, filter, fp := e.orchestro, orchestroFilter(), &r.OrchestroFootprint
@@ -179,6 +181,11 @@ func (e *productEnv) runCLI(ctx context.Context) (*cliReport, error) {
 						return nil, fmt.Errorf("round %d: after %s up: %d replicas running, want %d", round+1, name, got.Replicas, productReplicas)
 					}
 					*fp = got
+					if round == 0 {
+						if floors[name], err = e.floorOf(ctx, name, filter); err != nil {
+							return nil, err
+						}
+					}
 				case len(cliSteps) - 1:
 					got, err := e.footprint(ctx, filter)
 					if err != nil {
@@ -190,8 +197,47 @@ func (e *productEnv) runCLI(ctx context.Context) (*cliReport, error) {
 				}
 			}
 		}
+		if round == 0 {
+			r.Floor = newFloorReport(floors[cliOrchestro], floors[cliCompose])
+		}
+		for _, name := range cliOrder(round) {
+			if err := r.Floor.runFloor(ctx, e.eng, floors[name], name); err != nil {
+				return nil, fmt.Errorf("round %d: %w", round+1, err)
+			}
+			e.progress("round %d/%d  floor of %s's objects: up and down", round+1, e.o.rounds, name)
+		}
 	}
 	return r, nil
+}
+
+// floorOf reads the floor of the project of CLI name, which is up: its
+// containers and networks (those filter selects), on the image its
+// replicas run.
+func (e *productEnv) floorOf(ctx context.Context, name string, filter filters.Args) (floorSpec, error) {
+	list, err := e.eng.ContainerList(ctx, container.ListOptions{All: true, Filters: filter})
+	if err != nil {
+		return floorSpec{}, fmt.Errorf("floor of %s: list containers: %w", name, err)
+	}
+	var cs []container.InspectResponse
+	image := ""
+	for _, c := range list {
+		ci, err := e.eng.ContainerInspect(ctx, c.ID)
+		if err != nil {
+			return floorSpec{}, fmt.Errorf("floor of %s: %w", name, err)
+		}
+		cs = append(cs, ci)
+		if role, ok := c.Labels[engine.LabelRole]; image == "" && (!ok || role == engine.RoleReplica) {
+			image = ci.Image
+		}
+	}
+	if image == "" {
+		return floorSpec{}, fmt.Errorf("floor of %s: no replica runs", name)
+	}
+	nets, err := e.eng.NetworkList(ctx, network.ListOptions{Filters: filter})
+	if err != nil {
+		return floorSpec{}, fmt.Errorf("floor of %s: list networks: %w", name, err)
+	}
+	return floorFromInspect(name, image, cs, nets), nil
 }
 
 // footprint counts the containers (every state) and networks a project

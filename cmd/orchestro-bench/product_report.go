@@ -79,6 +79,7 @@ type cliReport struct {
 	OrchestroFootprint cliFootprint    `json:"orchestro_footprint"`
 	ComposeFootprint   cliFootprint    `json:"compose_footprint"`
 	Steps              []cliStepReport `json:"steps"`
+	Floor              *floorReport    `json:"engine_floor,omitempty"`
 }
 
 // cliFootprint is what a project runs once up.
@@ -321,6 +322,9 @@ func (r *productReport) summarize() {
 				st.ComposeBusy = summarizeValues(busyShares(st.ComposeCPUSeconds, st.ComposeSeconds, c.CPUs))
 			}
 		}
+		if c.Floor != nil {
+			c.Floor.summarize(c.Steps)
+		}
 	}
 	p := r.Proxy
 	if p == nil {
@@ -403,12 +407,20 @@ func (c *cliReport) write(w io.Writer) {
 	if len(cmds) > 0 {
 		fmt.Fprintf(w, "  (down is `%s` and `%s`)\n", cmds[0], cmds[1])
 	}
+	c.writeCPU(w)
+	if c.Floor != nil {
+		c.Floor.write(w)
+	}
+}
+
+// writeCPU prints the machine's CPU over each step, when it was read.
+func (c *cliReport) writeCPU(w io.Writer) {
 	if c.CPUs == 0 || len(c.Steps) == 0 || c.Steps[0].CPURatio == nil {
 		return
 	}
 	fmt.Fprintf(w, "\n  CPU the whole machine spent while each command ran (the CLI, the engine, the containers), median [min – max],\n")
 	fmt.Fprintf(w, "  and how busy that kept its %s (median)\n\n", plural(c.CPUs, "CPU"))
-	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "  step\torchestro\tbusy\tdocker compose\tbusy\torchestro/compose")
 	for _, st := range c.Steps {
 		if st.CPURatio == nil {
