@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -189,11 +190,17 @@ func (l *logFile) Read(ctx context.Context, q api.AccessLogQuery, emit func([]by
 		l.mu.Lock()
 		changed, now, closed := l.changed, l.gen, l.f == nil
 		var next []*os.File
+		// lost counts the files written since cur that the bound has
+		// already dropped: a follower more than maxFiles rotations
+		// behind cannot read them any more.
+		var lost uint64
 		if now != gen && !closed {
 			// Rotated: cur is complete, and the files written since
-			// are, oldest first, path(now-gen-1) to path(0). Those the
-			// bound has already dropped (a follower more than maxFiles
-			// rotations behind) are lost to it.
+			// are, oldest first, path(now-gen-1) to path(0), those
+			// still there.
+			if now-gen > uint64(l.maxFiles) {
+				lost = now - gen - uint64(l.maxFiles)
+			}
 			for i := int(min(now-gen, uint64(l.maxFiles))) - 1; i >= 0; i-- {
 				if f, err := os.Open(l.path(i)); err == nil {
 					next = append(next, f)
@@ -219,6 +226,16 @@ func (l *logFile) Read(ctx context.Context, q api.AccessLogQuery, emit func([]by
 			return r.flush()
 		case len(next) > 0:
 			r.carry = r.carry[:0] // a torn last line of the old file
+			if lost > 0 {
+				// Said in the stream, where the lines are missing, as
+				// a line of the gateway's own log would say it.
+				if err := r.flush(); err != nil {
+					return err
+				}
+				if err := emit(lostNotice(lost, time.Now())); err != nil {
+					return err
+				}
+			}
 			for _, f := range next[:len(next)-1] {
 				if err := r.copy(f); err != nil {
 					return err
@@ -244,6 +261,25 @@ func (l *logFile) Read(ctx context.Context, q api.AccessLogQuery, emit func([]by
 		case <-changed:
 		}
 	}
+}
+
+// lostNotice is the line a follower gets in place of n files of the log
+// that rotated away before it read them: a warning in the form of the
+// gateway's own log lines, which `logs CELL/gateway` shows beside the
+// access log.
+func lostNotice(n uint64, now time.Time) []byte {
+	files := "files"
+	if n == 1 {
+		files = "file"
+	}
+	msg := fmt.Sprintf("access log: this reader fell behind, and %d %s of the log rotated away before it read them; their lines are missing here", n, files)
+	b, _ := json.Marshal(struct {
+		Time      string `json:"time"`
+		Level     string `json:"level"`
+		Msg       string `json:"msg"`
+		LostFiles uint64 `json:"lost_files"`
+	}{now.UTC().Format(time.RFC3339Nano), "WARN", msg, n})
+	return append(b, '\n')
 }
 
 // tailStart finds where the last n lines of files begin: the index of the

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -223,6 +224,78 @@ func TestLogFileFollowCatchesUp(t *testing.T) {
 	close(stall)
 	f.waitLast(t, 27)
 	if diff := cmp.Diff(seq(0, 28), f.stop(t)); diff != "" {
+		t.Errorf("followed lines (-want +got):\n%s", diff)
+	}
+}
+
+// TestLogFileFollowTellsOfLostFiles: a follower that stalls while the
+// log rotates more often than it keeps files reads on from the oldest
+// file still there, and is told in the stream, where they are missing,
+// how many files went unread.
+func TestLogFileFollowTellsOfLostFiles(t *testing.T) {
+	l, err := openLogFile(t.TempDir(), 1000, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	writeLines(t, l, 0, 5, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stalled, stall := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var got []string
+	done := make(chan error, 1)
+	go func() {
+		first := true
+		done <- l.Read(ctx, api.AccessLogQuery{Tail: -1, Follow: true}, func(b []byte) error {
+			if first {
+				first = false
+				close(stalled)
+				<-stall
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, line := range strings.SplitAfter(string(b), "\n") {
+				if strings.Contains(line, `"lost_files"`) {
+					var notice struct {
+						Level     string `json:"level"`
+						Msg       string `json:"msg"`
+						LostFiles int    `json:"lost_files"`
+					}
+					if err := json.Unmarshal([]byte(line), &notice); err != nil {
+						return fmt.Errorf("notice %q: %w", line, err)
+					}
+					got = append(got, fmt.Sprintf("%s %d: %s", notice.Level, notice.LostFiles, notice.Msg))
+				} else if line != "" {
+					got = append(got, fmt.Sprint(lineNumbers(t, []byte(line))[0]))
+				}
+			}
+			return nil
+		})
+	}()
+	// A file holds ten lines: while the follower holds its first chunk,
+	// the log rotates five times and keeps two files (lines 40 to 59).
+	<-stalled
+	writeLines(t, l, 5, 60, 1)
+	close(stall)
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0 && got[len(got)-1] == "59"
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 10 {
+		want = append(want, fmt.Sprint(i))
+	}
+	want = append(want, "WARN 3: access log: this reader fell behind, and 3 files of the log rotated away before it read them; their lines are missing here")
+	for i := 40; i < 60; i++ {
+		want = append(want, fmt.Sprint(i))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("followed lines (-want +got):\n%s", diff)
 	}
 }
