@@ -21,8 +21,8 @@ package main
 //
 // Everything it creates carries the project names orchestro-bench and
 // orchestro-bench-compose (a floor's objects, the label floorLabel), and
-// is removed when it ends, also on Ctrl-C or
-// an error (cleanup in runProduct).
+// is removed when it ends, also on Ctrl-C or an error (cleanup in
+// runProduct).
 
 import (
 	"context"
@@ -392,10 +392,10 @@ func (e *productEnv) tagForCompose(ctx context.Context) error {
 	return nil
 }
 
-// cleanup removes both projects and what a floor left. With images, it also removes the images
-// orchestro built for its project (down --rmi, which removes them by ID,
-// so the compose tags go too); the gateway image stays, as other
-// projects on the machine run it.
+// cleanup removes both projects and what a floor left. With images, it
+// also removes the images orchestro built for its project (down --rmi,
+// which removes them by ID, so the compose tags go too); the gateway
+// image stays, as other projects on the machine run it.
 func (e *productEnv) cleanup(ctx context.Context, images bool) error {
 	var errs []error
 	if _, err := e.compose.run(ctx, composeDown...); err != nil {
