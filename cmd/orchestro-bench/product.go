@@ -17,7 +17,9 @@ package main
 //     through nginx on the host, in front of the same three replica
 //     containers, in rounds of equal length that rotate who goes first,
 //     with the CPU of the gateway, its containerd-shim, its docker-proxy,
-//     dockerd and nginx's processes read from /proc (product_proxy.go).
+//     dockerd and nginx's processes read from /proc (product_proxy.go);
+//   - with -parts variants, the engine floor of orchestro's objects with
+//     parts of its topology left out (product_variants.go).
 //
 // Everything it creates carries the project names orchestro-bench and
 // orchestro-bench-compose (a floor's objects, the label floorLabel), and
@@ -94,8 +96,9 @@ func composeImage(s productService) string {
 
 // Parts of a product run, for -parts.
 const (
-	partCLI   = "cli"
-	partProxy = "proxy"
+	partCLI      = "cli"
+	partProxy    = "proxy"
+	partVariants = "variants"
 )
 
 // productOptions are the command line of the product mode.
@@ -137,6 +140,9 @@ side with docker compose and nginx:
          nginx on the host, in front of the same three replica containers,
          rounds rotating who goes first, with the CPU of the gateway, its
          containerd-shim and docker-proxy, dockerd and nginx
+  variants  (not by default) the engine floor of orchestro's objects with
+         parts of its topology left out (the keeper, the published admin
+         ports, a network per cell), beside compose's objects
 
 Run it from the repository root. It needs a static orchestro binary
 (CGO_ENABLED=0 go build -o /tmp/orchestro ./cmd/orchestro), docker compose
@@ -155,7 +161,7 @@ Flags:
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "untimed wrk load on each proxy before the first round (0 skips it)")
 	fs.IntVar(&o.conns, "conns", 64, "wrk connections")
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads")
-	parts := fs.String("parts", partCLI+","+partProxy, "what to measure: "+partCLI+", "+partProxy+" or both, comma-separated")
+	parts := fs.String("parts", partCLI+","+partProxy, "what to measure, comma-separated: "+partCLI+", "+partProxy+", "+partVariants)
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of tables")
 	fs.StringVar(&o.accessLog, "access-log", "file", "gateway.access_log of the cell the proxy part loads: file (the default), stdout (through the engine's log pipe) or off")
 	if err := fs.Parse(args); err != nil {
@@ -181,8 +187,8 @@ Flags:
 	}
 	for _, p := range strings.Split(*parts, ",") {
 		p = strings.TrimSpace(p)
-		if p != partCLI && p != partProxy {
-			return o, fmt.Errorf("-parts: unknown part %q (known: %s, %s)", p, partCLI, partProxy)
+		if p != partCLI && p != partProxy && p != partVariants {
+			return o, fmt.Errorf("-parts: unknown part %q (known: %s, %s, %s)", p, partCLI, partProxy, partVariants)
 		}
 		if !o.has(p) {
 			o.parts = append(o.parts, p)
@@ -338,6 +344,13 @@ func runProduct(ctx context.Context, o productOptions, stdout, stderr io.Writer)
 			return err
 		}
 		rep.Proxy = pr
+	}
+	if o.has(partVariants) {
+		vr, err := env.runVariants(ctx)
+		if err != nil {
+			return err
+		}
+		rep.Variants = vr
 	}
 	rep.Machine.LoadEnd = loadAverage()
 	rep.summarize()

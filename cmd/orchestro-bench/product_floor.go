@@ -33,6 +33,8 @@ import (
 	"github.com/docker/go-connections/nat"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
 // floorLabel marks what a floor creates, with the shape as its value.
@@ -73,6 +75,11 @@ type floorContainer struct {
 	NoNetwork bool
 	Networks  []string
 	Restart   container.RestartPolicyMode
+	// Role is the orchestro role of the original (gateway, replica,
+	// keeper; none for compose's), and AdminPort a gateway's admin port:
+	// the variants of the floor (product_variants.go) leave them out.
+	Role      string
+	AdminPort nat.Port
 }
 
 // floorSpec is the objects of one floor.
@@ -134,6 +141,12 @@ func floorFromInspect(shape, image string, cs []container.InspectResponse, nets 
 	volName := map[string]string{}
 	for i, c := range cs {
 		fc := floorContainer{Name: name("c", i)}
+		if c.Config != nil {
+			fc.Role = c.Config.Labels[engine.LabelRole]
+			if p := c.Config.Labels[engine.LabelAdminPort]; p != "" {
+				fc.AdminPort = nat.Port(p + "/tcp")
+			}
+		}
 		if c.HostConfig != nil {
 			fc.Restart = c.HostConfig.RestartPolicy.Name
 			fc.NoNetwork = c.HostConfig.NetworkMode.IsNone()

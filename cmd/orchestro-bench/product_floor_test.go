@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
@@ -9,11 +10,22 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/orchestro/orchestro/runtime/engine"
 )
 
 func TestFloorFromInspect(t *testing.T) {
 	inspect := func(name string, mode container.NetworkMode, ports nat.PortMap, mounts []container.MountPoint, nets ...string) container.InspectResponse {
+		labels := map[string]string{}
+		switch {
+		case strings.HasSuffix(name, "-keeper"):
+			labels[engine.LabelRole] = engine.RoleKeeper
+		case strings.HasSuffix(name, "-gateway"):
+			labels[engine.LabelRole] = engine.RoleGateway
+			labels[engine.LabelAdminPort] = "7700"
+		}
 		c := container.InspectResponse{
+			Config: &container.Config{Labels: labels},
 			ContainerJSONBase: &container.ContainerJSONBase{
 				Name:       "/" + name,
 				HostConfig: &container.HostConfig{NetworkMode: mode, PortBindings: ports, RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}},
@@ -54,13 +66,14 @@ func TestFloorFromInspect(t *testing.T) {
 		Volumes: []string{"orchestro-bench-floor-orchestro-vol1"},
 		Containers: []floorContainer{
 			{Name: "orchestro-bench-floor-orchestro-c1", NoNetwork: true, Restart: container.RestartPolicyUnlessStopped,
-				Mounts: []floorMount{{Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}}},
+				Mounts: []floorMount{{Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}}, Role: engine.RoleKeeper},
 			{Name: "orchestro-bench-floor-orchestro-c2", Restart: container.RestartPolicyUnlessStopped,
 				Networks: []string{"orchestro-bench-floor-orchestro-net2"}},
 			{Name: "orchestro-bench-floor-orchestro-c3", Restart: container.RestartPolicyUnlessStopped,
 				Networks: []string{"orchestro-bench-floor-orchestro-net2"},
 				Mounts:   []floorMount{{Volume: "orchestro-bench-floor-orchestro-vol1", Target: "/logs", ReadOnly: true}}},
 			{Name: "orchestro-bench-floor-orchestro-c4", Restart: container.RestartPolicyUnlessStopped, Published: published,
+				Role: engine.RoleGateway, AdminPort: "7700/tcp",
 				Networks: []string{"orchestro-bench-floor-orchestro-net1", "orchestro-bench-floor-orchestro-net2"},
 				Mounts: []floorMount{
 					{Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"},
@@ -105,5 +118,77 @@ func TestFloorReport(t *testing.T) {
 `
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("floor report mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestFloorVariants(t *testing.T) {
+	spec := floorSpec{
+		Shape:    "orchestro",
+		Networks: []floorNetwork{{Name: "n1"}, {Name: "n2"}},
+		Volumes:  []string{"v1"},
+		Containers: []floorContainer{
+			{Name: "keeper", NoNetwork: true, Role: engine.RoleKeeper},
+			{Name: "gw1", Networks: []string{"n1"}, Role: engine.RoleGateway, AdminPort: "7700/tcp",
+				Published: nat.PortMap{"8080/tcp": {{HostIP: "127.0.0.1"}}, "7700/tcp": {{HostIP: "127.0.0.1"}}}},
+			{Name: "gw2", Networks: []string{"n2"}, Role: engine.RoleGateway, AdminPort: "7700/tcp",
+				Published: nat.PortMap{"7700/tcp": {{HostIP: "127.0.0.1"}}}},
+			{Name: "r1", Networks: []string{"n2"}, Role: engine.RoleReplica},
+		},
+	}
+	before := cmp.Diff(floorSpec{}, spec)
+	got := map[string]floorFootprint{}
+	var oneNet floorSpec
+	for _, v := range floorVariants {
+		s := v.of(spec)
+		got[v.name] = s.footprint()
+		if v.name == "with every cell on one network" {
+			oneNet = s
+		}
+	}
+	want := map[string]floorFootprint{
+		"orchestro's objects as they are":             {Containers: 4, Networks: 2, Published: 3, Volumes: 1},
+		"without the keeper":                          {Containers: 3, Networks: 2, Published: 3, Volumes: 1},
+		"without the gateways' published admin ports": {Containers: 4, Networks: 2, Published: 1, Volumes: 1},
+		"without either":                              {Containers: 3, Networks: 2, Published: 1, Volumes: 1},
+		"with every cell on one network":              {Containers: 4, Networks: 1, Published: 3, Volumes: 1},
+		"one network, without either":                 {Containers: 3, Networks: 1, Published: 1, Volumes: 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("variants' objects (-want +got):\n%s", diff)
+	}
+	var nets [][]string
+	for _, c := range oneNet.Containers {
+		nets = append(nets, c.Networks)
+	}
+	if diff := cmp.Diff([][]string{nil, {"n1"}, {"n1"}, {"n1"}}, nets); diff != "" {
+		t.Errorf("networks on one network (-want +got):\n%s", diff)
+	}
+	// No variant changes the objects it was given.
+	if after := cmp.Diff(floorSpec{}, spec); after != before {
+		t.Errorf("a variant changed its input:\n%s", cmp.Diff(before, after))
+	}
+}
+
+func TestVariantsReport(t *testing.T) {
+	r := &variantsReport{Rounds: 2, Variants: []variantReport{
+		{Name: "orchestro's objects as they are", Objects: floorFootprint{Containers: 11, Networks: 3, Published: 6},
+			UpSeconds: []float64{3, 4}, DownSeconds: []float64{1.5, 1.7}},
+		{Name: composeVariant, Objects: floorFootprint{Containers: 7, Networks: 1},
+			UpSeconds: []float64{2, 2.2}, DownSeconds: []float64{0.9, 0.8}},
+	}}
+	r.summarize()
+	var b bytes.Buffer
+	r.write(&b)
+	want := `
+Engine floor of variants of orchestro's objects: what each part of its topology costs the engine
+  each set of objects created and started, then stopped (1s to exit) and removed, straight through the Engine API,
+  all at once, every container running the replica image; 2 rounds, each set going first in turn; median [min – max]
+
+  objects                           containers   networks   published ports   up                      down
+  orchestro's objects as they are   11           3          6                 3.50s [3.00s – 4.00s]   1.60s [1.50s – 1.70s]
+  compose's objects                 7            1          0                 2.10s [2.00s – 2.20s]   850ms [800ms – 900ms]
+`
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("variants report mismatch (-want +got):\n%s", diff)
 	}
 }

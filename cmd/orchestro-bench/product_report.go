@@ -12,9 +12,10 @@ import (
 // round; the summaries (median and range over rounds, ratios paired
 // within a round) are derived from them by summarize.
 type productReport struct {
-	Machine productMachine `json:"machine"`
-	CLI     *cliReport     `json:"cli,omitempty"`
-	Proxy   *proxyReport   `json:"proxy,omitempty"`
+	Machine  productMachine  `json:"machine"`
+	CLI      *cliReport      `json:"cli,omitempty"`
+	Proxy    *proxyReport    `json:"proxy,omitempty"`
+	Variants *variantsReport `json:"floor_variants,omitempty"`
 }
 
 // productMachine names the machine and what ran on it.
@@ -326,6 +327,9 @@ func (r *productReport) summarize() {
 			c.Floor.summarize(c.Steps)
 		}
 	}
+	if r.Variants != nil {
+		r.Variants.summarize()
+	}
 	p := r.Proxy
 	if p == nil {
 		return
@@ -367,7 +371,7 @@ func (r *productReport) write(w io.Writer) {
 	fmt.Fprintf(w, "machine    %d CPUs, Linux %s, %s; Docker Engine %s; 1-minute load average %s at start, %s at end\n",
 		m.CPUs, orNA(m.Kernel), m.Go, orNA(m.Docker), orNA(m.LoadStart), orNA(m.LoadEnd))
 	fmt.Fprintf(w, "orchestro  %s\n", orNA(m.Orchestro))
-	if r.CLI != nil {
+	if r.CLI != nil || r.Variants != nil {
 		fmt.Fprintf(w, "compose    %s\n", orNA(m.Compose))
 	}
 	if r.Proxy != nil {
@@ -379,6 +383,9 @@ func (r *productReport) write(w io.Writer) {
 	}
 	if r.Proxy != nil {
 		r.Proxy.write(w)
+	}
+	if r.Variants != nil {
+		r.Variants.write(w)
 	}
 }
 
