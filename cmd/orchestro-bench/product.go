@@ -130,19 +130,20 @@ func parseProductFlags(args []string, stderr io.Writer) (productOptions, error) 
 Measures orchestro as users run it, on this machine's Docker engine, side by
 side with docker compose and nginx:
 
-  cli    up -d --wait (cold, then with nothing to do), ps and down, timed for
-         orchestro and for docker compose on the same seven replicas
-         (testdata/bench), rounds alternating who goes first; and the
-         engine floor: the objects each project has once up, created and
-         removed straight through the Engine API, all at once
-  proxy  wrk through the gateway container (at its published port, through
-         docker-proxy, and at its address on the cell network) and through
-         nginx on the host, in front of the same three replica containers,
-         rounds rotating who goes first, with the CPU of the gateway, its
-         containerd-shim and docker-proxy, dockerd and nginx
+  cli       up -d --wait (cold, then with nothing to do), ps and down, timed
+            for orchestro and for docker compose on the same seven replicas
+            (testdata/bench), rounds alternating who goes first; and the
+            engine floor: the objects each project has once up, created and
+            removed straight through the Engine API, all at once
+  proxy     wrk through the gateway container (at its published port,
+            through docker-proxy, and at its address on the cell network)
+            and through nginx on the host, in front of the same three
+            replica containers, rounds rotating who goes first, with the CPU
+            of the gateway, its containerd-shim and docker-proxy, dockerd
+            and nginx
   variants  (not by default) the engine floor of orchestro's objects with
-         parts of its topology left out (the keeper, the published admin
-         ports, a network per cell), beside compose's objects
+            parts of its topology left out (the keeper, the published admin
+            ports, a network per cell), beside compose's objects
 
 Run it from the repository root. It needs a static orchestro binary
 (CGO_ENABLED=0 go build -o /tmp/orchestro ./cmd/orchestro), docker compose
