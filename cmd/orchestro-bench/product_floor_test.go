@@ -2,14 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/go-connections/nat"
 	"github.com/google/go-cmp/cmp"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/orchestro/orchestro/runtime/engine"
 )
@@ -191,4 +197,178 @@ Engine floor of variants of orchestro's objects: what each part of its topology 
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("variants report mismatch (-want +got):\n%s", diff)
 	}
+}
+
+// fakeFloorEngine records the calls a floor makes, in order, and refuses
+// a network's removal while a container is on it, as the engine does (and
+// once more, at first, as the engine does just after a removal).
+type fakeFloorEngine struct {
+	mu       sync.Mutex
+	calls    []string
+	on       map[string]map[string]bool // network → containers on it
+	refusals int
+}
+
+func (f *fakeFloorEngine) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeFloorEngine) ContainerCreate(_ context.Context, cfg *container.Config, host *container.HostConfig, net *network.NetworkingConfig, _ *ocispec.Platform, name string) (container.CreateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if net != nil {
+		for n := range net.EndpointsConfig {
+			f.on[n][name] = true
+		}
+	}
+	var ports []string
+	for p := range cfg.ExposedPorts {
+		ports = append(ports, string(p)+"="+host.PortBindings[p][0].HostIP)
+	}
+	slices.Sort(ports)
+	f.calls = append(f.calls, fmt.Sprintf("create %s mode=%s ports=%v mounts=%d labels=%v", name, host.NetworkMode, ports, len(host.Mounts), cfg.Labels))
+	return container.CreateResponse{}, nil
+}
+
+func (f *fakeFloorEngine) ContainerStart(_ context.Context, id string, _ container.StartOptions) error {
+	f.record("start " + id)
+	return nil
+}
+
+func (f *fakeFloorEngine) ContainerStop(_ context.Context, id string, o container.StopOptions) error {
+	f.record(fmt.Sprintf("stop %s %ds", id, *o.Timeout))
+	return nil
+}
+
+func (f *fakeFloorEngine) ContainerRemove(_ context.Context, id string, _ container.RemoveOptions) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, cs := range f.on {
+		delete(cs, id)
+	}
+	f.calls = append(f.calls, "remove "+id)
+	return nil
+}
+
+func (f *fakeFloorEngine) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
+	return nil, nil
+}
+
+func (f *fakeFloorEngine) NetworkCreate(_ context.Context, name string, o network.CreateOptions) (network.CreateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.on[name] = map[string]bool{}
+	f.calls = append(f.calls, fmt.Sprintf("network create %s internal=%v", name, o.Internal))
+	return network.CreateResponse{}, nil
+}
+
+func (f *fakeFloorEngine) NetworkConnect(_ context.Context, n, id string, _ *network.EndpointSettings) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.on[n][id] = true
+	f.calls = append(f.calls, "connect "+id+" "+n)
+	return nil
+}
+
+func (f *fakeFloorEngine) NetworkRemove(_ context.Context, n string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.on[n]) > 0 || f.refusals == 0 {
+		f.refusals++
+		return fmt.Errorf("error while removing network: network %s has active endpoints", n)
+	}
+	delete(f.on, n)
+	f.calls = append(f.calls, "network remove "+n)
+	return nil
+}
+
+func (f *fakeFloorEngine) NetworkList(context.Context, network.ListOptions) ([]network.Summary, error) {
+	return nil, nil
+}
+
+func (f *fakeFloorEngine) VolumeCreate(_ context.Context, o volume.CreateOptions) (volume.Volume, error) {
+	f.record("volume create " + o.Name)
+	return volume.Volume{}, nil
+}
+
+func (f *fakeFloorEngine) VolumeRemove(_ context.Context, v string, _ bool) error {
+	f.record("volume remove " + v)
+	return nil
+}
+
+func (f *fakeFloorEngine) VolumeList(context.Context, volume.ListOptions) (volume.ListResponse, error) {
+	return volume.ListResponse{}, nil
+}
+
+// TestFloorUpAndDown: a floor creates its networks and volumes before any
+// container, connects a container to its other networks before starting
+// it, stops every container (as a down gives it time) before removing it,
+// and removes the networks, retrying one the engine does not let go of
+// yet, only once every container is gone.
+func TestFloorUpAndDown(t *testing.T) {
+	s := floorSpec{
+		Shape:    "o",
+		Image:    "img",
+		Networks: []floorNetwork{{Name: "n1", Internal: true}, {Name: "n2"}},
+		Volumes:  []string{"v1"},
+		Containers: []floorContainer{
+			{Name: "k", NoNetwork: true, Mounts: []floorMount{{Source: "/s", Target: "/s"}}},
+			{Name: "g", Networks: []string{"n2", "n1"}, Published: nat.PortMap{"80/tcp": {{HostIP: "127.0.0.1"}}},
+				Mounts: []floorMount{{Volume: "v1", Target: "/v"}}},
+			{Name: "r", Networks: []string{"n2"}},
+		},
+	}
+	f := &fakeFloorEngine{on: map[string]map[string]bool{}}
+	if _, err := floorUp(context.Background(), f, s); err != nil {
+		t.Fatal(err)
+	}
+	up := slices.Clone(f.calls)
+	f.calls = nil
+	if _, err := floorDown(context.Background(), f, s); err != nil {
+		t.Fatal(err)
+	}
+	down := f.calls
+
+	// Within a stage the calls run at once, in any order: compare each
+	// stage sorted, and each container's own calls in order.
+	stage := func(calls []string, from, to int) []string {
+		out := slices.Clone(calls[from:to])
+		slices.Sort(out)
+		return out
+	}
+	labels := "map[" + floorLabel + ":o]"
+	if diff := cmp.Diff([]string{"network create n1 internal=true", "network create n2 internal=false", "volume create v1"}, stage(up, 0, 3)); diff != "" {
+		t.Errorf("up's first stage (-want +got):\n%s", diff)
+	}
+	wantUp := map[string][]string{
+		"k": {"create k mode=none ports=[] mounts=1 labels=" + labels, "start k"},
+		"g": {"create g mode=n2 ports=[80/tcp=127.0.0.1] mounts=1 labels=" + labels, "connect g n1", "start g"},
+		"r": {"create r mode=n2 ports=[] mounts=0 labels=" + labels, "start r"},
+	}
+	if diff := cmp.Diff(wantUp, byContainer(up[3:])); diff != "" {
+		t.Errorf("up's containers (-want +got):\n%s", diff)
+	}
+	wantDown := map[string][]string{"k": {"stop k 1s", "remove k"}, "g": {"stop g 1s", "remove g"}, "r": {"stop r 1s", "remove r"}}
+	if diff := cmp.Diff(wantDown, byContainer(down[:6])); diff != "" {
+		t.Errorf("down's containers (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"network remove n1", "network remove n2", "volume remove v1"}, stage(down, 6, len(down))); diff != "" {
+		t.Errorf("down's last stage (-want +got):\n%s", diff)
+	}
+}
+
+// byContainer groups calls by the container they name, in order.
+func byContainer(calls []string) map[string][]string {
+	out := map[string][]string{}
+	for _, c := range calls {
+		f := strings.Fields(c)
+		name := f[1]
+		if f[0] == "network" || f[0] == "volume" {
+			name = f[0]
+		}
+		out[name] = append(out[name], c)
+	}
+	return out
 }
