@@ -498,9 +498,20 @@ func sweepImages(ctx context.Context, cli *client.Client, name string, late time
 // noteGatewayImages records the images the project's gateways run, for
 // removeGatewayImages.
 func noteGatewayImages(cli *client.Client, name string) {
-	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: projectFilter(name, labelRole+"=gateway")})
+	ctx := context.Background()
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(name, labelRole+"=gateway")})
 	if err != nil {
 		return
+	}
+	// The containers of a swarm's tasks carry the swarm's labels, not the
+	// project's: its gateway tasks are those of its gateway services.
+	tasks, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", swarmServiceLabel))})
+	if err == nil {
+		for _, c := range tasks {
+			if svc := c.Labels[swarmServiceLabel]; strings.HasPrefix(svc, name+"-") && strings.HasSuffix(svc, "-gateway") {
+				list = append(list, c)
+			}
+		}
 	}
 	e2e.mu.Lock()
 	defer e2e.mu.Unlock()
@@ -511,6 +522,10 @@ func noteGatewayImages(cli *client.Client, name string) {
 		e2e.gwImages[c.ImageID] = true
 	}
 }
+
+// swarmServiceLabel names, on a task's container, the swarm service it
+// runs.
+const swarmServiceLabel = "com.docker.swarm.service.name"
 
 // removeGatewayImages removes the gateway images this run's projects used,
 // but only those created during this run (the run's binary is new) and only
