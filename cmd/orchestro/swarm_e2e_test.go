@@ -61,6 +61,13 @@ func requireSwarm(t *testing.T, cli *client.Client) {
 		// count the engine never lets go of (it then refuses to remove
 		// the network, with no endpoint on it, until its store is reset).
 		waitSwarmQuiet(t, cli, swarmQuietWait)
+		// The ingress network goes first, while the swarm still runs:
+		// its sandbox's endpoint on docker_gwbridge is then removed
+		// as any other, rather than as the node leaves.
+		if err := cli.NetworkRemove(ctx, "ingress"); err != nil && !errdefs.IsNotFound(err) {
+			t.Logf("remove the swarm's ingress network: %v", err)
+		}
+		waitGWBridgeEmpty(t, cli, swarmQuietWait)
 		if err := cli.SwarmLeave(ctx, true); err != nil {
 			t.Errorf("leave the swarm the test made: %v", err)
 			return
@@ -103,6 +110,28 @@ func waitSwarmQuiet(t *testing.T, cli *client.Client, limit time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			t.Logf("leaving the swarm with %s still there", strings.Join(left, ", "))
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitGWBridgeEmpty waits, up to limit, until docker_gwbridge holds no
+// endpoint.
+func waitGWBridgeEmpty(t *testing.T, cli *client.Client, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		nw, err := cli.NetworkInspect(context.Background(), gwBridge, network.InspectOptions{})
+		if err != nil || len(nw.Containers) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for _, ep := range nw.Containers {
+				names = append(names, ep.Name)
+			}
+			t.Logf("leaving the swarm with %s on %s", strings.Join(names, ", "), gwBridge)
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
