@@ -56,14 +56,15 @@ func requireSwarm(t *testing.T, cli *client.Client) {
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
-		// Leaving while the engine still tears down the tasks of removed
-		// services was seen to leave docker_gwbridge with an endpoint
-		// count the engine never lets go of (it then refuses to remove
-		// the network, with no endpoint on it, until its store is reset).
+		// Leaving was seen to leave docker_gwbridge with a count of
+		// endpoints the engine never lets go of: it then refuses to
+		// remove the network, with no endpoint on it, until dockerd
+		// restarts. So the node leaves once nothing of the swarm is on
+		// the bridge: the tasks of the removed services gone, then the
+		// ingress network removed while the swarm still runs, so that its
+		// sandbox's endpoint goes as any other rather than as the node
+		// leaves (waiting for the tasks alone was not enough).
 		waitSwarmQuiet(t, cli, swarmQuietWait)
-		// The ingress network goes first, while the swarm still runs:
-		// its sandbox's endpoint on docker_gwbridge is then removed
-		// as any other, rather than as the node leaves.
 		if err := cli.NetworkRemove(ctx, "ingress"); err != nil && !errdefs.IsNotFound(err) {
 			t.Logf("remove the swarm's ingress network: %v", err)
 		}
