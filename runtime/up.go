@@ -212,15 +212,17 @@ const settle = time.Second
 
 // waitVerdict reads a status for wait: what is still pending, or, when
 // some service is failing (failing), an error wrapping api.ErrUnhealthy
-// that says which, why, and the last lines it printed.
+// that says which, why, and the last lines it printed. A cell whose
+// gateway a down has stopped is being removed, which no wait mends: the
+// error then wraps api.ErrProjectGone, as when the gateways are gone.
 func waitVerdict(keep func(cell, service string) bool, st *api.ProjectStatus, now time.Time) (pending []string, failed error) {
-	var failures []string
+	var failures, removed []string
 	for _, cs := range st.Cells {
 		if !keep(cs.Cell, "") {
 			continue
 		}
 		if cs.Gateway == api.GatewayStopping {
-			failures = append(failures, cs.Cell+" is being removed: down stopped its gateway; up starts the cell again")
+			removed = append(removed, cs.Cell)
 			continue
 		}
 		if cs.Gateway != "running" || cs.SpecHash == "" {
@@ -244,10 +246,22 @@ func waitVerdict(keep func(cell, service string) bool, st *api.ProjectStatus, no
 			}
 		}
 	}
-	if len(failures) > 0 {
+	switch {
+	case len(removed) > 0:
+		return pending, fmt.Errorf("%w: a down stopped the gateway of %s (after a down that did not finish, up starts it again)",
+			api.ErrProjectGone, cellList(removed))
+	case len(failures) > 0:
 		return pending, fmt.Errorf("%w: %s", api.ErrUnhealthy, strings.Join(failures, "\n"))
 	}
 	return pending, nil
+}
+
+// cellList names cells in prose: "cell shop", "cells shop and users".
+func cellList(cells []string) string {
+	if len(cells) == 1 {
+		return "cell " + cells[0]
+	}
+	return "cells " + strings.Join(cells[:len(cells)-1], ", ") + " and " + cells[len(cells)-1]
 }
 
 // settled reports whether every replica of s without a health check has

@@ -8,12 +8,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
 )
 
 func TestWaitVerdict(t *testing.T) {
-	p := &cellspec.Project{Name: "p", Cells: []*cellspec.Cell{{Name: "shop"}}}
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	exit1 := 1
 	status := func(services ...api.ServiceStatus) *api.ProjectStatus {
@@ -31,6 +29,8 @@ func TestWaitVerdict(t *testing.T) {
 		st          *api.ProjectStatus
 		wantPending []string
 		wantFailed  string // "" for none
+		// wantErr is what a failure wraps: api.ErrUnhealthy when nil.
+		wantErr error
 	}{
 		{
 			name: "healthy",
@@ -79,11 +79,24 @@ func TestWaitVerdict(t *testing.T) {
 				Replicas: []api.ReplicaStatus{{Health: "none", Started: now.Add(-time.Second)}}}),
 		},
 		{
-			// Waiting will not bring its replicas back: only up does.
-			name: "a cell whose gateway a down stopped fails at once",
+			// A down from elsewhere is removing it (or one that did not
+			// finish left it so): waiting will not bring its replicas
+			// back, and it is no service's failure.
+			name: "a cell whose gateway a down stopped: the project is being removed",
 			st: &api.ProjectStatus{Cells: []api.CellStatus{{Cell: "shop", Gateway: api.GatewayStopping, SpecHash: "h",
 				Services: []api.ServiceStatus{{Service: "api", Health: "stopped"}}}}},
-			wantFailed: "shop is being removed: down stopped its gateway; up starts the cell again",
+			wantFailed: "a down stopped the gateway of cell shop (after a down that did not finish, up starts it again)",
+			wantErr:    api.ErrProjectGone,
+		},
+		{
+			name: "being removed wins over a failing service",
+			st: &api.ProjectStatus{Cells: []api.CellStatus{
+				{Cell: "shop", Gateway: api.GatewayStopping, SpecHash: "h"},
+				{Cell: "users", Gateway: api.GatewayStopping, SpecHash: "h"},
+				{Cell: "web", Gateway: "running", SpecHash: "h", Services: []api.ServiceStatus{{Service: "api", Desired: 1, Health: "starting", LastError: "boom"}}},
+			}},
+			wantFailed: "a down stopped the gateway of cells shop and users (after a down that did not finish, up starts it again)",
+			wantErr:    api.ErrProjectGone,
 		},
 		{
 			name: "a failure while every replica is ready is not the wait's business",
@@ -91,7 +104,7 @@ func TestWaitVerdict(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pending, failed := waitVerdict(func(cell, _ string) bool { return p.Cell(cell) != nil }, tc.st, now)
+			pending, failed := waitVerdict(func(string, string) bool { return true }, tc.st, now)
 			if diff := cmp.Diff(tc.wantPending, pending); diff != "" {
 				t.Errorf("pending (-want +got):\n%s", diff)
 			}
@@ -101,10 +114,14 @@ func TestWaitVerdict(t *testing.T) {
 			case tc.wantFailed != "" && failed == nil:
 				t.Errorf("not failed, want %q", tc.wantFailed)
 			case failed != nil:
-				if !errors.Is(failed, api.ErrUnhealthy) {
-					t.Errorf("%v does not wrap ErrUnhealthy", failed)
+				wantErr := tc.wantErr
+				if wantErr == nil {
+					wantErr = api.ErrUnhealthy
 				}
-				if got := strings.TrimPrefix(failed.Error(), api.ErrUnhealthy.Error()+": "); got != tc.wantFailed {
+				if !errors.Is(failed, wantErr) {
+					t.Errorf("%v does not wrap %v", failed, wantErr)
+				}
+				if got := strings.TrimPrefix(failed.Error(), wantErr.Error()+": "); got != tc.wantFailed {
 					t.Errorf("failed:\n%s\nwant:\n%s", got, tc.wantFailed)
 				}
 			}

@@ -40,7 +40,8 @@ var (
 	// ErrNotRunning means the project has no gateway running.
 	ErrNotRunning = errors.New("project is not running")
 	// ErrProjectGone means the project was removed while it was being
-	// followed (a `down` from elsewhere).
+	// followed or waited for (a `down` from elsewhere), or is being
+	// removed: a `down` stopped a gateway.
 	ErrProjectGone = errors.New("the project was removed")
 )
 
