@@ -239,64 +239,20 @@ func TestLogFileFollowTellsOfLostFiles(t *testing.T) {
 	}
 	defer l.Close()
 	writeLines(t, l, 0, 5, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stalled, stall := make(chan struct{}), make(chan struct{})
-	var mu sync.Mutex
-	var got []string
-	done := make(chan error, 1)
-	go func() {
-		first := true
-		done <- l.Read(ctx, api.AccessLogQuery{Tail: -1, Follow: true}, func(b []byte) error {
-			if first {
-				first = false
-				close(stalled)
-				<-stall
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, line := range strings.SplitAfter(string(b), "\n") {
-				if strings.Contains(line, `"lost_files"`) {
-					var notice struct {
-						Level     string `json:"level"`
-						Msg       string `json:"msg"`
-						LostFiles int    `json:"lost_files"`
-					}
-					if err := json.Unmarshal([]byte(line), &notice); err != nil {
-						return fmt.Errorf("notice %q: %w", line, err)
-					}
-					got = append(got, fmt.Sprintf("%s %d: %s", notice.Level, notice.LostFiles, notice.Msg))
-				} else if line != "" {
-					got = append(got, fmt.Sprint(lineNumbers(t, []byte(line))[0]))
-				}
-			}
-			return nil
-		})
-	}()
+	stall := make(chan struct{})
+	f := follow(t, l, api.AccessLogQuery{Tail: -1, Follow: true}, stall)
 	// A file holds ten lines: while the follower holds its first chunk,
 	// the log rotates five times and keeps two files (lines 40 to 59).
-	<-stalled
+	<-f.stalled
 	writeLines(t, l, 5, 60, 1)
 	close(stall)
-	waitFor(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) > 0 && got[len(got)-1] == "59"
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for i := range 10 {
-		want = append(want, fmt.Sprint(i))
-	}
-	want = append(want, "WARN 3: access log: this reader fell behind, and 3 files of the log rotated away before it read them; their lines are missing here")
-	for i := 40; i < 60; i++ {
-		want = append(want, fmt.Sprint(i))
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	f.waitLast(t, 59)
+	if diff := cmp.Diff(append(seq(0, 10), seq(40, 60)...), f.stop(t)); diff != "" {
 		t.Errorf("followed lines (-want +got):\n%s", diff)
+	}
+	want := []notice{{After: 10, Text: "WARN 3: access log: this reader fell behind, and 3 files of the log rotated away before it read them; their lines are missing here"}}
+	if diff := cmp.Diff(want, f.notices); diff != "" {
+		t.Errorf("notices (-want +got):\n%s", diff)
 	}
 }
 
@@ -311,6 +267,15 @@ type follower struct {
 
 	mu  sync.Mutex
 	got []int
+	// notices are the lines of the log's own warnings, each with how
+	// many lines came before it.
+	notices []notice
+}
+
+// notice is a warning line a follower got among the log's lines.
+type notice struct {
+	After int
+	Text  string
 }
 
 func follow(t *testing.T, l *logFile, q api.AccessLogQuery, stall <-chan struct{}) *follower {
@@ -328,6 +293,18 @@ func follow(t *testing.T, l *logFile, q api.AccessLogQuery, stall <-chan struct{
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			if strings.Contains(string(b), `"lost_files"`) {
+				var n struct {
+					Level     string `json:"level"`
+					Msg       string `json:"msg"`
+					LostFiles int    `json:"lost_files"`
+				}
+				if err := json.Unmarshal(b, &n); err != nil {
+					return fmt.Errorf("notice %q: %w", b, err)
+				}
+				f.notices = append(f.notices, notice{After: len(f.got), Text: fmt.Sprintf("%s %d: %s", n.Level, n.LostFiles, n.Msg)})
+				return nil
+			}
 			f.got = append(f.got, lineNumbers(t, b)...)
 			return nil
 		})
