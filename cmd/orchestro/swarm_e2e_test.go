@@ -89,31 +89,22 @@ const swarmQuietWait = 30 * time.Second
 // is left and docker_gwbridge holds no endpoint but the ingress sandbox's.
 func waitSwarmQuiet(t *testing.T, cli *client.Client, limit time.Duration) {
 	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(limit)
-	for {
+	if _, ok, why := eventually(limit, 200*time.Millisecond, func() (bool, string) {
 		var left []string
-		tasks, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task.id"))})
+		tasks, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task.id"))})
 		if err == nil {
 			for _, c := range tasks {
 				left = append(left, containerName(c))
 			}
 		}
-		if nw, err := cli.NetworkInspect(ctx, gwBridge, network.InspectOptions{}); err == nil {
-			for _, ep := range nw.Containers {
-				if ep.Name != "gateway_ingress-sbox" {
-					left = append(left, gwBridge+" endpoint "+ep.Name)
-				}
+		for _, ep := range gwBridgeEndpoints(cli) {
+			if ep != "gateway_ingress-sbox" {
+				left = append(left, gwBridge+" endpoint "+ep)
 			}
 		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Logf("leaving the swarm with %s still there", strings.Join(left, ", "))
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
+		return len(left) == 0, strings.Join(left, ", ")
+	}); !ok {
+		t.Logf("leaving the swarm with %s still there", why)
 	}
 }
 
@@ -121,22 +112,26 @@ func waitSwarmQuiet(t *testing.T, cli *client.Client, limit time.Duration) {
 // endpoint.
 func waitGWBridgeEmpty(t *testing.T, cli *client.Client, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		nw, err := cli.NetworkInspect(context.Background(), gwBridge, network.InspectOptions{})
-		if err != nil || len(nw.Containers) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			var names []string
-			for _, ep := range nw.Containers {
-				names = append(names, ep.Name)
-			}
-			t.Logf("leaving the swarm with %s on %s", strings.Join(names, ", "), gwBridge)
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
+	if _, ok, why := eventually(limit, 200*time.Millisecond, func() (bool, string) {
+		eps := gwBridgeEndpoints(cli)
+		return len(eps) == 0, strings.Join(eps, ", ")
+	}); !ok {
+		t.Logf("leaving the swarm with %s on %s", why, gwBridge)
 	}
+}
+
+// gwBridgeEndpoints names the endpoints on docker_gwbridge; none when it
+// is not there.
+func gwBridgeEndpoints(cli *client.Client) []string {
+	nw, err := cli.NetworkInspect(context.Background(), gwBridge, network.InspectOptions{})
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, ep := range nw.Containers {
+		names = append(names, ep.Name)
+	}
+	return names
 }
 
 // removeGWBridge removes the docker_gwbridge a test's swarm made, trying
@@ -158,8 +153,7 @@ func removeGWBridge(t *testing.T, cli *client.Client, limit time.Duration) {
 			t.Errorf("remove the %s the test's swarm made: %v", gwBridge, err)
 			return
 		case time.Now().After(deadline):
-			nw, ierr := cli.NetworkInspect(ctx, gwBridge, network.InspectOptions{})
-			if ierr == nil && len(nw.Containers) == 0 {
+			if len(gwBridgeEndpoints(cli)) == 0 {
 				t.Logf("the engine keeps %s: it refuses to remove it (%v) with no endpoint on it", gwBridge, err)
 				return
 			}
