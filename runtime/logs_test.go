@@ -169,19 +169,33 @@ func TestLogsOfReplicaRemovedWhileRead(t *testing.T) {
 				})
 			}()
 			want := "shop/catalog-1 (exited 1) crasher: no config, giving up"
+			// Without follow, Logs hands the line and returns: both may be
+			// ready when the select runs, and the line, sent first, is
+			// then in the channel already.
+			var got string
+			var logsErr error
+			ended := false
 			select {
-			case got := <-lines:
-				if got != want {
-					t.Errorf("line %q, want %q", got, want)
+			case got = <-lines:
+			case logsErr = <-done:
+				ended = true
+				select {
+				case got = <-lines:
+				default:
+					t.Fatalf("logs of a replica removed while read ended with no line: %v", logsErr)
 				}
-			case err := <-done:
-				t.Fatalf("logs of a replica removed while read ended with no line: %v", err)
 			case <-time.After(10 * time.Second):
 				t.Fatal("no line in 10s")
 			}
+			if got != want {
+				t.Errorf("line %q, want %q", got, want)
+			}
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("logs: %v", err)
+			if !ended {
+				logsErr = <-done
+			}
+			if logsErr != nil {
+				t.Errorf("logs: %v", logsErr)
 			}
 			close(lines)
 			for l := range lines {
