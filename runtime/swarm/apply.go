@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
@@ -74,7 +75,14 @@ func Manager(ctx context.Context, a API) ([]swarm.Node, error) {
 
 // Deployed lists the project's Swarm services, sorted by name. An engine
 // that manages no swarm has none.
+//
+// Every command asks, to tell where the project runs. An engine that is
+// not a manager refuses the list and writes two errors to its own log for
+// each refusal, so when its ping says it is no manager it is not asked.
 func Deployed(ctx context.Context, a API, project string) ([]swarm.Service, error) {
+	if pingSaysNoManager(ctx, a) {
+		return nil, nil
+	}
 	list, err := a.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+project))})
 	if err != nil {
 		if errdefs.IsUnavailable(err) || errdefs.IsFailedPrecondition(err) || strings.Contains(err.Error(), "not a swarm manager") {
@@ -84,6 +92,25 @@ func Deployed(ctx context.Context, a API, project string) ([]swarm.Service, erro
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Spec.Name < list[j].Spec.Name })
 	return list, nil
+}
+
+// pinger is an engine connection that can ping the engine. Since API 1.42
+// (Docker 23) the answer tells whether the engine manages a swarm; older
+// engines do not say.
+type pinger interface {
+	Ping(ctx context.Context) (types.Ping, error)
+}
+
+// pingSaysNoManager reports whether the engine's ping says that it manages
+// no swarm. It reports false whenever it cannot tell: the connection
+// cannot ping, the ping failed, or the engine's answer does not say.
+func pingSaysNoManager(ctx context.Context, a API) bool {
+	p, ok := a.(pinger)
+	if !ok {
+		return false
+	}
+	ping, err := p.Ping(ctx)
+	return err == nil && ping.SwarmStatus != nil && !ping.SwarmStatus.ControlAvailable
 }
 
 // Step reports the progress of Apply and Remove.
