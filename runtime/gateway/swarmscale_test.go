@@ -21,6 +21,7 @@ import (
 	"github.com/orchestro/orchestro/cellspec"
 	"github.com/orchestro/orchestro/runtime/api"
 	"github.com/orchestro/orchestro/runtime/engine"
+	"github.com/orchestro/orchestro/runtime/internal/testnet"
 )
 
 // The SDK's client and the standard resolver are what the scaler runs on.
@@ -275,12 +276,7 @@ func (fx *swarmFixture) up(i int) {
 // down makes gateway i refuse connections: its task is listed in DNS but
 // does not answer.
 func (fx *swarmFixture) down(i int) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fx.t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testnet.RefusedAddr(fx.t)
 	fx.mu.Lock()
 	defer fx.mu.Unlock()
 	fx.route[gatewayAddr(i)] = addr

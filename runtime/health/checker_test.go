@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/internal/testnet"
 )
 
 func TestNewChecker(t *testing.T) {
@@ -265,17 +266,9 @@ func (f *fakeExecer) Exec(ctx context.Context, containerID string, cmd []string)
 	return f.code, f.output, f.err
 }
 
-// closedPort returns a 127.0.0.1 address that nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// closedPort returns a 127.0.0.1 address that refuses connections until t
+// ends (see testnet.RefusedAddr).
+func closedPort(t *testing.T) string { return testnet.RefusedAddr(t) }
 
 // checkErr fails t unless err's message is want, or err is nil when want
 // is empty.

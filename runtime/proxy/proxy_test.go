@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/orchestro/orchestro/cellspec"
+	"github.com/orchestro/orchestro/runtime/internal/testnet"
 )
 
 // backend is a replica served by httptest on 127.0.0.1.
@@ -42,17 +43,9 @@ func startBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
 	return b
 }
 
-// refusedAddr returns an address nothing listens on.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// refusedAddr returns an address that refuses connections until t ends
+// (see testnet.RefusedAddr).
+func refusedAddr(t *testing.T) string { return testnet.RefusedAddr(t) }
 
 func ok(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
