@@ -142,25 +142,17 @@ func gwBridgeEndpoints(cli *client.Client) []string {
 // on, and the network is harmless: the next swarm reuses it.
 func removeGWBridge(t *testing.T, cli *client.Client, limit time.Duration) {
 	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(limit)
-	for {
-		err := cli.NetworkRemove(ctx, gwBridge)
-		switch {
-		case err == nil, errdefs.IsNotFound(err):
-			return
-		case !strings.Contains(err.Error(), "active endpoints"):
-			t.Errorf("remove the %s the test's swarm made: %v", gwBridge, err)
-			return
-		case time.Now().After(deadline):
-			if len(gwBridgeEndpoints(cli)) == 0 {
-				t.Logf("the engine keeps %s: it refuses to remove it (%v) with no endpoint on it", gwBridge, err)
-				return
-			}
-			t.Errorf("remove the %s the test's swarm made: %v", gwBridge, err)
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
+	var err error
+	eventually(limit, 250*time.Millisecond, func() (bool, string) {
+		err = cli.NetworkRemove(context.Background(), gwBridge)
+		return err == nil || errdefs.IsNotFound(err) || !strings.Contains(err.Error(), "active endpoints"), ""
+	})
+	switch {
+	case err == nil, errdefs.IsNotFound(err):
+	case strings.Contains(err.Error(), "active endpoints") && len(gwBridgeEndpoints(cli)) == 0:
+		t.Logf("the engine keeps %s: it refuses to remove it (%v) with no endpoint on it", gwBridge, err)
+	default:
+		t.Errorf("remove the %s the test's swarm made: %v", gwBridge, err)
 	}
 }
 
