@@ -209,20 +209,8 @@ func TestLogFileFollow(t *testing.T) {
 // rotates more than once goes on with the files in between, which are
 // still there, rather than jumping to the newest and losing them.
 func TestLogFileFollowCatchesUp(t *testing.T) {
-	l, err := openLogFile(t.TempDir(), 1000, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	writeLines(t, l, 0, 5, 1)
-	stall := make(chan struct{})
-	f := follow(t, l, api.AccessLogQuery{Tail: -1, Follow: true}, stall)
-	// The follower holds its first chunk; the log rotates twice (a file
-	// holds ten lines) meanwhile.
-	<-f.stalled
-	writeLines(t, l, 5, 28, 1)
-	close(stall)
-	f.waitLast(t, 27)
+	// The log rotates twice while the follower stalls.
+	f := followStalledWhileRotating(t, 4, 28)
 	if diff := cmp.Diff(seq(0, 28), f.stop(t)); diff != "" {
 		t.Errorf("followed lines (-want +got):\n%s", diff)
 	}
@@ -233,20 +221,9 @@ func TestLogFileFollowCatchesUp(t *testing.T) {
 // file still there, and is told in the stream, where they are missing,
 // how many files went unread.
 func TestLogFileFollowTellsOfLostFiles(t *testing.T) {
-	l, err := openLogFile(t.TempDir(), 1000, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	writeLines(t, l, 0, 5, 1)
-	stall := make(chan struct{})
-	f := follow(t, l, api.AccessLogQuery{Tail: -1, Follow: true}, stall)
-	// A file holds ten lines: while the follower holds its first chunk,
-	// the log rotates five times and keeps two files (lines 40 to 59).
-	<-f.stalled
-	writeLines(t, l, 5, 60, 1)
-	close(stall)
-	f.waitLast(t, 59)
+	// The log rotates five times while the follower stalls, and keeps
+	// two files (lines 40 to 59).
+	f := followStalledWhileRotating(t, 2, 60)
 	if diff := cmp.Diff(append(seq(0, 10), seq(40, 60)...), f.stop(t)); diff != "" {
 		t.Errorf("followed lines (-want +got):\n%s", diff)
 	}
@@ -254,6 +231,27 @@ func TestLogFileFollowTellsOfLostFiles(t *testing.T) {
 	if diff := cmp.Diff(want, f.notices); diff != "" {
 		t.Errorf("notices (-want +got):\n%s", diff)
 	}
+}
+
+// followStalledWhileRotating writes lines 0 to 4 to a log of ten-line
+// files that keeps keep of them, and follows it from the start. The
+// follower holds its first chunk while lines 5 to n-1 are written; then it
+// goes on, and it is returned once it has read line n-1.
+func followStalledWhileRotating(t *testing.T, keep, n int) *follower {
+	t.Helper()
+	l, err := openLogFile(t.TempDir(), 1000, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	writeLines(t, l, 0, 5, 1)
+	stall := make(chan struct{})
+	f := follow(t, l, api.AccessLogQuery{Tail: -1, Follow: true}, stall)
+	<-f.stalled
+	writeLines(t, l, 5, n, 1)
+	close(stall)
+	f.waitLast(t, n-1)
+	return f
 }
 
 // follower follows a log in the background and keeps the numbers of
